@@ -1,0 +1,60 @@
+"""Checkpoints that are never left half-written, and that load on CPU whatever trained them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from seqtasks.errors import SeqtasksError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes to a temporary file beside the target, fsyncs, then renames over it: a kill during
+    the write leaves the previous checkpoint intact and no partial file under the final name."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        try:
+            with os.fdopen(handle, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a seqtasks checkpoint onto the CPU, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqtasksError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise SeqtasksError(f"{path}: not a readable checkpoint ({error})") from None
+    if "seqtasks" not in checkpoint:
+        raise SeqtasksError(f"{path}: not a seqtasks checkpoint (no 'seqtasks' entry)")
+    return checkpoint
+
+
+def load_task(path: str | Path):
+    """The trained task (LightningModule) in a checkpoint, on CPU, in eval mode, with its plugins."""
+    from seqtasks.plugins import load_plugins
+    from seqtasks.registry import TASKS
+
+    checkpoint = load_checkpoint(path)
+    load_plugins(checkpoint.get("hyper_parameters", {}).get("plugins") or ())
+    task_class = TASKS.get(checkpoint["seqtasks"]["task"])
+    task = task_class(**checkpoint["hyper_parameters"])
+    task.load_state_dict(checkpoint["state_dict"])
+    return task.eval()

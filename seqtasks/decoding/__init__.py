@@ -1,0 +1,7 @@
+"""Decoding strategies (registry `decoding`), all driven by one step function."""
+
+from seqtasks.decoding.base import DecodingStrategy, StepFunction, TokenByToken
+from seqtasks.decoding.greedy import Greedy
+from seqtasks.decoding.sampling import Sampling
+
+__all__ = ["DecodingStrategy", "Greedy", "Sampling", "StepFunction", "TokenByToken"]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from seqtasks.decoding.base import TokenByToken
+from seqtasks.errors import ConfigError
+from seqtasks.registry import DECODING
+
+
+def filter_top_k(logits: Tensor, k: int) -> Tensor:
+    """Keep the k largest logits per row, -inf elsewhere. (B, V) -> (B, V)."""
+    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def filter_top_p(logits: Tensor, p: float) -> Tensor:
+    """Nucleus filtering (Holtzman et al. 2020): keep the smallest set of tokens whose probability
+    reaches p; the most probable token always stays. (B, V) -> (B, V)."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    # Drop a token when the tokens before it already reach p.
+    drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+@DECODING.register("sampling")
+class Sampling(TokenByToken):
+    """Random sampling with temperature, optionally restricted to the top-k or top-p tokens."""
+
+    def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None):
+        if temperature < 0:
+            raise ConfigError(f"decoding.temperature must be >= 0, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"decoding.top_k must be >= 1 or null, got {top_k}")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ConfigError(f"decoding.top_p must be in (0, 1] or null, got {top_p}")
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+
+    def choose(self, log_probs, generator=None):
+        if self.temperature == 0:  # the limit of temperature -> 0 is the argmax
+            return log_probs.argmax(dim=-1)
+        logits = log_probs.float() / self.temperature
+        if self.top_k is not None:
+            logits = filter_top_k(logits, self.top_k)
+        if self.top_p is not None:
+            logits = filter_top_p(logits, self.top_p)
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)  # (B,)

@@ -1,0 +1,156 @@
+"""Recurrent encoders: Elman RNN, LSTM and GRU; stacked, optionally bidirectional.
+
+`implementation: fused` runs PyTorch's fused kernels (cuDNN on GPU, oneDNN on CPU) and is the
+one to train with; `implementation: reference` runs the cells from `cells.py` step by step
+(same parameters, same results), and is the only one that has the original LSTM without a
+forget gate. Padded batches are packed, so padding never changes a result.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqtasks.encoders.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, State
+from seqtasks.encoders.reference import ReferenceRNN
+from seqtasks.errors import ConfigError
+from seqtasks.registry import ENCODERS
+
+IMPLEMENTATIONS = ("fused", "reference")
+
+
+class RecurrentEncoder(nn.Module):
+    """Base of the recurrent encoders; subclasses name a fused module and/or a reference cell.
+
+    forward(x (B, T, I), lengths (B,) | None, state | None) -> (outputs (B, T, D*H), state),
+    state in the fused modules' layout: h (L*D, B, H), or (h, c) for LSTMs.
+    """
+
+    fused_module: type[nn.RNNBase] | None = None
+    reference_cell: type[RecurrentCell] | None = None
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        implementation: str = "fused",
+        orthogonal_init: bool = True,
+    ):
+        super().__init__()
+        if implementation not in IMPLEMENTATIONS:
+            raise ConfigError(f"encoder.implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
+                              f"got '{implementation}'")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"encoder.dropout must be in [0, 1), got {dropout}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        self.implementation = implementation
+        sizes = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                     bidirectional=bidirectional, dropout=dropout)
+        if implementation == "fused":
+            if self.fused_module is None or self.cell_options():
+                raise ConfigError(f"encoder '{self.registered_name}' with options {self.cell_options()} "
+                                  "has no fused kernel; set encoder.implementation=reference")
+            self.rnn = self.fused_module(batch_first=True, **sizes, **self.fused_options())
+        else:
+            self.rnn = ReferenceRNN(self.reference_cell, **sizes, **self.reference_options())
+        self.initialise(orthogonal_init)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * self.num_directions
+
+    def fused_options(self) -> dict:
+        """Extra arguments of the fused module (e.g. nonlinearity)."""
+        return {}
+
+    def reference_options(self) -> dict:
+        """Extra arguments of the reference cell; by default the fused ones plus cell_options()."""
+        return {**self.fused_options(), **self.cell_options()}
+
+    def cell_options(self) -> dict:
+        """Options only the reference cells have; a non-empty dict rules out the fused kernel."""
+        return {}
+
+    @torch.no_grad()
+    def initialise(self, orthogonal: bool) -> None:
+        if not orthogonal:
+            return
+        # Orthogonal recurrent matrices keep the norm of back-propagated gradients from shrinking
+        # or growing at every step (Saxe et al. 2014); one orthogonal block per gate.
+        for name, param in self.rnn.named_parameters():
+            if name.rsplit(".", 1)[-1].startswith("weight_hh"):
+                for block in param.split(self.hidden_size, dim=0):
+                    nn.init.orthogonal_(block)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state: State | None = None):
+        if self.implementation == "reference":
+            return self.rnn(x, state, lengths)
+        steps = x.shape[1]
+        if lengths is None or bool((lengths >= steps).all()):
+            return self.rnn(x, state)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)  # (B, T, D*H)
+        return out, state
+
+
+@ENCODERS.register("rnn")
+class RNNEncoder(RecurrentEncoder):
+    """Elman RNN, h_t = tanh|relu(W_ih x_t + W_hh h_{t-1} + b)."""
+
+    fused_module = nn.RNN
+    reference_cell = ElmanCell
+
+    def __init__(self, input_size: int, nonlinearity: str = "tanh", **options):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ConfigError(f"encoder.nonlinearity must be tanh or relu, got '{nonlinearity}'")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, **options)
+
+    def fused_options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
+
+
+@ENCODERS.register("lstm")
+class LSTMEncoder(RecurrentEncoder):
+    """LSTM with forget-gate bias init; forget_gate=false gives the original 1997 LSTM (reference)."""
+
+    fused_module = nn.LSTM
+    reference_cell = LSTMCell
+
+    def __init__(self, input_size: int, forget_bias: float = 1.0, forget_gate: bool = True, **options):
+        self.forget_bias = forget_bias
+        self.forget_gate = forget_gate
+        super().__init__(input_size, **options)
+
+    def cell_options(self) -> dict:
+        return {} if self.forget_gate else {"forget_gate": False}
+
+    @torch.no_grad()
+    def initialise(self, orthogonal: bool) -> None:
+        super().initialise(orthogonal)
+        # A positive forget-gate bias makes the cell remember by default at the start of training
+        # (Gers et al. 2000; Jozefowicz et al. 2015). Gate order i, f, g, o: f is the second block.
+        hidden = self.hidden_size
+        for name, param in self.rnn.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.startswith("bias_ih"):
+                param[hidden:2 * hidden] = self.forget_bias
+            elif leaf.startswith("bias_hh"):
+                param[hidden:2 * hidden] = 0.0
+
+
+@ENCODERS.register("gru")
+class GRUEncoder(RecurrentEncoder):
+    """GRU (Cho et al. 2014)."""
+
+    fused_module = nn.GRU
+    reference_cell = GRUCell

@@ -1,0 +1,34 @@
+"""Learning-rate schedules as a factor of the base rate, given training progress in [0, 1].
+
+Progress is the larger of steps done / step budget and time spent / time budget
+(trainer.max_time), so a cosine schedule ends on time whichever limit stops the run first.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Constant:
+    """The base learning rate, after an optional linear warmup."""
+
+    def __init__(self, warmup_steps: int = 0):
+        self.warmup_steps = warmup_steps
+
+    def warmup(self, step: int) -> float:
+        return min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+
+    def __call__(self, step: int, progress: float) -> float:
+        return self.warmup(step)
+
+
+class WarmupCosine(Constant):
+    """Linear warmup, then cosine decay from the base rate to min_lr_ratio * base rate."""
+
+    def __init__(self, warmup_steps: int = 0, min_lr_ratio: float = 0.1):
+        super().__init__(warmup_steps)
+        self.min_lr_ratio = min_lr_ratio
+
+    def __call__(self, step: int, progress: float) -> float:
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return self.warmup(step) * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)

@@ -1,0 +1,7 @@
+"""Tokenizers (registry `tokenizers`) and the vocabulary they share."""
+
+from seqtasks.tokenizers.base import Tokenizer
+from seqtasks.tokenizers.char import CharTokenizer
+from seqtasks.tokenizers.vocab import Vocab
+
+__all__ = ["CharTokenizer", "Tokenizer", "Vocab"]

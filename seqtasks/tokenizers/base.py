@@ -1,0 +1,42 @@
+"""What every tokenizer offers: fit on training text, encode/decode, and a JSON-able state that
+the checkpoint carries, so a checkpoint tokenizes on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from seqtasks.registry import TOKENIZERS
+from seqtasks.tokenizers.vocab import Vocab
+
+
+class Tokenizer:
+    """Base class: subclasses implement fit, encode and decode."""
+
+    vocab: Vocab
+
+    def fit(self, texts: Iterable[str]) -> Tokenizer:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild this fitted tokenizer: options plus learned vocabulary."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Tokenizer:
+        """Rebuild a fitted tokenizer from `state()`, whatever its class."""
+        state = dict(state)
+        return TOKENIZERS.get(state.pop("name")).restore(state)
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Tokenizer:
+        raise NotImplementedError
