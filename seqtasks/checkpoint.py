@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from seqtasks.atomic import atomic_write
 from seqtasks.errors import SeqtasksError
 
 
@@ -19,18 +18,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     the write leaves the previous checkpoint intact and no partial file under the final name."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        try:
-            with os.fdopen(handle, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+        with atomic_write(path) as f:
+            torch.save(checkpoint, f)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -42,7 +31,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
         raise SeqtasksError(f"{path}: not a readable checkpoint ({error})") from None
-    if "seqtasks" not in checkpoint:
+    if not isinstance(checkpoint, dict) or "seqtasks" not in checkpoint:
         raise SeqtasksError(f"{path}: not a seqtasks checkpoint (no 'seqtasks' entry)")
     return checkpoint
 

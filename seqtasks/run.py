@@ -18,15 +18,23 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from seqtasks.callbacks import SampleEvolution
 from seqtasks.checkpoint import AtomicCheckpointIO
+from seqtasks.errors import ConfigError
 from seqtasks.plugins import load_plugins
 from seqtasks.registry import DATASETS, TASKS
 
 
 def container(config: Any) -> Any:
-    return OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
+    """Plain, resolved dicts for constructors; a mandatory key left at ??? fails here, by name."""
+    if not isinstance(config, DictConfig):
+        return config
+    try:
+        return OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise ConfigError(f"config key '{error.full_key}' must be set, e.g. {error.full_key}=...") from None
 
 
 def build_task(cfg: DictConfig, data: L.LightningDataModule) -> L.LightningModule:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqtasks.atomic import atomic_write
 from seqtasks.errors import DataError
 
 
@@ -47,19 +47,16 @@ class RemoteFile:
         raise DataError(path, f"dataset file not found (data root: {root}; set data.root or $SEQTASKS_DATA); {hint}")
 
     def download(self, path: Path, timeout: float = 60.0) -> Path:
-        """Fetch `url` into `path` atomically; a checksum mismatch leaves nothing behind."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+        """Fetch `url` into `path` atomically; a failure or checksum mismatch leaves nothing behind."""
         try:
-            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(self.url, timeout=timeout) as response:
-                while block := response.read(1 << 20):
-                    out.write(block)
-            if self.sha256 and (actual := sha256_of(Path(partial))) != self.sha256:
-                raise DataError(path, f"download from {self.url} has sha256 {actual}, expected {self.sha256}")
-            os.replace(partial, path)
+            with atomic_write(path, suffix=".part") as out:
+                digest = hashlib.sha256()
+                with urllib.request.urlopen(self.url, timeout=timeout) as response:
+                    while block := response.read(1 << 20):
+                        out.write(block)
+                        digest.update(block)
+                if self.sha256 and (actual := digest.hexdigest()) != self.sha256:
+                    raise DataError(path, f"download from {self.url} has sha256 {actual}, expected {self.sha256}")
         except OSError as error:
             raise DataError(path, f"download from {self.url} failed: {error}") from None
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
         return path

@@ -34,15 +34,19 @@ class StreamBatches(IterableDataset):
         self.batch_size = batch_size
         self.seq_len = seq_len
 
-    def _rows(self) -> Tensor:
-        rank, world = 0, 1
+    @staticmethod
+    def _rank_and_world() -> tuple[int, int]:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _rows(self) -> Tensor:
+        rank, world = self._rank_and_world()
         rows = stream_rows(self.tokens, self.batch_size * world, self.seq_len)
         return rows[rank * self.batch_size:(rank + 1) * self.batch_size]  # (B, L+1)
 
     def __len__(self) -> int:
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        _, world = self._rank_and_world()
         return (len(self.tokens) - 1) // (self.batch_size * world * self.seq_len)
 
     def __iter__(self):

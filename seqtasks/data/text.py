@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 from seqtasks.errors import DataError
@@ -17,7 +18,7 @@ def read_text(path: str | Path) -> str:
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise DataError(path, f"not a valid gzip file ({error})") from None
     if not raw.strip():
         raise DataError(path, "file is empty; expected UTF-8 text")

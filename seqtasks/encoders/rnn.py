@@ -20,6 +20,21 @@ from seqtasks.registry import ENCODERS
 IMPLEMENTATIONS = ("fused", "reference")
 
 
+@torch.no_grad()
+def init_forget_bias(rnn: nn.Module, hidden_size: int, value: float) -> None:
+    """Set every LSTM-style forget gate's total bias to `value` (gate order i, f, g, o: f is the
+    second block of H rows of bias_ih*/bias_hh*, in fused modules and reference cells alike).
+
+    A positive forget-gate bias makes the cell remember by default at the start of training
+    (Gers et al. 2000; Jozefowicz et al. 2015)."""
+    for name, param in rnn.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith("bias_ih"):
+            param[hidden_size:2 * hidden_size] = value
+        elif leaf.startswith("bias_hh"):
+            param[hidden_size:2 * hidden_size] = 0.0
+
+
 class RecurrentEncoder(nn.Module):
     """Base of the recurrent encoders; subclasses name a fused module and/or a reference cell.
 
@@ -55,9 +70,12 @@ class RecurrentEncoder(nn.Module):
         sizes = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                      bidirectional=bidirectional, dropout=dropout)
         if implementation == "fused":
-            if self.fused_module is None or self.cell_options():
-                raise ConfigError(f"encoder '{self.registered_name}' with options {self.cell_options()} "
-                                  "has no fused kernel; set encoder.implementation=reference")
+            if self.fused_module is None:
+                raise ConfigError(f"encoder '{self.registered_name}' has no fused kernel; "
+                                  "set encoder.implementation=reference")
+            if self.cell_options():
+                raise ConfigError(f"encoder '{self.registered_name}' with {self.cell_options()} exists only as "
+                                  "reference cells; set encoder.implementation=reference")
             self.rnn = self.fused_module(batch_first=True, **sizes, **self.fused_options())
         else:
             self.rnn = ReferenceRNN(self.reference_cell, **sizes, **self.reference_options())
@@ -134,18 +152,9 @@ class LSTMEncoder(RecurrentEncoder):
     def cell_options(self) -> dict:
         return {} if self.forget_gate else {"forget_gate": False}
 
-    @torch.no_grad()
     def initialise(self, orthogonal: bool) -> None:
         super().initialise(orthogonal)
-        # A positive forget-gate bias makes the cell remember by default at the start of training
-        # (Gers et al. 2000; Jozefowicz et al. 2015). Gate order i, f, g, o: f is the second block.
-        hidden = self.hidden_size
-        for name, param in self.rnn.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf.startswith("bias_ih"):
-                param[hidden:2 * hidden] = self.forget_bias
-            elif leaf.startswith("bias_hh"):
-                param[hidden:2 * hidden] = 0.0
+        init_forget_bias(self.rnn, self.hidden_size, self.forget_bias)
 
 
 @ENCODERS.register("gru")

@@ -81,7 +81,9 @@ class SeqTask(L.LightningModule):
 
     def training_progress(self) -> float:
         """Share of the run done: the larger of steps/max steps and time/max_time, in [0, 1]."""
-        trainer = self.trainer
+        trainer = self._trainer
+        if trainer is None:  # used outside a Trainer: no budget to measure against
+            return 0.0
         fractions = [0.0]
         if self._step_budget is None:
             self._step_budget = trainer.estimated_stepping_batches

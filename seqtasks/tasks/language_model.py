@@ -55,6 +55,9 @@ class LanguageModelTask(SeqTask):
             raise ConfigError("a language model predicts the next token from the past only: "
                               "set encoder.bidirectional=false")
         self.head = HEADS.build(head, input_size=self.encoder.output_size, vocab_size=vocab_size)
+        # Special tokens never occur inside the text stream, so generation never emits them.
+        specials = [self.tokenizer.vocab.id(t) for t in self.tokenizer.specials if t in self.tokenizer.vocab]
+        self.register_buffer("special_ids", torch.tensor(specials, dtype=torch.long), persistent=False)
         self._carry: dict[str, Any] = {}
         self._val_totals = torch.zeros(2)  # summed loss (nats), token count
 
@@ -96,7 +99,8 @@ class LanguageModelTask(SeqTask):
     def step_function(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
         """Decoding step: previous tokens (B,) -> next-token log-probabilities (B, V), state."""
         logits, state = self(tokens[:, None], state)  # (B, 1, V)
-        return logits[:, 0].float().log_softmax(dim=-1), state
+        logits = logits[:, 0].float().index_fill(1, self.special_ids, float("-inf"))
+        return logits.log_softmax(dim=-1), state
 
     @torch.no_grad()
     def generate(self, prime: str, length: int, strategy: DecodingStrategy, num_samples: int = 1,

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny data made here, configs composed from the real conf/ and shrunk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from seqtasks.config import config_dir
+from seqtasks.plugins import load_plugins
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+load_plugins()
+torch.set_num_threads(2)
+
+TINY_TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 20
+
+# Overrides that make any language-model run take seconds.
+TINY_LM = [
+    "encoder.hidden_size=16", "encoder.num_layers=1", "task.embedding_dim=8", "task.tbptt_steps=16",
+    "data.batch_size=4", "trainer.max_steps=6", "trainer.max_epochs=1", "trainer.limit_val_batches=2",
+    "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+    "samples.every_n_steps=3", "samples.length=20",
+]
+
+
+@pytest.fixture
+def tiny_text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def compose_config():
+    """compose_config(overrides) -> the app's config as `python -m seqtasks <overrides>` builds it."""
+
+    def _compose(overrides: list[str], name: str = "config"):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose(name, overrides=overrides)
+
+    return _compose

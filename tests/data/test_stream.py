@@ -1,0 +1,209 @@
+"""Contiguous-stream batching (stream_rows, StreamBatches) and the text-file datamodules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import seqtasks.tokenizers  # noqa: F401  (registers the 'char' tokenizer)
+from seqtasks.data.stream import StreamBatches, stream_rows
+from seqtasks.data.text_stream import TextStreamData, TinyShakespeare
+from seqtasks.errors import ConfigError, DataError
+
+# ---------------------------------------------------------------- stream_rows / StreamBatches
+
+
+def test_stream_rows_are_contiguous_slices():
+    tokens = torch.arange(50)
+    rows = stream_rows(tokens, rows=3, seq_len=4)
+    # (50 - 1) // 12 = 4 steps -> L = 16, plus one target column.
+    assert rows.shape == (3, 17)
+    for r in range(3):
+        assert torch.equal(rows[r], torch.arange(r * 16, r * 16 + 17))
+    # Row r's last target is row r+1's first input.
+    assert torch.equal(rows[:-1, -1], rows[1:, 0])
+
+
+def test_stream_rows_too_short_raises_value_error():
+    with pytest.raises(ValueError, match="batch_size"):
+        stream_rows(torch.arange(12), rows=3, seq_len=4)  # needs 3 * 4 + 1 = 13
+    assert stream_rows(torch.arange(13), rows=3, seq_len=4).shape == (3, 5)
+
+
+def _batches(dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return list(dataset)
+
+
+@pytest.mark.parametrize(("n", "batch_size", "seq_len"), [(100, 4, 5), (101, 4, 5), (81, 4, 5), (1000, 3, 7),
+                                                        (9, 2, 4), (64, 1, 8)])
+def test_batches_continue_rows_and_shift_targets(n, batch_size, seq_len):
+    dataset = StreamBatches(torch.arange(n), batch_size, seq_len)
+    batches = _batches(dataset)
+    assert len(dataset) == len(batches) == (n - 1) // (batch_size * seq_len)
+    assert len(batches) >= 1
+    for inputs, targets in batches:
+        assert inputs.shape == targets.shape == (batch_size, seq_len)
+        assert inputs.dtype == targets.dtype == torch.long
+        assert torch.equal(targets, inputs + 1)  # targets: inputs shifted by one token
+    for (inputs, _), (next_inputs, _) in zip(batches, batches[1:], strict=False):
+        # Row b of batch i+1 continues row b of batch i exactly.
+        assert torch.equal(next_inputs[:, 0], inputs[:, -1] + 1)
+    # Every row is one contiguous run of the stream, and the rows do not overlap.
+    rows = torch.cat([inputs for inputs, _ in batches], dim=1)
+    length = rows.shape[1]
+    for b in range(batch_size):
+        assert torch.equal(rows[b], torch.arange(b * length, (b + 1) * length))
+
+
+def test_batches_through_a_dataloader_keep_stream_order():
+    dataset = StreamBatches(torch.arange(200), 4, 6)
+    direct = _batches(dataset)
+    loaded = list(DataLoader(dataset, batch_size=None))
+    assert len(loaded) == len(direct) == len(dataset)
+    for (a, b), (c, d) in zip(direct, loaded, strict=True):
+        assert torch.equal(a, c) and torch.equal(b, d)
+
+
+def test_stream_batches_too_short_raises_value_error():
+    dataset = StreamBatches(torch.arange(8), batch_size=2, seq_len=4)
+    assert len(dataset) == 0
+    with pytest.raises(ValueError, match="batch_size"):
+        _batches(dataset)
+
+
+def _fake_ddp(monkeypatch, rank: int, world: int) -> None:
+    monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda *args, **kwargs: rank)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda *args, **kwargs: world)
+
+
+@pytest.mark.parametrize(("n", "batch_size", "seq_len"), [(200, 3, 5), (61, 3, 5), (1000, 2, 7)])
+def test_ddp_ranks_read_disjoint_rows_covering_single_process_rows(monkeypatch, n, batch_size, seq_len):
+    tokens = torch.arange(n)
+    single = StreamBatches(tokens, 2 * batch_size, seq_len)
+    single_batches = _batches(single)
+
+    per_rank = []
+    for rank in range(2):
+        with monkeypatch.context() as patch:
+            _fake_ddp(patch, rank, 2)
+            dataset = StreamBatches(tokens, batch_size, seq_len)
+            batches = _batches(dataset)
+            assert len(dataset) == len(batches)
+        per_rank.append(batches)
+
+    assert torch.distributed.is_initialized() is False  # the fake DDP is gone again
+    assert len(per_rank[0]) == len(per_rank[1]) == len(single_batches)
+    for i, (inputs, targets) in enumerate(single_batches):
+        (in0, tg0), (in1, tg1) = per_rank[0][i], per_rank[1][i]
+        assert in0.shape == in1.shape == (batch_size, seq_len)
+        # Together the two ranks see exactly the 2B rows of the single process, rank 0 first.
+        assert torch.equal(torch.cat([in0, in1]), inputs)
+        assert torch.equal(torch.cat([tg0, tg1]), targets)
+    # Disjoint: no token is an input on both ranks.
+    seen0 = torch.cat([inputs.flatten() for inputs, _ in per_rank[0]])
+    seen1 = torch.cat([inputs.flatten() for inputs, _ in per_rank[1]])
+    assert not set(seen0.tolist()) & set(seen1.tolist())
+    assert len(set(seen0.tolist())) == seen0.numel()
+
+
+# ---------------------------------------------------------------- TextStreamData / TinyShakespeare
+
+TRAIN_PART = "ab ba\n" * 15  # 90 characters, no 'z'
+VAL_PART = "abz zab\nz "  # 10 characters; 'z' only here
+TEXT = TRAIN_PART + VAL_PART
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def test_default_split_is_90_10_in_order(text_file):
+    data = TextStreamData(path=str(text_file), batch_size=2, seq_len=4)
+    train, val = data.split()
+    assert train == TRAIN_PART and val == VAL_PART
+    assert train + val == TEXT
+
+
+def test_tokenizer_is_fitted_on_the_training_part_only(text_file):
+    data = TextStreamData(path=str(text_file), batch_size=2, seq_len=4)
+    tokenizers = data.build_tokenizers({"name": "char"})
+    tokenizer = tokenizers["text"]
+    assert data.tokenizer is tokenizer
+    assert "z" not in tokenizer.vocab
+    assert set("ab \n") <= set(tokenizer.vocab.tokens)
+    unk = tokenizer.vocab.unk_id
+    assert unk is not None
+    assert tokenizer.encode("z") == [unk]
+    assert unk not in tokenizer.encode(TRAIN_PART)
+
+    train = list(data.train_dataloader())
+    val = list(data.val_dataloader())
+    assert len(train) == (90 - 1) // (2 * 4) and len(val) == (10 - 1) // (2 * 4)
+    for inputs, targets in train + val:
+        assert inputs.shape == targets.shape == (2, 4)
+    # The first training row starts at the start of the text.
+    assert tokenizer.decode(train[0][0][0].tolist()) == TRAIN_PART[:4]
+    # The validation stream holds the val-only character as <unk>.
+    val_ids = torch.cat([torch.cat([inputs, targets]) for inputs, targets in val]).flatten().tolist()
+    assert unk in val_ids
+
+
+def test_val_batch_size_defaults_to_batch_size(text_file):
+    assert TextStreamData(path=str(text_file), batch_size=2, seq_len=4).val_batch_size == 2
+    assert TextStreamData(path=str(text_file), batch_size=2, seq_len=4, val_batch_size=1).val_batch_size == 1
+
+
+@pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5])
+def test_val_fraction_outside_open_unit_interval_is_a_config_error(text_file, fraction):
+    with pytest.raises(ConfigError, match="val_fraction"):
+        TextStreamData(path=str(text_file), batch_size=2, seq_len=4, val_fraction=fraction)
+
+
+def test_text_file_without_path_is_a_config_error():
+    data = TextStreamData(batch_size=2, seq_len=4)
+    with pytest.raises(ConfigError, match="data.path"):
+        data.text  # noqa: B018
+
+
+def test_text_file_missing_is_a_data_error(tmp_path):
+    data = TextStreamData(path=str(tmp_path / "absent.txt"), batch_size=2, seq_len=4)
+    with pytest.raises(DataError) as caught:
+        data.split()
+    assert str(tmp_path / "absent.txt") in str(caught.value)
+
+
+def test_tinyshakespeare_missing_names_the_expected_file(tmp_path):
+    data = TinyShakespeare(root=str(tmp_path), batch_size=2, seq_len=4)
+    with pytest.raises(DataError) as caught:
+        data.text  # noqa: B018
+    expected = tmp_path / "tinyshakespeare" / "input.txt"
+    assert caught.value.path == expected
+    assert str(expected) in str(caught.value)
+    assert "data.download" in str(caught.value)
+    assert not expected.exists()
+
+
+def test_tinyshakespeare_reads_the_file_under_root(tmp_path):
+    expected = tmp_path / "tinyshakespeare" / "input.txt"
+    expected.parent.mkdir()
+    expected.write_text(TEXT, encoding="utf-8")
+    data = TinyShakespeare(root=str(tmp_path), batch_size=2, seq_len=4)
+    assert data.text_path() == expected
+    assert data.split() == (TRAIN_PART, VAL_PART)
+
+
+def test_stream_batches_work_where_torch_distributed_is_unavailable(monkeypatch):
+    # Builds without distributed support have no usable is_initialized(); only is_available().
+    def unusable(*args, **kwargs):
+        raise AttributeError("torch.distributed is not available in this build")
+
+    monkeypatch.setattr(torch.distributed, "is_available", lambda: False)
+    monkeypatch.setattr(torch.distributed, "is_initialized", unusable)
+    dataset = StreamBatches(torch.arange(41), batch_size=2, seq_len=4)
+    assert len(dataset) == len(_batches(dataset)) == 5

@@ -1,0 +1,85 @@
+import itertools
+
+import pytest
+import torch
+
+from seqtasks.errors import ConfigError
+from seqtasks.registry import ENCODERS
+
+CASES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 3], ["fused", "reference"]))
+
+
+@pytest.mark.parametrize(("kind", "bidirectional", "num_layers", "implementation"), CASES)
+def test_shapes(kind, bidirectional, num_layers, implementation):
+    encoder = ENCODERS.build({"name": kind, "hidden_size": 5, "num_layers": num_layers,
+                              "bidirectional": bidirectional, "implementation": implementation}, input_size=4)
+    directions = 2 if bidirectional else 1
+    out, state = encoder(torch.randn(3, 6, 4), torch.tensor([6, 3, 1]))
+    assert out.shape == (3, 6, 5 * directions) == (3, 6, encoder.output_size)
+    for s in state if kind == "lstm" else (state,):
+        assert s.shape == (num_layers * directions, 3, 5)
+
+
+@pytest.mark.parametrize(("kind", "bidirectional", "num_layers", "implementation"), CASES)
+def test_padding_never_changes_a_result(kind, bidirectional, num_layers, implementation):
+    torch.manual_seed(0)
+    encoder = ENCODERS.build({"name": kind, "hidden_size": 5, "num_layers": num_layers,
+                              "bidirectional": bidirectional, "implementation": implementation}, input_size=4)
+    alone = torch.randn(1, 3, 4)
+    padded = torch.cat([alone, torch.full((1, 4, 4), 7.0)], dim=1)  # garbage in the padding
+    batch = torch.cat([padded, torch.randn(1, 7, 4)])
+    out_alone, state_alone = encoder(alone)
+    out_batch, state_batch = encoder(batch, torch.tensor([3, 7]))
+    torch.testing.assert_close(out_batch[:1, :3], out_alone, atol=1e-6, rtol=0)
+    assert out_batch[0, 3:].abs().max() == 0  # padded positions give zeros
+    for a, b in zip(state_alone if kind == "lstm" else (state_alone,),
+                    state_batch if kind == "lstm" else (state_batch,), strict=True):
+        torch.testing.assert_close(b[:, :1], a, atol=1e-6, rtol=0)
+
+
+def test_bidirectional_output_is_forward_and_backward_concatenated():
+    torch.manual_seed(0)
+    bi = ENCODERS.build({"name": "gru", "hidden_size": 4, "num_layers": 1, "bidirectional": True}, input_size=3)
+    forward = ENCODERS.build({"name": "gru", "hidden_size": 4, "num_layers": 1}, input_size=3)
+    backward = ENCODERS.build({"name": "gru", "hidden_size": 4, "num_layers": 1}, input_size=3)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(forward.rnn, f"{name}_l0").copy_(getattr(bi.rnn, f"{name}_l0"))
+            getattr(backward.rnn, f"{name}_l0").copy_(getattr(bi.rnn, f"{name}_l0_reverse"))
+    x = torch.randn(2, 5, 3)
+    out, _ = bi(x)
+    torch.testing.assert_close(out[..., :4], forward(x)[0])
+    torch.testing.assert_close(out[..., 4:], backward(x.flip(1))[0].flip(1))
+
+
+def test_initialisation_orthogonal_and_forget_bias():
+    encoder = ENCODERS.build({"name": "lstm", "hidden_size": 8, "num_layers": 2, "forget_bias": 1.5}, input_size=3)
+    for layer in range(2):
+        w_hh = getattr(encoder.rnn, f"weight_hh_l{layer}")
+        for block in w_hh.split(8):
+            torch.testing.assert_close(block @ block.T, torch.eye(8), atol=1e-5, rtol=0)
+        b_ih, b_hh = getattr(encoder.rnn, f"bias_ih_l{layer}"), getattr(encoder.rnn, f"bias_hh_l{layer}")
+        assert torch.all(b_ih[8:16] + b_hh[8:16] == 1.5)  # the forget gate's total bias
+    reference = ENCODERS.build({"name": "lstm", "hidden_size": 8, "implementation": "reference",
+                                "forget_bias": 2.0}, input_size=3)
+    assert torch.all(reference.rnn.cells[0].bias_ih[8:16] + reference.rnn.cells[0].bias_hh[8:16] == 2.0)
+
+
+def test_dropout_between_layers_only_in_training():
+    encoder = ENCODERS.build({"name": "lstm", "hidden_size": 8, "num_layers": 2, "dropout": 0.5}, input_size=3)
+    x = torch.randn(2, 5, 3)
+    encoder.train()
+    assert not torch.allclose(encoder(x)[0], encoder(x)[0])
+    encoder.eval()
+    torch.testing.assert_close(encoder(x)[0], encoder(x)[0])
+
+
+def test_invalid_options_fail_clearly():
+    with pytest.raises(ConfigError, match="exists only as reference cells; set encoder.implementation=reference"):
+        ENCODERS.build({"name": "lstm", "forget_gate": False}, input_size=3)
+    with pytest.raises(ConfigError, match="implementation must be one of fused, reference"):
+        ENCODERS.build({"name": "gru", "implementation": "cudnn"}, input_size=3)
+    with pytest.raises(ConfigError, match="nonlinearity must be tanh or relu"):
+        ENCODERS.build({"name": "rnn", "nonlinearity": "sigmoid"}, input_size=3)
+    with pytest.raises(ConfigError, match="dropout"):
+        ENCODERS.build({"name": "rnn", "dropout": 1.0}, input_size=3)

@@ -1,0 +1,114 @@
+"""The language-model task: truncated BPTT state carry, non-finite losses, generation."""
+
+import lightning as L
+import pytest
+import torch
+
+from seqtasks.checkpoint import load_task
+from seqtasks.data.text_stream import TextStreamData
+from seqtasks.decoding import Greedy, Sampling
+from seqtasks.errors import ConfigError, TrainingError
+from seqtasks.registry import TASKS
+from seqtasks.run import build_task, container
+
+
+def make(compose_config, tiny_text_file, *overrides):
+    cfg = compose_config(["data=text_file", f"data.path={tiny_text_file}", "encoder.hidden_size=8",
+                          "encoder.num_layers=1", "task.embedding_dim=4", "task.tbptt_steps=8",
+                          "data.batch_size=2", *overrides])
+    data = TextStreamData(**{k: v for k, v in container(cfg.data).items() if k != "name"})
+    return cfg, data, build_task(cfg, data)
+
+
+def trainer(tmp_path, **options):
+    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path, **options)
+
+
+def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch(compose_config, tiny_text_file, tmp_path):
+    cfg, data, task = make(compose_config, tiny_text_file)
+    seen = []  # (epoch, state passed in, state given out)
+    forward = task.forward
+
+    def recording_forward(tokens, state=None):
+        logits, new_state = forward(tokens, state)
+        if task.training:
+            seen.append((task.current_epoch, state, new_state))
+        return logits, new_state
+
+    task.forward = recording_forward
+    trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=0).fit(task, datamodule=data)
+    assert [epoch for epoch, _, _ in seen] == [0, 0, 0, 1, 1, 1]
+    for index, (_, state_in, _) in enumerate(seen):
+        if index % 3 == 0:
+            assert state_in is None, "the carry must reset at the start of every epoch"
+            continue
+        previous_out = seen[index - 1][2]
+        for carried, produced in zip(state_in, previous_out, strict=True):
+            assert not carried.requires_grad  # detached: gradients stop at the batch boundary
+            torch.testing.assert_close(carried, produced.detach())
+
+
+def test_carried_state_makes_batches_one_stream(compose_config, tiny_text_file):
+    # With the carry, scoring batch 2 equals scoring batches 1 and 2 as one sequence.
+    _, data, task = make(compose_config, tiny_text_file)
+    task.eval()
+    data.use_tokenizers({"text": task.tokenizer})
+    (x1, _), (x2, _) = list(data.train_dataloader())[:2]
+    _, state = task(x1)
+    carried, _ = task(x2, state)
+    whole, _ = task(torch.cat([x1, x2], dim=1))
+    torch.testing.assert_close(carried, whole[:, x1.shape[1]:], atol=1e-5, rtol=0)
+
+
+def nan_on_second_batch(task):
+    step, calls = task.step, []
+
+    def step_with_nan(batch, stage):
+        loss = step(batch, stage)
+        if stage == "train":
+            calls.append(1)
+            if len(calls) == 2:
+                return loss * float("nan")
+        return loss
+
+    task.step = step_with_nan
+
+
+def test_nonfinite_loss_stops_with_a_clear_error(compose_config, tiny_text_file, tmp_path):
+    _, data, task = make(compose_config, tiny_text_file)
+    nan_on_second_batch(task)
+    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at global step 1.*nonfinite_loss=skip"):
+        trainer(tmp_path, max_steps=4, limit_val_batches=0).fit(task, datamodule=data)
+
+
+def test_nonfinite_loss_can_skip_the_batch(compose_config, tiny_text_file, tmp_path):
+    _, data, task = make(compose_config, tiny_text_file, "task.nonfinite_loss=skip")
+    nan_on_second_batch(task)
+    trainer(tmp_path, max_steps=3, limit_val_batches=0).fit(task, datamodule=data)
+    assert task.skipped_batches == 1
+    assert all(torch.isfinite(p).all() for p in task.parameters())
+
+
+def test_bad_task_options(compose_config, tiny_text_file):
+    with pytest.raises(ConfigError, match="nonfinite_loss must be one of raise, skip"):
+        make(compose_config, tiny_text_file, "task.nonfinite_loss=ignore")
+    with pytest.raises(ConfigError, match="bidirectional=false"):
+        make(compose_config, tiny_text_file, "encoder.bidirectional=true")
+
+
+def test_generation_strategies_and_checkpoint_round_trip(compose_config, tiny_text_file, tmp_path):
+    _, data, task = make(compose_config, tiny_text_file)
+    greedy = task.generate("First", 30, Greedy())[0]
+    assert greedy.startswith("First") and len(greedy) == len("First") + 30
+    assert task.generate("First", 30, Sampling(top_k=1))[0] == greedy
+    samples = task.generate("First", 30, Sampling(), num_samples=3, generator=torch.Generator().manual_seed(0))
+    assert len(samples) == 3 and len(set(samples)) > 1
+    path = tmp_path / "model.ckpt"
+    t = trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    t.fit(task, datamodule=data)
+    t.save_checkpoint(path)
+    restored = load_task(path)
+    assert type(restored) is TASKS.get("language_model")
+    assert restored.tokenizer.vocab.tokens == task.tokenizer.vocab.tokens
+    assert restored.generate("First", 30, Greedy())[0] == task.generate("First", 30, Greedy())[0]

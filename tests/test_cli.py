@@ -1,0 +1,138 @@
+"""The commands users type, run as subprocesses: train, predict, Hydra's --cfg/--help/--multirun,
+several loggers, DDP on two CPU processes, and the errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_LM, TINY_TEXT
+
+from seqtasks.checkpoint import load_checkpoint
+
+
+def seqtasks(*args, module="seqtasks", check=True, env=None, timeout=600):
+    environment = {**os.environ, "WANDB_MODE": "offline", "NETRC": "/nonexistent", **(env or {})}
+    environment.pop("WANDB_API_KEY", None)
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                            env=environment, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """A data root laid out like ../shared/data, holding a tiny 'tinyshakespeare'."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "tinyshakespeare").mkdir()
+    (root / "tinyshakespeare" / "input.txt").write_text(TINY_TEXT)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_root) -> Path:
+    """One tiny run of experiment=char_rnn_shakespeare, logging to csv, TensorBoard and wandb."""
+    run_dir = tmp_path_factory.mktemp("run")
+    seqtasks("experiment=char_rnn_shakespeare", *TINY_LM, f"data.root={data_root}", "logger=[csv,tensorboard,wandb]",
+             f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def test_run_directory_holds_everything(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert {"val/loss", "val/bpc", "val/ppl"} <= set(metrics)
+    assert metrics["val/loss"] < 4.5  # a few steps already beat the uniform guess over the vocabulary
+    assert (trained_run / "config.yaml").read_text().count("hidden_size: 16") == 1
+    for name in ("best.ckpt", "last.ckpt"):
+        checkpoint = load_checkpoint(trained_run / "checkpoints" / name)
+        assert checkpoint["seqtasks"]["task"] == "language_model"
+        assert checkpoint["hyper_parameters"]["tokenizers"]["text"]["vocab"][4:6] == ["\n", " "]
+    assert (trained_run / "csv" / "version_0" / "metrics.csv").is_file()
+    assert list((trained_run / "tensorboard").rglob("events.out.tfevents*"))
+    assert list((trained_run / "wandb").glob("offline-run-*"))
+    samples = [json.loads(line) for line in (trained_run / "samples.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in samples] == [3, 3, 3, 6, 6, 6]
+    assert [s["temperature"] for s in samples[:3]] == [0.5, 0.8, 1.0]
+
+
+def test_predict_writes_seeded_samples(trained_run, tmp_path):
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    out = tmp_path / "sample.txt"
+    args = [f"ckpt={ckpt}", "prime=First", "length=40", "decoding.temperature=0.8", "seed=3"]
+    result = seqtasks(*args, f"output={out}", module="seqtasks.predict")
+    assert str(out) in result.stderr
+    text = out.read_text()
+    assert text.startswith("First") and len(text) == len("First") + 40 + 1
+    assert seqtasks(*args, module="seqtasks.predict").stdout == text  # same seed, same text, to stdout
+    greedy = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding=greedy", module="seqtasks.predict")
+    top1 = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding.top_k=1", module="seqtasks.predict")
+    assert greedy.stdout == top1.stdout
+
+
+def test_predict_with_a_bad_checkpoint(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    result = seqtasks(f"ckpt={bad}", module="seqtasks.predict", check=False)
+    assert result.returncode == 2 and f"{bad}: not a readable checkpoint" in result.stderr
+
+
+def test_cfg_job_and_help():
+    job = seqtasks("--cfg", "job", "encoder=gru", "encoder.hidden_size=33").stdout
+    assert "name: gru" in job and "hidden_size: 33" in job
+    help_text = seqtasks("--help").stdout
+    for group in ("task", "data", "encoder", "head", "decoding", "trainer", "logger", "experiment"):
+        assert f"{group}: " in help_text
+
+
+def test_multirun_sweeps(tmp_path, data_root):
+    seqtasks("--multirun", "encoder=lstm,gru", *TINY_LM, "samples.every_n_steps=0", f"data.root={data_root}",
+             f"hydra.sweep.dir={tmp_path}", "logger=csv")
+    for job in ("0", "1"):
+        assert "val/loss" in json.loads((tmp_path / job / "metrics.json").read_text())
+    assert "name: gru" in (tmp_path / "1" / "config.yaml").read_text()
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, data_root):
+    result = seqtasks("trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY_LM,
+                      "samples.every_n_steps=0", f"data.root={data_root}", f"hydra.run.dir={tmp_path}")
+    assert "GLOBAL_RANK: 1" in result.stdout + result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val/loss"] < 4.5
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == 6
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("encoder=lstmm", "Could not find 'encoder/lstmm'"),
+    ("encoder.hiden_size=3", "Could not override 'encoder.hiden_size'"),
+    ("data=text_file", "config key 'data.path' must be set"),
+])
+def test_bad_config_fails_clearly(tmp_path, data_root, override, message):
+    data = [] if override.startswith("data=") else [f"data.root={data_root}"]
+    result = seqtasks(*TINY_LM, *data, override, f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_unknown_decoding_strategy_lists_choices(trained_run):
+    result = seqtasks(f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "decoding.name=beem",
+                      module="seqtasks.predict", check=False)
+    assert result.returncode == 2
+    assert "unknown decoding strategy 'beem'; choose from: greedy, sampling" in result.stderr
+
+
+def test_missing_and_bad_data_fail_clearly(tmp_path):
+    missing = seqtasks(*TINY_LM, f"data.root={tmp_path}", f"hydra.run.dir={tmp_path}/run", check=False)
+    assert missing.returncode == 2
+    assert f"{tmp_path}/tinyshakespeare/input.txt: dataset file not found" in missing.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"First line\nsecond \xc3\x28 line\n")
+    invalid = seqtasks(*TINY_LM, "data=text_file", f"data.path={bad}", f"hydra.run.dir={tmp_path}/run2", check=False)
+    assert invalid.returncode == 2
+    assert f"{bad}:2: invalid UTF-8 at byte offset 18" in invalid.stderr
+    assert not (tmp_path / "run2" / "checkpoints").exists()

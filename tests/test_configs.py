@@ -1,0 +1,122 @@
+"""Every option of every config group composes, and the component it describes builds."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from seqtasks.config import config_dir
+from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS
+from seqtasks.run import container
+
+CONF = config_dir()
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_conf_dir_has_the_required_groups():
+    for group in ("task", "data", "encoder", "head", "decoding", "trainer", "logger", "experiment"):
+        assert options(group), group
+
+
+@pytest.mark.parametrize("option", options("encoder"))
+def test_encoder_options_build(compose_config, option):
+    cfg = compose_config([f"encoder={option}"])
+    encoder = ENCODERS.build(container(cfg.encoder), input_size=4)
+    assert encoder(torch.randn(2, 3, 4))[0].shape[-1] == encoder.output_size
+
+
+@pytest.mark.parametrize("option", options("head"))
+def test_head_options_build(compose_config, option):
+    cfg = compose_config([f"head={option}"])
+    assert HEADS.build(container(cfg.head), input_size=4, vocab_size=7)(torch.randn(2, 3, 4)).shape == (2, 3, 7)
+
+
+@pytest.mark.parametrize("option", options("decoding"))
+def test_decoding_options_build(compose_config, option):
+    cfg = compose_config([f"decoding={option}"])
+    assert DECODING.build(container(cfg.decoding)).registered_name == cfg.decoding.name
+
+
+@pytest.mark.parametrize("option", options("tokenizer"))
+def test_tokenizer_options_build(compose_config, option):
+    cfg = compose_config([f"tokenizer={option}"])
+    tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["abc cab"])
+    assert tokenizer.decode(tokenizer.encode("cab")) == "cab"
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_data_options_build(compose_config, option, tiny_text_file):
+    cfg = compose_config([f"data={option}", f"+data.path={tiny_text_file}"] if option == "text_file"
+                         else [f"data={option}"])
+    if "path" in cfg.data and cfg.data.path == "???":
+        cfg.data.path = str(tiny_text_file)
+    assert DATASETS.build(container(cfg.data)).batch_size == cfg.data.batch_size
+
+
+@pytest.mark.parametrize("option", options("task"))
+def test_task_options_build(compose_config, option):
+    cfg = compose_config([f"task={option}", "encoder.hidden_size=8"])
+    tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"])
+    task = TASKS.build(container(cfg.task), tokenizers={"text": tokenizer.state()},
+                       encoder=container(cfg.encoder), head=container(cfg.head))
+    assert isinstance(task.configure_optimizers(), torch.optim.Optimizer | dict)
+
+
+@pytest.mark.parametrize("option", options("optimizer"))
+def test_optimizer_options_build(compose_config, option):
+    cfg = compose_config([f"optimizer={option}"])
+    optimizer = instantiate(cfg.task.optimizer, params=[torch.nn.Parameter(torch.zeros(2))], _convert_="all")
+    assert type(optimizer).__name__.lower() == option
+
+
+@pytest.mark.parametrize("option", options("scheduler"))
+def test_scheduler_options_build(compose_config, option):
+    cfg = compose_config([f"scheduler={option}"])
+    schedule = instantiate(cfg.task.scheduler)
+    assert 0 < schedule(10_000, 1.0) <= 1.0 and schedule(10_000, 0.0) == 1.0
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_options_build(compose_config, option, tmp_path):
+    cfg = compose_config([f"trainer={option}", "trainer.accelerator=cpu"])
+    trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(tmp_path))
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_logger_options_build(compose_config, option, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    cfg = compose_config([f"logger={option}"])
+    for logger_cfg in cfg.logger.values():
+        logger = instantiate(logger_cfg, save_dir=str(tmp_path))
+        if option == "wandb":  # no API key here: it must go offline instead of prompting
+            assert logger._offline
+
+
+def test_several_loggers_at_once(compose_config):
+    cfg = compose_config(["logger=[csv,tensorboard,wandb]"])
+    assert sorted(cfg.logger) == ["csv", "tensorboard", "wandb"]
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_experiments_compose(compose_config, option):
+    cfg = compose_config([f"experiment={option}"])
+    OmegaConf.resolve(cfg)  # every interpolation resolves
+    assert cfg.task.name in TASKS
+
+
+def test_predict_config_composes(compose_config):
+    cfg = compose_config(["ckpt=x.ckpt", "decoding=greedy"], name="predict")
+    assert cfg.decoding.name == "greedy" and cfg.ckpt == "x.ckpt"
+
+
+def test_installed_configs_are_package_data():
+    # A wheel ships conf/ as seqtasks/conf: pyproject must map it, or a non-editable install breaks.
+    pyproject = (Path(CONF).parent / "pyproject.toml").read_text()
+    assert '"seqtasks.conf" = "conf"' in pyproject
