@@ -14,7 +14,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -59,6 +59,8 @@ def build_trainer(cfg: DictConfig, task: L.LightningModule, output_dir: Path) ->
     if hasattr(task, "generate") and cfg.samples.every_n_steps > 0:
         callbacks.append(SampleEvolution(**container(cfg.samples), path=str(output_dir / "samples.jsonl")))
     loggers = [instantiate(options, save_dir=str(output_dir)) for options in (cfg.logger or {}).values()]
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                        plugins=[AtomicCheckpointIO()], default_root_dir=str(output_dir))
 
