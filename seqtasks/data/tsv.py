@@ -1,0 +1,110 @@
+"""Reading labelled sentences for classification: GLUE-style TSV files (SST-2 `train.tsv`/`dev.tsv`)
+and `<label> <sentence>` lines (Kim 2014's `stsa.binary.*`). Both return (text, label) pairs with
+the text stripped of surrounding whitespace; errors name the file and the 1-based line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqtasks.data.text import read_text
+from seqtasks.errors import DataError
+
+
+def _lines(path: str | Path) -> list[str]:
+    """The file's lines (gzip read transparently), split on '\\n' only, without '\\r' ends or a BOM."""
+    text = read_text(path)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def read_labelled_tsv(
+    path: str | Path,
+    text_column: str | int = "sentence",
+    label_column: str | int = "label",
+    header: bool = True,
+) -> list[tuple[str, str]]:
+    """(text, label) pairs from a tab-separated file. Fields are split on tabs only (no CSV quoting:
+    quote characters are ordinary text). With `header`, the columns are found by name in the first
+    line (ints are taken as 0-based positions); without it they must be given as positions and every
+    row must have as many fields as the first. Fully blank lines are skipped."""
+    lines = _lines(path)
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if header:
+        if not numbered:
+            raise DataError(path, "no header line")
+        header_number, header_line = numbered.pop(0)
+        names = [name.strip() for name in header_line.split("\t")]
+        positions = []
+        for column in (text_column, label_column):
+            if isinstance(column, int):
+                if not 0 <= column < len(names):
+                    raise DataError(
+                        path, f"column position {column} is out of range; the header has {len(names)} columns "
+                        f"({', '.join(map(repr, names))})", line=header_number,
+                    )
+                positions.append(column)
+            elif column in names:
+                positions.append(names.index(column))
+            else:
+                raise DataError(
+                    path, f"header has no column {column!r}; found columns {', '.join(map(repr, names))}",
+                    line=header_number,
+                )
+        n_fields = len(names)
+    else:
+        if not (isinstance(text_column, int) and isinstance(label_column, int)):
+            raise ValueError("without a header, give text_column and label_column as 0-based positions")
+        positions = [text_column, label_column]
+        n_fields = len(numbered[0][1].split("\t")) if numbered else 0
+        if numbered and max(positions) >= n_fields:
+            raise DataError(
+                path, f"column position {max(positions)} is out of range; the first row has {n_fields} fields",
+                line=numbered[0][0],
+            )
+    text_at, label_at = positions
+    if not numbered:
+        raise DataError(path, "no data rows" + (" after the header" if header else ""))
+    rows = []
+    for number, line in numbered:
+        fields = line.split("\t")
+        if len(fields) != n_fields:
+            if len(fields) < n_fields and label_at >= len(fields):
+                message = f"row has no label (expected {n_fields} tab-separated fields, found {len(fields)})"
+            else:
+                message = f"expected {n_fields} tab-separated fields, found {len(fields)}"
+            raise DataError(path, message, line=number)
+        text, label = fields[text_at].strip(), fields[label_at].strip()
+        if not label:
+            raise DataError(path, "row has no label (the label field is empty)", line=number)
+        if not text:
+            raise DataError(path, "row has no text (the text field is empty)", line=number)
+        rows.append((text, label))
+    return rows
+
+
+def read_label_first_lines(path: str | Path) -> list[tuple[str, str]]:
+    """(text, label) pairs from lines of the form `<label> <sentence>` (label, one space, text).
+    Fully blank lines are skipped; any other malformed line is an error naming it."""
+    rows = []
+    for number, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        label, space, text = line.partition(" ")
+        if not space:
+            raise DataError(path, "expected '<label> <sentence>', found no space after the label", line=number)
+        if not label:
+            raise DataError(path, "label is empty (the line starts with a space); expected '<label> <sentence>'",
+                            line=number)
+        if any(c.isspace() for c in label):
+            raise DataError(path, f"label {label!r} contains whitespace; expected '<label> <sentence>'", line=number)
+        text = text.strip()
+        if not text:
+            raise DataError(path, f"line has a label ({label!r}) but no sentence", line=number)
+        rows.append((text, label))
+    if not rows:
+        raise DataError(path, "no labelled lines")
+    return rows
