@@ -47,7 +47,8 @@ def seqtasks_chars_per_second(cfg, steps: int, warmup: int) -> float:
     clock = StepClock(warmup)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        num_sanity_val_steps=0, limit_val_batches=0, gradient_clip_val=cfg.trainer.gradient_clip_val,
+        num_sanity_val_steps=0, limit_val_batches=0, precision=cfg.trainer.precision,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
         gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm, enable_progress_bar=True,
         enable_model_summary=False, callbacks=[clock],
     )
@@ -70,6 +71,7 @@ class HandWrittenLM(nn.Module):
 
 def hand_written_chars_per_second(cfg, vocab_size: int, tokens: torch.Tensor, steps: int, warmup: int) -> float:
     batch, seq = cfg.data.batch_size, cfg.task.tbptt_steps
+    bf16 = str(cfg.trainer.precision).startswith("bf16")  # the same autocast Lightning's bf16-mixed uses
     model = HandWrittenLM(vocab_size, cfg.task.embedding_dim, cfg.encoder.hidden_size, cfg.encoder.num_layers,
                           cfg.encoder.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.task.optimizer.lr, weight_decay=cfg.task.optimizer.weight_decay)
@@ -83,9 +85,10 @@ def hand_written_chars_per_second(cfg, vocab_size: int, tokens: torch.Tensor, st
             start = time.perf_counter()
         offset = (step * seq) % (length - seq)
         x, y = streams[:, offset:offset + seq], streams[:, offset + 1:offset + seq + 1]
-        logits, state = model(x, state)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, state = model(x, state)
         state = tuple(s.detach() for s in state)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip_val)
@@ -109,7 +112,8 @@ def main() -> None:
     tokenizer = data.build_tokenizers(container(cfg.tokenizer))["text"]
     tokens = torch.tensor(tokenizer.encode(data.split()[0]))
     print(f"model: {cfg.encoder.num_layers}x{cfg.encoder.hidden_size} {cfg.encoder.name}, batch "
-          f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, torch threads {torch.get_num_threads()}")
+          f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, precision {cfg.trainer.precision}, "
+          f"torch threads {torch.get_num_threads()}")
     ours, theirs = [], []
     for round_ in range(args.rounds):
         torch.manual_seed(round_)
