@@ -1,0 +1,103 @@
+"""Beam search: the K best partial hypotheses of every row, all rows and beams as one batch.
+
+Row b's beams are rows b*K .. b*K+K-1 of a (B*K, ...) batch, so one step call advances every
+hypothesis of every sentence; the only Python loop is over time steps. The state follows the
+contract of `base.py` (batch on dim 0): `repeat_state` makes K copies per row, `select_state`
+reorders them to the surviving beams after every step.
+
+Hypotheses compete inside the beam on their raw sums of log-probs. A hypothesis that emitted eos
+keeps competing with its score frozen (only eos follows it, at log-prob 0), so it is dropped only
+when K hypotheses with a higher raw score exist. The finished beam is ranked by the GNMT length
+normalisation lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al. 2016): score = sum of log-probs / lp,
+|Y| counting the tokens up to and including eos; alpha = 0 ranks by the raw sum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from seqtasks.decoding.base import DecodingStrategy, StepFunction, repeat_state, row_limits, select_state
+from seqtasks.errors import ConfigError
+from seqtasks.registry import DECODING
+
+
+@DECODING.register("beam")
+class BeamSearch(DecodingStrategy):
+    """Beam search over the K best hypotheses, ranked with GNMT length normalisation."""
+
+    def __init__(self, beam_size: int = 5, length_penalty: float = 1.0, n_best: int = 1):
+        if beam_size < 1:
+            raise ConfigError(f"decoding.beam_size must be >= 1, got {beam_size}")
+        if not 1 <= n_best <= beam_size:
+            raise ConfigError(f"decoding.n_best must be in [1, beam_size={beam_size}], got {n_best}")
+        if length_penalty < 0:
+            raise ConfigError(f"decoding.length_penalty must be >= 0, got {length_penalty}")
+        self.beam_size = beam_size
+        self.length_penalty = length_penalty
+        self.n_best = n_best
+
+    def length_normaliser(self, lengths: Tensor) -> Tensor:
+        """GNMT's lp(Y) = ((5 + |Y|) / 6) ** alpha, elementwise over lengths."""
+        return ((5.0 + lengths.float()) / 6.0) ** self.length_penalty
+
+    def search(
+        self,
+        step: StepFunction,
+        state,
+        first_tokens: Tensor,
+        max_len: int | Tensor,
+        eos_id: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """-> tokens (B, n_best, T), scores (B, n_best): each row's best hypotheses, best first,
+        scored sum of log-probs / lp(length). After a hypothesis's eos (or its row's limit) it holds
+        eos_id. T is the number of steps taken: at most max_len (or its largest row)."""
+        steps, limits = row_limits(max_len, eos_id)
+        batch, beams, device = first_tokens.shape[0], self.beam_size, first_tokens.device
+        state = repeat_state(state, beams)  # dim 0: B -> B*K
+        tokens = first_tokens.repeat_interleave(beams)  # (B*K,)
+        # The K beams start as the same empty hypothesis: if all of them expanded at the first step,
+        # the top K would be K copies of the best token. -inf lets only beam 0 expand.
+        scores = torch.full((batch, beams), float("-inf"), device=device)  # (B, K)
+        scores[:, 0] = 0.0
+        lengths = torch.zeros((batch, beams), dtype=torch.long, device=device)  # tokens up to eos
+        finished = torch.zeros((batch, beams), dtype=torch.bool, device=device)
+        if limits is not None:
+            limits = limits.to(device)[:, None]  # (B, 1)
+            finished |= limits <= 0
+        hypotheses = first_tokens.new_empty((batch, beams, 0))  # (B, K, t)
+        first_beam = torch.arange(batch, device=device)[:, None] * beams  # (B, 1): row b's beam 0 in B*K
+        for t in range(steps):
+            if bool(finished.all()):
+                break
+            log_probs, state = step(tokens, state)  # (B*K, V)
+            vocab = log_probs.shape[-1]
+            log_probs = log_probs.float().view(batch, beams, vocab)  # (B, K, V)
+            if eos_id is not None:
+                # A finished hypothesis may only go on with eos at log-prob 0: its score is frozen and
+                # it keeps its place among the K as long as its raw score earns one.
+                only_eos = torch.full((vocab,), float("-inf"), device=device)
+                only_eos[eos_id] = 0.0
+                log_probs = torch.where(finished[..., None], only_eos, log_probs)
+            candidates = (scores[..., None] + log_probs).view(batch, beams * vocab)  # (B, K*V)
+            scores, chosen = candidates.topk(beams, dim=-1)  # (B, K) each, best first
+            parent, token = chosen // vocab, chosen % vocab  # (B, K): beam it extends, token it adds
+            history = hypotheses.gather(1, parent[..., None].expand(-1, -1, t))  # (B, K, t)
+            hypotheses = torch.cat([history, token[..., None]], dim=2)  # (B, K, t+1)
+            finished = finished.gather(1, parent)
+            lengths = lengths.gather(1, parent) + (~finished).long()  # eos counts, the padding after it not
+            if eos_id is not None:
+                finished |= token == eos_id
+            if limits is not None:
+                finished |= limits <= t + 1  # that was the row's last allowed token
+            state = select_state(state, (first_beam + parent).view(-1))  # (B*K, ...) in the new beam order
+            tokens = token.view(-1)  # (B*K,)
+        normalised = scores / self.length_normaliser(lengths)  # (B, K)
+        normalised, order = normalised.sort(dim=-1, descending=True)
+        best = order[:, :self.n_best]  # (B, N)
+        out = hypotheses.gather(1, best[..., None].expand(-1, -1, hypotheses.shape[2]))  # (B, N, T)
+        return out, normalised[:, :self.n_best]
+
+    def decode(self, step, state, first_tokens, max_len, eos_id=None, generator=None):
+        """The best hypothesis of each row (B, T); beam search is deterministic, generator is unused."""
+        return self.search(step, state, first_tokens, max_len, eos_id)[0][:, 0]
