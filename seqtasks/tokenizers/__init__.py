@@ -2,6 +2,7 @@
 
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.char import CharTokenizer
+from seqtasks.tokenizers.sentencepiece import SentencePieceTokenizer
 from seqtasks.tokenizers.vocab import Vocab
 
-__all__ = ["CharTokenizer", "Tokenizer", "Vocab"]
+__all__ = ["CharTokenizer", "SentencePieceTokenizer", "Tokenizer", "Vocab"]

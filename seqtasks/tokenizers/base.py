@@ -3,9 +3,12 @@ the checkpoint carries, so a checkpoint tokenizes on its own."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from seqtasks.atomic import atomic_write
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.vocab import Vocab
 
@@ -30,6 +33,15 @@ class Tokenizer:
     def state(self) -> dict[str, Any]:
         """Everything needed to rebuild this fitted tokenizer: options plus learned vocabulary."""
         raise NotImplementedError
+
+    def save(self, directory: Path, name: str) -> list[Path]:
+        """Write this tokenizer's files into `directory` (created if missing) and return their paths.
+        Here `<name>.json`, the JSON of `state()`; tokenizers with native files (sentencepiece's
+        `.model`) write those instead."""
+        path = Path(directory) / f"{name}.json"
+        with atomic_write(path) as f:
+            f.write((json.dumps(self.state(), ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+        return [path]
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Tokenizer:

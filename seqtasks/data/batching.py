@@ -1,0 +1,100 @@
+"""Length-bucketed batches with a token budget, for any task whose examples have a length
+(translation now; classification and tagging can reuse it).
+
+Examples are sorted by length and cut into batches whose padded size (longest length in the
+batch x number of examples) stays within `max_tokens`, so short sentences come many to a batch and
+long ones few, with little padding. With `shuffle`, equal lengths are ordered at random (a fresh
+draw each epoch, so batch contents change between epochs) and the batch order is shuffled; the
+order depends only on (seed, epoch). Under DDP each rank takes every world_size-th batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of this process under torch.distributed, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class TokenBatchSampler(Sampler[list[int]]):
+    """Yields lists of example indices: length-sorted batches of at most `max_tokens` padded tokens.
+
+    An example longer than `max_tokens` forms a batch of its own (never dropped). Use as
+    `DataLoader(dataset, batch_sampler=TokenBatchSampler(...))`. Call `set_epoch(epoch)` before each
+    epoch (Lightning does, through `.sampler`) for a new order. Under DDP (torch.distributed
+    initialised) rank r yields batches r, r + world, r + 2 world, ...; the list is first filled up to a
+    multiple of world by repeating batches from its start, so all ranks yield `len(self)` batches
+    (the repeated examples are seen twice that epoch: deduplicate evaluation outputs by index).
+    """
+
+    def __init__(self, lengths: Sequence[int], max_tokens: int, shuffle: bool, seed: int = 0):
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.max_tokens = max_tokens
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._cache: tuple[tuple[int, int, int, int], list[list[int]]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def sampler(self) -> TokenBatchSampler:
+        # Lightning calls set_epoch on `dataloader.batch_sampler.sampler` at the start of each
+        # epoch (not on the batch sampler itself): this makes that call reach us.
+        return self
+
+    def batches(self, epoch: int | None = None) -> list[list[int]]:
+        """All batches of `epoch` (default: the current one) in iteration order, before DDP sharding."""
+        epoch = self.epoch if epoch is None else epoch
+        if not self.shuffle:
+            epoch = 0  # the order does not depend on it
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        if self.shuffle:
+            # Random order, then a stable sort by length: equal lengths end up in random order.
+            order = torch.randperm(len(self.lengths), generator=generator)
+            order = order[torch.sort(self.lengths[order], stable=True).indices]
+        else:
+            order = torch.sort(self.lengths, stable=True).indices
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for index, length in zip(order.tolist(), self.lengths[order].tolist(), strict=True):
+            widest = max(longest, length)
+            if current and widest * (len(current) + 1) > self.max_tokens:
+                batches.append(current)
+                current, widest = [], length
+            current.append(index)
+            longest = widest
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def _rank_batches(self) -> list[list[int]]:
+        rank, world = rank_and_world()
+        key = (self.epoch if self.shuffle else 0, rank, world, self.max_tokens)
+        if self._cache is None or self._cache[0] != key:
+            batches = self.batches()
+            if world > 1 and batches:
+                missing = -len(batches) % world
+                batches = batches + [batches[i % len(batches)] for i in range(missing)]
+                batches = batches[rank::world]
+            self._cache = (key, batches)
+        return self._cache[1]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(list(self._rank_batches()))
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
