@@ -38,10 +38,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_task(path: str | Path):
     """The trained task (LightningModule) in a checkpoint, on CPU, in eval mode, with its plugins."""
+    return task_from_checkpoint(load_checkpoint(path))
+
+
+def task_from_checkpoint(checkpoint: dict[str, Any]):
+    """The task of a checkpoint read by load_checkpoint(), on CPU, in eval mode, with its plugins."""
     from seqtasks.plugins import load_plugins
     from seqtasks.registry import TASKS
 
-    checkpoint = load_checkpoint(path)
     load_plugins(checkpoint.get("hyper_parameters", {}).get("plugins") or ())
     task_class = TASKS.get(checkpoint["seqtasks"]["task"])
     task = task_class(**checkpoint["hyper_parameters"])

@@ -11,7 +11,7 @@ from seqtasks.registry import ALL_REGISTRIES
 def main(argv: list[str] | None = None) -> None:
     load_plugins([a for a in (argv if argv is not None else sys.argv[1:])])
     for registry in ALL_REGISTRIES:
-        print(f"{registry.kind}s:")
+        print(f"{registry.plural}:")
         names = registry.names()
         width = max(map(len, names), default=0)
         for name in names:

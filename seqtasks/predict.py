@@ -1,7 +1,16 @@
-"""`python -m seqtasks.predict ckpt=<path> [decoding=...] [key=value ...]`: use a trained model.
+"""`python -m seqtasks.predict ckpt=<path> [input=<file or ->] [output=<file>] [decoding=...]`: use a trained model.
 
-Language models: `length` characters continuing `prime`, `num_samples` times, e.g.
-    python -m seqtasks.predict ckpt=outputs/.../checkpoints/best.ckpt decoding.temperature=0.8 prime="ROMEO:"
+Models that map input lines to output lines (translation) read one example per line from `input`
+and write exactly one result per line, in order: an empty input line gives an empty output line,
+so the output stays aligned with the input. With `decoding=beam decoding.n_best=N` (N > 1) they
+write Moses-style n-best lines instead: `line ||| hypothesis ||| score`, N per input line, best
+first. Language models generate instead:
+
+    python -m seqtasks.predict ckpt=run/checkpoints/best.ckpt input=test.de output=test.hyp decoding=beam
+    python -m seqtasks.predict ckpt=run/checkpoints/best.ckpt prime="ROMEO:" decoding=sampling decoding.temperature=0.8
+
+Without `decoding=...` the model decodes as it was trained to (translation: the run's decoding
+group, beam search by default; language models: sampling at temperature 1).
 """
 
 from __future__ import annotations
@@ -15,21 +24,34 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqtasks.checkpoint import load_task
 from seqtasks.config import config_dir
-from seqtasks.errors import SeqtasksError
+from seqtasks.data.text import read_lines
+from seqtasks.errors import ConfigError, SeqtasksError
 from seqtasks.registry import DECODING
 
 
-def predict(cfg: DictConfig) -> list[str]:
+def predict(cfg: DictConfig) -> tuple[list[str], str]:
+    """The results, and the separator that joins them (one line each, or a blank line between samples)."""
     task = load_task(cfg.ckpt).to(cfg.device)
-    strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True))
+    torch.manual_seed(cfg.seed)  # sampled translations (back-translation) repeat for the same seed
+    strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True)) if cfg.get("decoding") else None
+    if hasattr(task, "translate"):
+        if cfg.input is None:
+            raise ConfigError(f"{cfg.ckpt}: task '{task.registered_name}' translates lines: "
+                              "set input=<file> or input=-")
+        n_best = task.translate_n_best(read_lines(cfg.input), strategy, batch_size=cfg.batch_size)
+        if getattr(strategy or task.strategy, "n_best", 1) == 1:
+            return [hypotheses[0][0] for hypotheses in n_best], "\n"
+        # Moses n-best format: input line number (0-based) ||| hypothesis ||| score, best first.
+        return [f"{i} ||| {text} ||| {score if score is not None else 0.0:.4f}"
+                for i, hypotheses in enumerate(n_best) for text, score in hypotheses], "\n"
+    if cfg.input is not None:
+        raise ConfigError(f"{cfg.ckpt}: task '{task.registered_name}' generates text from prime=...; it takes no input")
     generator = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
-    if not hasattr(task, "generate"):
-        raise SeqtasksError(f"{cfg.ckpt}: task '{task.registered_name}' does not generate text")
-    return task.generate(cfg.prime, cfg.length, strategy, num_samples=cfg.num_samples, generator=generator)
+    return task.generate(cfg.prime, cfg.length, strategy, num_samples=cfg.num_samples, generator=generator), "\n\n"
 
 
-def write_results(results: list[str], output: str | None) -> None:
-    text = "\n\n".join(results) + "\n"
+def write_results(results: list[str], separator: str, output: str | None) -> None:
+    text = separator.join(results) + "\n"
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text, encoding="utf-8")
@@ -43,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose("predict", overrides=overrides)
-        write_results(predict(cfg), cfg.output)
+        write_results(*predict(cfg), cfg.output)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

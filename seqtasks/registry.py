@@ -1,6 +1,6 @@
 """One registry mechanism for every kind of component.
 
-Each kind (encoders, heads, tasks, tokenizers, datasets, decoding strategies) has one `Registry`
+Each kind (encoders, heads, attention, tasks, tokenizers, datasets, decoding strategies) has one `Registry`
 instance. Classes register where they are defined::
 
     @ENCODERS.register("lstm")
@@ -52,8 +52,9 @@ def _constructor_parameters(cls: type) -> tuple[list[str], list[str]]:
 class Registry:
     """Names -> classes for one kind of component."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._classes: dict[str, type] = {}
 
     def register(self, name: str):
@@ -122,6 +123,7 @@ HEADS = Registry("head")
 TASKS = Registry("task")
 TOKENIZERS = Registry("tokenizer")
 DATASETS = Registry("dataset")
-DECODING = Registry("decoding strategy")
+DECODING = Registry("decoding strategy", plural="decoding strategies")
+ATTENTION = Registry("attention", plural="attention")
 
-ALL_REGISTRIES = (TASKS, DATASETS, TOKENIZERS, ENCODERS, HEADS, DECODING)
+ALL_REGISTRIES = (TASKS, DATASETS, TOKENIZERS, ENCODERS, HEADS, ATTENTION, DECODING)

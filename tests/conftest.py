@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,15 @@ def compose_config():
             return compose(name, overrides=overrides)
 
     return _compose
+
+
+def seqtasks(*args, module="seqtasks", check=True, env=None, timeout=600, stdin=None):
+    """Run `python -m <module> <args>` as a user would (wandb offline, no credentials)."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "NETRC": "/nonexistent", **(env or {})}
+    environment.pop("WANDB_API_KEY", None)
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                            env=environment, timeout=timeout, input=stdin)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+    return result

@@ -2,27 +2,13 @@
 several loggers, DDP on two CPU processes, and the errors for bad input."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_LM, TINY_TEXT
+from conftest import TINY_LM, TINY_TEXT, seqtasks
 
 from seqtasks.checkpoint import load_checkpoint
-
-
-def seqtasks(*args, module="seqtasks", check=True, env=None, timeout=600):
-    environment = {**os.environ, "WANDB_MODE": "offline", "NETRC": "/nonexistent", **(env or {})}
-    environment.pop("WANDB_API_KEY", None)
-    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                            env=environment, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +49,20 @@ def test_run_directory_holds_everything(trained_run):
 def test_predict_writes_seeded_samples(trained_run, tmp_path):
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     out = tmp_path / "sample.txt"
-    args = [f"ckpt={ckpt}", "prime=First", "length=40", "decoding.temperature=0.8", "seed=3"]
+    args = [f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.temperature=0.8",
+            "seed=3"]
     result = seqtasks(*args, f"output={out}", module="seqtasks.predict")
     assert str(out) in result.stderr
     text = out.read_text()
     assert text.startswith("First") and len(text) == len("First") + 40 + 1
     assert seqtasks(*args, module="seqtasks.predict").stdout == text  # same seed, same text, to stdout
     greedy = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding=greedy", module="seqtasks.predict")
-    top1 = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding.top_k=1", module="seqtasks.predict")
+    top1 = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.top_k=1",
+                    module="seqtasks.predict")
     assert greedy.stdout == top1.stdout
+    default = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "seed=3", module="seqtasks.predict")
+    assert default.stdout == seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "seed=3", "decoding=sampling",
+                                      module="seqtasks.predict").stdout  # the language model's own: sampling
 
 
 def test_predict_with_a_bad_checkpoint(tmp_path):
@@ -120,10 +111,10 @@ def test_bad_config_fails_clearly(tmp_path, data_root, override, message):
 
 
 def test_unknown_decoding_strategy_lists_choices(trained_run):
-    result = seqtasks(f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "decoding.name=beem",
+    result = seqtasks(f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "decoding=greedy", "decoding.name=beem",
                       module="seqtasks.predict", check=False)
     assert result.returncode == 2
-    assert "unknown decoding strategy 'beem'; choose from: greedy, sampling" in result.stderr
+    assert "unknown decoding strategy 'beem'; choose from: beam, greedy, sampling" in result.stderr
 
 
 def test_missing_and_bad_data_fail_clearly(tmp_path):

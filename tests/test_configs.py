@@ -33,7 +33,13 @@ def test_encoder_options_build(compose_config, option):
 @pytest.mark.parametrize("option", options("head"))
 def test_head_options_build(compose_config, option):
     cfg = compose_config([f"head={option}"])
-    assert HEADS.build(container(cfg.head), input_size=4, vocab_size=7)(torch.randn(2, 3, 4)).shape == (2, 3, 7)
+    head = HEADS.build(container(cfg.head), input_size=4, vocab_size=7)
+    if cfg.head.name == "decoder":  # reads target tokens, attending over encoder states
+        state = head.initial_state(torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 4))
+        logits = head(torch.randint(1, 7, (2, 3)), state)[0]
+    else:
+        logits = head(torch.randn(2, 3, 4))
+    assert logits.shape == (2, 3, 7)
 
 
 @pytest.mark.parametrize("option", options("decoding"))
@@ -50,19 +56,23 @@ def test_tokenizer_options_build(compose_config, option):
 
 
 @pytest.mark.parametrize("option", options("data"))
-def test_data_options_build(compose_config, option, tiny_text_file):
-    cfg = compose_config([f"data={option}", f"+data.path={tiny_text_file}"] if option == "text_file"
-                         else [f"data={option}"])
-    if "path" in cfg.data and cfg.data.path == "???":
-        cfg.data.path = str(tiny_text_file)
-    assert DATASETS.build(container(cfg.data)).batch_size == cfg.data.batch_size
+def test_data_options_build(compose_config, option, tiny_text_file, tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("ein Haus\ta house\nzwei Hunde\ttwo dogs\n")
+    cfg = compose_config([f"data={option}"])
+    for key, value in {"path": tiny_text_file, "train": pairs, "val": pairs}.items():
+        if key in cfg.data.keys() and OmegaConf.is_missing(cfg.data, key):  # mandatory: the user's files
+            cfg.data[key] = str(value)
+    data = DATASETS.build(container(cfg.data))
+    assert data.registered_name == cfg.data.name
 
 
 @pytest.mark.parametrize("option", options("task"))
 def test_task_options_build(compose_config, option):
-    cfg = compose_config([f"task={option}", "encoder.hidden_size=8"])
-    tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"])
-    task = TASKS.build(container(cfg.task), tokenizers={"text": tokenizer.state()},
+    cfg = compose_config([f"task={option}", "encoder.hidden_size=8", "tokenizer=char"])
+    tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"]).state()
+    sides = ["source", "target"] if option == "translation" else ["text"]
+    task = TASKS.build(container(cfg.task), tokenizers={side: tokenizer for side in sides},
                        encoder=container(cfg.encoder), head=container(cfg.head))
     assert isinstance(task.configure_optimizers(), torch.optim.Optimizer | dict)
 
@@ -111,9 +121,23 @@ def test_experiments_compose(compose_config, option):
     assert cfg.task.name in TASKS
 
 
-def test_predict_config_composes(compose_config):
-    cfg = compose_config(["ckpt=x.ckpt", "decoding=greedy"], name="predict")
-    assert cfg.decoding.name == "greedy" and cfg.ckpt == "x.ckpt"
+@pytest.mark.parametrize("name", ["predict", "evaluate"])
+def test_command_configs_compose(compose_config, name):
+    cfg = compose_config(["ckpt=x.ckpt", "decoding=beam", "decoding.beam_size=3"], name=name)
+    assert cfg.decoding.beam_size == 3 and cfg.ckpt == "x.ckpt"
+    assert compose_config(["ckpt=x.ckpt"], name=name).get("decoding") is None  # the model's own
+
+
+def test_a_task_option_chooses_the_other_groups_and_the_command_line_wins(compose_config):
+    cfg = compose_config(["task=translation"])
+    assert (cfg.data.name, cfg.tokenizer.name, cfg.head.name, cfg.decoding.name) == \
+        ("multi30k", "sentencepiece", "decoder", "beam")
+    assert cfg.encoder.bidirectional and cfg.early_stopping.patience == 5
+    OmegaConf.resolve(cfg)
+    assert cfg.task.decoding.name == "beam"  # the test-time strategy is the decoding group
+    cfg = compose_config(["task=translation", "encoder=lstm", "decoding=greedy", "encoder.hidden_size=64"])
+    assert (cfg.encoder.name, cfg.encoder.hidden_size, cfg.decoding.name) == ("lstm", 64, "greedy")
+    assert compose_config([]).early_stopping.patience is None  # the language model's defaults are untouched
 
 
 def test_installed_configs_are_package_data():

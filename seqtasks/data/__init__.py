@@ -1,5 +1,6 @@
 """Datasets (registry `datasets`): readers, file location and batching."""
 
 from seqtasks.data.text_stream import TextStreamData, TinyShakespeare
+from seqtasks.data.translation import Multi30k, ParallelData
 
-__all__ = ["TextStreamData", "TinyShakespeare"]
+__all__ = ["Multi30k", "ParallelData", "TextStreamData", "TinyShakespeare"]

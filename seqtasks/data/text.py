@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import zlib
 from pathlib import Path
 
 from seqtasks.errors import DataError
 
 
-def read_text(path: str | Path) -> str:
-    """The whole file as str; gzip (.gz) is read transparently. Empty or non-UTF-8 files fail."""
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; gzip (.gz) is decompressed transparently."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -20,8 +21,10 @@ def read_text(path: str | Path) -> str:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:
             raise DataError(path, f"not a valid gzip file ({error})") from None
-    if not raw.strip():
-        raise DataError(path, "file is empty; expected UTF-8 text")
+    return raw
+
+
+def decode_utf8(raw: bytes, path: str | Path) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -33,3 +36,23 @@ def read_text(path: str | Path) -> str:
             f"0x{raw[error.start]:02x} ({error.reason}); expected UTF-8 text",
             line=line,
         ) from None
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as str; gzip (.gz) is read transparently. Empty or non-UTF-8 files fail."""
+    raw = read_bytes(path)
+    if not raw.strip():
+        raise DataError(path, "file is empty; expected UTF-8 text")
+    return decode_utf8(raw, path)
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """One entry per line of a UTF-8 file, or of standard input for '-'. Lines split on '\\n' only
+    (str.splitlines would also split on form feeds and Unicode separators, and outputs would no
+    longer line up with the input); a final '\\r' is dropped; an empty file has no lines."""
+    raw = sys.stdin.buffer.read() if str(path) == "-" else read_bytes(path)
+    text = decode_utf8(raw, "<stdin>" if str(path) == "-" else path)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the line break that ends the last line
+    return [line.removesuffix("\r") for line in lines]

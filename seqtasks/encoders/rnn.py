@@ -12,12 +12,23 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqtasks.decoding.base import map_state
 from seqtasks.encoders.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, State
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
 from seqtasks.registry import ENCODERS
 
 IMPLEMENTATIONS = ("fused", "reference")
+
+
+def to_batch_first(state: State | None) -> State | None:
+    """Encoder state (L*D, B, H) per tensor -> (B, L*D, H), the decoding contract's layout."""
+    return map_state(lambda t: t.transpose(0, 1), state)
+
+
+def to_layer_first(state: State | None) -> State | None:
+    """(B, L*D, H) per tensor -> the fused modules' (L*D, B, H); contiguous, as their kernels want."""
+    return map_state(lambda t: t.transpose(0, 1).contiguous(), state)
 
 
 @torch.no_grad()
@@ -84,6 +95,18 @@ class RecurrentEncoder(nn.Module):
     @property
     def output_size(self) -> int:
         return self.hidden_size * self.num_directions
+
+    def summary(self, state: State) -> Tensor:
+        """The final hidden state of the top layer, directions concatenated: (B, D*H). For an LSTM
+        the hidden state h, not the cell c. With packed input it is each sequence's own last step."""
+        hidden = state[0] if isinstance(state, tuple) else state  # (L*D, B, H), layer-major
+        top = hidden[-self.num_directions:]  # (D, B, H)
+        return top.transpose(0, 1).reshape(hidden.shape[1], -1)  # (B, D*H)
+
+    def state_from_hidden(self, hidden: Tensor) -> State:
+        """A state whose hidden vectors are `hidden` (L*D, B, H); memory cells (LSTM c) start at zero."""
+        extra = self.reference_cell.state_size - 1
+        return hidden if extra == 0 else (hidden, *(torch.zeros_like(hidden) for _ in range(extra)))
 
     def fused_options(self) -> dict:
         """Extra arguments of the fused module (e.g. nonlinearity)."""

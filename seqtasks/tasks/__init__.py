@@ -2,5 +2,6 @@
 
 from seqtasks.tasks.base import SeqTask
 from seqtasks.tasks.language_model import LanguageModelTask
+from seqtasks.tasks.translation import TranslationTask
 
-__all__ = ["LanguageModelTask", "SeqTask"]
+__all__ = ["LanguageModelTask", "SeqTask", "TranslationTask"]

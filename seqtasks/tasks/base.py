@@ -36,11 +36,17 @@ class SeqTask(L.LightningModule):
         self.scheduler_config = scheduler
         self.nonfinite_loss = nonfinite_loss
         self.skipped_batches = 0
+        self.report: dict[str, str] = {}  # non-numeric results for metrics.json (e.g. sacreBLEU signatures)
+        self.run_config: dict | None = None  # the whole run's config, set by run(); saved in checkpoints
         self._step_budget: float | None = None  # optimizer steps the trainer will take (inf: no limit)
 
     # --- one step for every stage -------------------------------------------------------------
     def step(self, batch: Any, stage: str) -> Tensor:
         """Loss of one batch; also logs the stage's metrics."""
+        raise NotImplementedError
+
+    def batch_size_and_tokens(self, batch: Any) -> tuple[int, int]:
+        """(examples, tokens) in a training batch: the throughput monitor logs both per second."""
         raise NotImplementedError
 
     def training_step(self, batch, batch_idx):
@@ -99,4 +105,5 @@ class SeqTask(L.LightningModule):
 
     # --- checkpoints ------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["seqtasks"] = {"task": self.registered_name}
+        # The run config lets `seqtasks.evaluate` rebuild the data pipeline with a new test file.
+        checkpoint["seqtasks"] = {"task": self.registered_name, "config": self.run_config}

@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.decoding.sampling import Sampling
+from seqtasks.encoders.rnn import to_batch_first, to_layer_first
 from seqtasks.errors import ConfigError
 from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.tasks.base import SeqTask
@@ -45,7 +47,7 @@ class LanguageModelTask(SeqTask):
         plugins: list[str] | None = None,
     ):
         super().__init__(optimizer, scheduler, nonfinite_loss, plugins)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # run() logs the whole resolved config instead
         self.tokenizer = Tokenizer.from_state(tokenizers["text"])
         self.tbptt_steps = tbptt_steps
         vocab_size = len(self.tokenizer)
@@ -79,6 +81,10 @@ class LanguageModelTask(SeqTask):
                                              torch.tensor(float(targets.numel()))])
         return loss
 
+    def batch_size_and_tokens(self, batch) -> tuple[int, int]:
+        inputs, _ = batch  # (B, T)
+        return inputs.shape[0], inputs.numel()
+
     def on_train_epoch_start(self) -> None:
         self._carry.pop("train", None)
 
@@ -97,15 +103,20 @@ class LanguageModelTask(SeqTask):
 
     # --- generation ------------------------------------------------------------------------------
     def step_function(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """Decoding step: previous tokens (B,) -> next-token log-probabilities (B, V), state."""
-        logits, state = self(tokens[:, None], state)  # (B, 1, V)
+        """Decoding step: previous tokens (B,) -> next-token log-probabilities (B, V), state.
+
+        The state is batch-first, (B, L*D, H) per tensor, as decoding strategies require (beam search
+        reorders it on dim 0); the encoder's own layout (L*D, B, H) stays inside this function."""
+        logits, state = self(tokens[:, None], to_layer_first(state))  # (B, 1, V)
         logits = logits[:, 0].float().index_fill(1, self.special_ids, float("-inf"))
-        return logits.log_softmax(dim=-1), state
+        return logits.log_softmax(dim=-1), to_batch_first(state)
 
     @torch.no_grad()
-    def generate(self, prime: str, length: int, strategy: DecodingStrategy, num_samples: int = 1,
+    def generate(self, prime: str, length: int, strategy: DecodingStrategy | None = None, num_samples: int = 1,
                  generator: torch.Generator | None = None) -> list[str]:
-        """`num_samples` continuations of `prime`, `length` tokens each (prime included in the text)."""
+        """`num_samples` continuations of `prime`, `length` tokens each (prime included in the text);
+        by default sampled at temperature 1, as char-rnn does."""
+        strategy = strategy or Sampling()
         was_training = self.training
         self.eval()
         try:
@@ -114,6 +125,7 @@ class LanguageModelTask(SeqTask):
             state = None
             if prime_ids.shape[1] > 1:
                 _, state = self(prime_ids[:, :-1])  # the prime in one fused call
+                state = to_batch_first(state)  # the layout step_function takes
             out = strategy.decode(self.step_function, state, prime_ids[:, -1], length, generator=generator)
             return [prime + self.tokenizer.decode(row) for row in out.tolist()]
         finally:

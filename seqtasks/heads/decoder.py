@@ -1,0 +1,144 @@
+"""Target-side RNN decoder for encoder-decoder tasks (translation): many-to-many, not synced.
+
+The decoder is any registered unidirectional recurrent network (`rnn: {name: gru, ...}`), started
+from the encoder's final state (`init`: bridge | last | zero). With attention (Luong et al. 2015,
+https://arxiv.org/abs/1508.04025) each decoder state h_t attends over the encoder states and the
+attentional vector  a_t = tanh(W_c [h_t; context_t])  predicts the next token. Without input
+feeding the decoder RNN does not depend on the attention, so teacher-forced training runs it as
+one fused call over the whole target; input feeding (a_{t-1} joins the input at step t) makes it
+step by step. `attention: null` is the plain encoder-decoder of Sutskever et al. (2014): the
+encoder's final state is all the decoder sees of the source.
+
+Decoding strategies drive `step(prev_tokens, state)`; the state is a dict of batch-first tensors
+(decoder RNN state, encoder memory, precomputed attention keys, source mask, fed vector), so beam
+search can repeat and reorder it row by row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seqtasks.encoders.rnn import to_batch_first, to_layer_first
+from seqtasks.errors import ConfigError
+from seqtasks.registry import ATTENTION, ENCODERS, HEADS
+
+INITS = ("bridge", "last", "zero")
+DEFAULT_RNN = {"name": "gru", "hidden_size": 512, "num_layers": 2, "dropout": 0.2}
+
+
+@HEADS.register("decoder")
+class RecurrentDecoder(nn.Module):
+    """RNN decoder with attention over the encoder states (Luong), input feeding optional; attention=null: none."""
+
+    def __init__(
+        self,
+        input_size: int,
+        vocab_size: int,
+        embedding_dim: int = 256,
+        rnn: dict | None = None,
+        attention: dict | None = None,
+        input_feeding: bool = False,
+        init: str = "bridge",
+        tie_embeddings: bool = True,
+        dropout: float = 0.2,
+        pad_id: int = 0,
+    ):
+        super().__init__()
+        if init not in INITS:
+            raise ConfigError(f"head.init must be one of {', '.join(INITS)}, got '{init}'")
+        if attention is None and (init == "zero" or input_feeding):
+            raise ConfigError("a decoder without attention sees the source only through its initial state: "
+                              "use head.init=bridge or last, and head.input_feeding=false")
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.input_feeding = input_feeding
+        self.init = init
+        rnn = {**DEFAULT_RNN, **(rnn or {})}  # keys left out keep the defaults above
+        feed_size = rnn["hidden_size"] if input_feeding else 0
+        self.rnn = ENCODERS.build(rnn, input_size=embedding_dim + feed_size)
+        if self.rnn.bidirectional:
+            raise ConfigError("the decoder generates left to right: set head.rnn.bidirectional=false")
+        self.hidden_size = self.rnn.hidden_size
+        self.num_layers = self.rnn.num_layers
+        if init == "last" and input_size != self.hidden_size:
+            raise ConfigError(f"head.init=last copies the encoder's final state ({input_size} wide) into the "
+                              f"decoder ({self.hidden_size} wide): make them equal or use head.init=bridge")
+        if init == "bridge":
+            self.bridge = nn.Linear(input_size, self.num_layers * self.hidden_size)
+        self.attention = None
+        if attention is not None:
+            self.attention = ATTENTION.build(attention, query_size=self.hidden_size, memory_size=input_size)
+            self.combine = nn.Linear(self.hidden_size + input_size, self.hidden_size, bias=False)
+        # The output layer reads the attentional vector; tied weights need it in embedding space.
+        self.to_embedding = None
+        if tie_embeddings and self.hidden_size != embedding_dim:
+            self.to_embedding = nn.Linear(self.hidden_size, embedding_dim, bias=False)
+        self.output = nn.Linear(embedding_dim if tie_embeddings else self.hidden_size, vocab_size)
+        if tie_embeddings:
+            self.output.weight = self.embedding.weight  # Press & Wolf 2017: fewer parameters, better perplexity
+
+    # --- state -----------------------------------------------------------------------------------
+    def initial_state(self, memory: Tensor, mask: Tensor, summary: Tensor) -> dict[str, Any]:
+        """memory (B, S, He) encoder states, mask (B, S) true on tokens, summary (B, He) the
+        encoder's final state -> the decoder state before the first step (batch-first tensors)."""
+        batch = memory.shape[0]
+        if self.init == "zero":
+            hidden = memory.new_zeros(self.num_layers, batch, self.hidden_size)
+        elif self.init == "last":
+            hidden = summary[None].expand(self.num_layers, -1, -1).contiguous()  # (L, B, H)
+        else:
+            bridged = torch.tanh(self.bridge(summary))  # (B, L*H)
+            hidden = bridged.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()  # (L, B, H)
+        state: dict[str, Any] = {"rnn": to_batch_first(self.rnn.state_from_hidden(hidden))}
+        if self.attention is not None:
+            state.update(memory=memory, keys=self.attention.prepare(memory), mask=mask)
+        if self.input_feeding:
+            state["feed"] = memory.new_zeros(batch, self.hidden_size)
+        return state
+
+    # --- one code path for training (T steps) and decoding (1 step) --------------------------------
+    def attend(self, outputs: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """Decoder outputs (B, T, H) -> attentional vectors (B, T, H), attention weights (B, T, S)."""
+        if self.attention is None:
+            return outputs, None
+        context, weights = self.attention(outputs, state["memory"], state["keys"], state["mask"])  # (B, T, He)
+        return torch.tanh(self.combine(torch.cat([outputs, context], dim=-1))), weights
+
+    def run(self, target_in: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
+        """target_in (B, T) -> attentional vectors (B, T, H), weights (B, T, S) or None, state after."""
+        embedded = self.dropout(self.embedding(target_in))  # (B, T, E)
+        rnn_state = to_layer_first(state["rnn"])
+        if not self.input_feeding:
+            outputs, rnn_state = self.rnn(embedded, None, rnn_state)  # (B, T, H), one fused call
+            vectors, weights = self.attend(outputs, state)
+            return vectors, weights, {**state, "rnn": to_batch_first(rnn_state)}
+        feed, all_vectors, all_weights = state["feed"], [], []
+        for t in range(embedded.shape[1]):  # input feeding: step t needs the vector of step t-1
+            step_input = torch.cat([embedded[:, t], feed.to(embedded.dtype)], dim=-1)[:, None]  # (B, 1, E+H)
+            output, rnn_state = self.rnn(step_input, None, rnn_state)  # (B, 1, H)
+            vector, weights = self.attend(output, state)
+            feed = vector[:, 0]
+            all_vectors.append(vector)
+            all_weights.append(weights)
+        weights = None if self.attention is None else torch.cat(all_weights, dim=1)
+        return torch.cat(all_vectors, dim=1), weights, {**state, "rnn": to_batch_first(rnn_state), "feed": feed}
+
+    def logits(self, vectors: Tensor) -> Tensor:
+        """Attentional vectors (B, T, H) -> next-token logits (B, T, V)."""
+        vectors = self.dropout(vectors)
+        if self.to_embedding is not None:
+            vectors = self.to_embedding(vectors)  # (B, T, E)
+        return self.output(vectors)
+
+    def forward(self, target_in: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: target_in (B, T) -> logits (B, T, V), attention weights (B, T, S) or None."""
+        vectors, weights, _ = self.run(target_in, state)
+        return self.logits(vectors), weights
+
+    def step(self, prev_tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """Decoding step: prev_tokens (N,) -> next-token log-probabilities (N, V), state."""
+        vectors, _, state = self.run(prev_tokens[:, None], state)  # (N, 1, H)
+        return self.logits(vectors)[:, 0].float().log_softmax(dim=-1), state

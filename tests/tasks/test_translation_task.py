@@ -1,0 +1,136 @@
+"""Translation end to end on a task small enough to learn exactly: reversing sentences of letters
+("a b c" -> "c b a"; several words each, so BLEU's 4-grams exist).
+One real `python -m seqtasks task=translation` run serves every test here, including the predict
+and evaluate commands on its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import seqtasks
+
+from seqtasks.checkpoint import load_task
+from seqtasks.decoding import BeamSearch, Greedy
+from seqtasks.metrics import TranslationScores
+
+TINY_TRANSLATION = [
+    "task=translation", "data=parallel", "tokenizer=char", "task.embedding_dim=32", "task.dropout=0",
+    "task.label_smoothing=0", "task.optimizer.lr=0.01", "task.scheduler.warmup_steps=10",
+    "encoder.hidden_size=64", "encoder.num_layers=1", "encoder.dropout=0", "head.embedding_dim=32",
+    "head.rnn.hidden_size=64", "head.rnn.num_layers=1", "head.rnn.dropout=0", "head.dropout=0",
+    "data.max_tokens=1200", "data.max_length=20", "trainer.max_epochs=12", "trainer.max_time=null",
+    "trainer.precision=32-true", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+    "early_stopping.patience=null", "attention_images.sentences=2", "decoding.beam_size=3",
+]
+
+
+def reversal_pairs(count: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    sentences = [" ".join(rng.choice("abcdef") for _ in range(rng.randint(2, 8))) for _ in range(count)]
+    return [(s, s[::-1]) for s in sentences]
+
+
+def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reversal_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("reverse")
+    train = write_tsv(root / "train.tsv", reversal_pairs(3000, 0))
+    val = write_tsv(root / "val.tsv", reversal_pairs(100, 1))
+    seqtasks(*TINY_TRANSLATION, f"data.train={train}", f"data.val={val}", f"data.test={val}",
+             f"hydra.run.dir={root / 'run'}")
+    return root
+
+
+def test_the_run_learns_to_reverse_exactly_and_reports_sacrebleu(reversal_run):
+    metrics = json.loads((reversal_run / "run" / "metrics.json").read_text())
+    assert metrics["val/bleu"] == pytest.approx(100.0) and metrics["test/bleu"] == pytest.approx(100.0)
+    assert metrics["test/bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert {"test/chrf", "test/loss", "val/chrf", "val/loss"} <= set(metrics)
+    run = reversal_run / "run"
+    assert sorted(p.name for p in (run / "attention").iterdir()) == ["sentence_0.png", "sentence_1.png"]
+    assert sorted(p.name for p in (run / "tokenizers").iterdir()) == ["source.json", "target.json"]
+
+
+def test_checkpoint_translates_on_its_own_with_greedy_and_beam(reversal_run):
+    task = load_task(reversal_run / "run" / "checkpoints" / "best.ckpt")
+    pairs = reversal_pairs(50, 7)
+    sources = [s for s, _ in pairs]
+    assert task.translate(sources, Greedy()) == [t for _, t in pairs]
+    assert task.translate(sources, BeamSearch(beam_size=4)) == [t for _, t in pairs]
+    assert task.translate(["", "a b", ""], Greedy()) == ["", "b a", ""]
+
+
+def test_beam_size_one_is_greedy_on_the_decoder(reversal_run):
+    task = load_task(reversal_run / "run" / "checkpoints" / "best.ckpt")
+    torch.manual_seed(0)
+    task.decoder.output.bias.data += torch.randn_like(task.decoder.output.bias) * 3  # make it make mistakes
+    sources = [s for s, _ in reversal_pairs(40, 3)]
+    assert task.translate(sources, BeamSearch(beam_size=1)) == task.translate(sources, Greedy())
+
+
+def test_attention_map_looks_at_the_mirrored_position(reversal_run):
+    task = load_task(reversal_run / "run" / "checkpoints" / "best.ckpt")
+    source, output, weights = task.attention_map("a b c d e f")
+    assert output == list("f e d c b a") + ["<eos>"] and source == list("a b c d e f")
+    torch.testing.assert_close(weights.sum(-1), torch.ones(12))
+    # Reversal reads the source right to left: each output letter looks at (or next to) its mirror.
+    looked_at = weights[0:11:2].argmax(-1)
+    mirror = torch.tensor([10, 8, 6, 4, 2, 0])
+    assert (looked_at.diff() < 0).all() and ((looked_at - mirror).abs() <= 1).all(), looked_at
+
+
+def test_predict_keeps_every_line_aligned(reversal_run, tmp_path):
+    ckpt = reversal_run / "run" / "checkpoints" / "best.ckpt"
+    lines = ["a b c", "", "f e d", "a " * 150, "", "x y z\u2028a b", "c a b"]  # empty, too long, unseen characters
+    source = tmp_path / "input.txt"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.txt"
+    result = seqtasks(f"ckpt={ckpt}", f"input={source}", f"output={out}", "decoding=beam", "decoding.beam_size=5",
+                      module="seqtasks.predict")
+    written = out.read_text().split("\n")
+    assert written[-1] == "" and len(written[:-1]) == len(lines)
+    assert [written[i] for i in (0, 1, 2, 4, 6)] == ["c b a", "", "d e f", "", "b a c"]
+    assert "truncated 1 of 7 source sentences to task.max_length=20 tokens" in result.stderr
+    piped = seqtasks(f"ckpt={ckpt}", "input=-", module="seqtasks.predict", stdin="a b c\n\nf e d\n")
+    assert piped.stdout == "c b a\n\nd e f\n"
+
+
+def test_evaluate_scores_a_new_test_set(reversal_run, tmp_path):
+    ckpt = reversal_run / "run" / "checkpoints" / "best.ckpt"
+    pairs = reversal_pairs(30, 11)
+    source, reference = tmp_path / "new.src", tmp_path / "new.ref"
+    source.write_text("".join(s + "\n" for s, _ in pairs))
+    reference.write_text("".join(t + "\n" for _, t in pairs[:-1]) + "wrong\n")
+    result = seqtasks(f"ckpt={ckpt}", f"test=[{source},{reference}]", "decoding=greedy", module="seqtasks.evaluate")
+    metrics = json.loads(result.stdout)
+    assert 80 < metrics["test/bleu"] < 100  # one sentence in 30 is wrong
+    assert metrics["test/bleu_signature"].startswith("nrefs:1")
+
+
+def test_sacrebleu_of_a_perfect_hypothesis_is_100():
+    scores = TranslationScores()
+    scores.add([1, 0], ["Two dogs run.", "A man rides a bike."], ["Two dogs run.", "A man rides a bike."])
+    metrics, signatures = scores.compute()
+    assert metrics["bleu"] == pytest.approx(100.0) and metrics["chrf"] == pytest.approx(100.0)
+    scores.add([2], ["a cat"], ["A dog sleeps on the grass."])
+    assert scores.compute()[0]["bleu"] < 100
+    assert "tok:13a" in signatures["bleu"]
+
+
+def test_predict_writes_n_best_lists(reversal_run, tmp_path):
+    source = tmp_path / "input.txt"
+    source.write_text("a b c\nf e e d\n")
+    result = seqtasks(f"ckpt={reversal_run / 'run' / 'checkpoints' / 'best.ckpt'}", f"input={source}",
+                      "decoding=beam", "decoding.beam_size=3", "decoding.n_best=2", module="seqtasks.predict")
+    rows = [line.split(" ||| ") for line in result.stdout.splitlines()]
+    assert [(r[0], len(r)) for r in rows] == [("0", 3), ("0", 3), ("1", 3), ("1", 3)]
+    assert rows[0][1] == "c b a" and rows[2][1] == "d e e f"
+    assert float(rows[0][2]) >= float(rows[1][2]) and float(rows[2][2]) >= float(rows[3][2])
