@@ -1,6 +1,5 @@
 """Every option of every config group composes, and the component it describes builds."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -138,9 +137,3 @@ def test_a_task_option_chooses_the_other_groups_and_the_command_line_wins(compos
     cfg = compose_config(["task=translation", "encoder=lstm", "decoding=greedy", "encoder.hidden_size=64"])
     assert (cfg.encoder.name, cfg.encoder.hidden_size, cfg.decoding.name) == ("lstm", 64, "greedy")
     assert compose_config([]).early_stopping.patience is None  # the language model's defaults are untouched
-
-
-def test_installed_configs_are_package_data():
-    # A wheel ships conf/ as seqtasks/conf: pyproject must map it, or a non-editable install breaks.
-    pyproject = (Path(CONF).parent / "pyproject.toml").read_text()
-    assert '"seqtasks.conf" = "conf"' in pyproject
