@@ -183,9 +183,9 @@ class TranslationTask(SeqTask):
         _, weights = self(src, lengths, target_in)  # teacher forcing replays the same decisions
         if weights is None:
             raise ConfigError("this model has no attention (head.attention=null)")
-        pieces = lambda tokenizer, seq: [tokenizer.vocab.tokens[i] for i in seq]  # noqa: E731
-        return (pieces(self.source_tokenizer, ids), pieces(self.target_tokenizer, [*hypothesis, self.eos_id]),
-                weights[0].float().cpu())
+        source_pieces = [self.source_tokenizer.vocab.tokens[i] for i in ids]
+        output_pieces = [self.target_tokenizer.vocab.tokens[i] for i in [*hypothesis, self.eos_id]]
+        return source_pieces, output_pieces, weights[0].float().cpu()
 
     # --- metrics -----------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
