@@ -1,5 +1,5 @@
-"""Corpus-level metrics that need every sentence at once (BLEU, chrF), and gathering them across
-DDP ranks before scoring."""
+"""Metrics over a whole evaluation pass: corpus BLEU/chrF (gathered across DDP ranks before
+scoring) and classification scores from a confusion matrix."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 from sacrebleu.metrics import BLEU, CHRF
+from torch import Tensor
 
 
 @dataclass
@@ -55,3 +56,19 @@ def gather_from_ranks(scores: TranslationScores, trainer) -> TranslationScores:
     for part in parts:
         merged.merge(part)
     return merged
+
+
+def classification_scores(confusion: Tensor, labels: list[str]) -> dict[str, float]:
+    """From a confusion matrix (C, C) (rows: true class, columns: predicted): accuracy, macro-F1
+    (the unweighted mean over classes, so small classes count as much as large ones) and per-class
+    precision, recall and F1 as flat keys (`precision/<label>`, ...)."""
+    confusion = confusion.double()
+    true_positives = confusion.diag()
+    precision = true_positives / confusion.sum(0).clamp(min=1)
+    recall = true_positives / confusion.sum(1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    scores = {"acc": float(true_positives.sum() / confusion.sum().clamp(min=1)), "macro_f1": float(f1.mean())}
+    for i, label in enumerate(labels):
+        scores.update({f"precision/{label}": float(precision[i]), f"recall/{label}": float(recall[i]),
+                       f"f1/{label}": float(f1[i])})
+    return scores

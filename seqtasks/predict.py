@@ -44,6 +44,13 @@ def predict(cfg: DictConfig) -> tuple[list[str], str]:
         # Moses n-best format: input line number (0-based) ||| hypothesis ||| score, best first.
         return [f"{i} ||| {text} ||| {score if score is not None else 0.0:.4f}"
                 for i, hypotheses in enumerate(n_best) for text, score in hypotheses], "\n"
+    if hasattr(task, "classify"):
+        if cfg.input is None:
+            raise ConfigError(f"{cfg.ckpt}: task '{task.registered_name}' classifies lines: "
+                              "set input=<file> or input=-")
+        # label<TAB>probability per line; an empty line stays empty so outputs align with inputs.
+        return ["" if result is None else f"{result[0]}\t{result[1]:.4f}"
+                for result in task.classify(read_lines(cfg.input), batch_size=cfg.batch_size)], "\n"
     if cfg.input is not None:
         raise ConfigError(f"{cfg.ckpt}: task '{task.registered_name}' generates text from prime=...; it takes no input")
     generator = torch.Generator(device=cfg.device).manual_seed(cfg.seed)

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from seqtasks.config import config_dir
 from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS
 from seqtasks.run import container
+from seqtasks.tokenizers import LabelVocabulary
 
 CONF = config_dir()
 
@@ -32,6 +33,10 @@ def test_encoder_options_build(compose_config, option):
 @pytest.mark.parametrize("option", options("head"))
 def test_head_options_build(compose_config, option):
     cfg = compose_config([f"head={option}"])
+    if cfg.head.name == "classifier":  # one label per sequence
+        head = HEADS.build(container(cfg.head), input_size=4, num_classes=7)
+        assert head(torch.randn(2, 3, 4), torch.tensor([3, 1])).shape == (2, 7)
+        return
     head = HEADS.build(container(cfg.head), input_size=4, vocab_size=7)
     if cfg.head.name == "decoder":  # reads target tokens, attending over encoder states
         state = head.initial_state(torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 4))
@@ -70,8 +75,10 @@ def test_data_options_build(compose_config, option, tiny_text_file, tmp_path):
 def test_task_options_build(compose_config, option):
     cfg = compose_config([f"task={option}", "encoder.hidden_size=8", "tokenizer=char"])
     tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"]).state()
-    sides = ["source", "target"] if option == "translation" else ["text"]
-    task = TASKS.build(container(cfg.task), tokenizers={side: tokenizer for side in sides},
+    tokenizers = {"translation": {"source": tokenizer, "target": tokenizer},
+                  "classification": {"text": tokenizer, "labels": LabelVocabulary().fit(["a", "b"]).state()},
+                  }.get(option, {"text": tokenizer})
+    task = TASKS.build(container(cfg.task), tokenizers=tokenizers,
                        encoder=container(cfg.encoder), head=container(cfg.head))
     assert isinstance(task.configure_optimizers(), torch.optim.Optimizer | dict)
 

@@ -1,7 +1,8 @@
 """Tasks (registry `tasks`): LightningModules that build their parts from config."""
 
 from seqtasks.tasks.base import SeqTask
+from seqtasks.tasks.classification import ClassificationTask
 from seqtasks.tasks.language_model import LanguageModelTask
 from seqtasks.tasks.translation import TranslationTask
 
-__all__ = ["LanguageModelTask", "SeqTask", "TranslationTask"]
+__all__ = ["ClassificationTask", "LanguageModelTask", "SeqTask", "TranslationTask"]

@@ -2,7 +2,8 @@
 
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.char import CharTokenizer
+from seqtasks.tokenizers.labels import LabelVocabulary
 from seqtasks.tokenizers.sentencepiece import SentencePieceTokenizer
 from seqtasks.tokenizers.vocab import Vocab
 
-__all__ = ["CharTokenizer", "SentencePieceTokenizer", "Tokenizer", "Vocab"]
+__all__ = ["CharTokenizer", "LabelVocabulary", "SentencePieceTokenizer", "Tokenizer", "Vocab"]

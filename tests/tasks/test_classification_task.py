@@ -1,0 +1,87 @@
+"""Classification end to end on a tiny names folder: a real `experiment=names_classify` run, its
+metrics and confusion matrix, unseen labels, and the scores computed from a confusion matrix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import seqtasks
+
+from seqtasks.data.classification import NamesData
+from seqtasks.errors import DataError
+from seqtasks.metrics import classification_scores
+from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
+
+# Two languages a character model separates at once: -ov/-ova vs -ez/-es endings.
+NAMES = {
+    "Russian": [f"{stem}{end}" for stem in ("Ivan", "Petr", "Smirn", "Volk", "Sokol", "Kuzn", "Pop", "Lebed",
+                                            "Koz", "Novik", "Morozh", "Orl") for end in ("ov", "ova", "in")],
+    "Spanish": [f"{stem}{end}" for stem in ("Gonzal", "Rodrigu", "Fernand", "Lop", "Martin", "Sanch", "Per",
+                                            "Gom", "Diaz", "Alvar", "Jimen", "Ruiz") for end in ("ez", "es", "o")],
+}
+
+
+@pytest.fixture(scope="module")
+def names_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "names" / "by_language"
+    folder.mkdir(parents=True)
+    for language, names in NAMES.items():
+        (folder / f"{language}.txt").write_text("\n".join(names + names[:5]) + "\n")  # with repeats
+    return root
+
+
+@pytest.fixture(scope="module")
+def names_run(names_root, tmp_path_factory) -> Path:
+    """One tiny run of the real experiment (smoke run of experiment=names_classify)."""
+    run_dir = tmp_path_factory.mktemp("names_run")
+    seqtasks("experiment=names_classify", f"data.root={names_root}", "encoder.hidden_size=32", "trainer.max_epochs=25",
+             "trainer.max_time=null", "trainer.enable_progress_bar=false", "data.max_tokens=60",
+             "early_stopping.patience=null", f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def test_names_classify_run_learns_and_reports_everything(names_run):
+    metrics = json.loads((names_run / "metrics.json").read_text())
+    assert metrics["test/acc"] == pytest.approx(1.0) and metrics["test/macro_f1"] == pytest.approx(1.0)
+    assert {"test/precision/Russian", "test/recall/Spanish", "test/f1/Spanish", "val/acc"} <= set(metrics)
+    assert (names_run / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_the_split_has_no_duplicates_and_labels_come_from_training(names_root):
+    data = NamesData(root=str(names_root))
+    tokenizers = data.build_tokenizers({"name": "char"})
+    assert tokenizers["labels"].vocab.tokens == ["Russian", "Spanish"]
+    seen = [name for split in ("train", "val", "test") for name, _ in data.examples(split)]
+    assert len(seen) == len(set(seen)) == sum(len(names) for names in NAMES.values())
+
+
+def test_a_label_training_never_saw_names_the_split_and_example(names_root):
+    data = NamesData(root=str(names_root))
+    data.use_tokenizers({"text": CharTokenizer().fit(["abc"]), "labels": LabelVocabulary().fit(["Russian"])})
+    with pytest.raises(DataError, match=r"by_language \(test split\): example \d+: label 'Spanish' was not seen"):
+        data.encoded("test")
+
+
+def test_scores_from_a_confusion_matrix():
+    confusion = torch.tensor([[8, 2], [0, 10]])  # rows: true, columns: predicted
+    scores = classification_scores(confusion, ["a", "b"])
+    assert scores["acc"] == pytest.approx(18 / 20)
+    assert scores["precision/a"] == pytest.approx(1.0) and scores["recall/a"] == pytest.approx(0.8)
+    assert scores["precision/b"] == pytest.approx(10 / 12) and scores["recall/b"] == pytest.approx(1.0)
+    f1_a, f1_b = 2 * 0.8 / 1.8, 2 * (10 / 12) / (10 / 12 + 1)
+    assert scores["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
+
+
+def test_predict_writes_a_label_and_probability_per_line(names_run, tmp_path):
+    source = tmp_path / "input.txt"
+    source.write_text("Zaitsevova\n\nHernandez\n")
+    result = seqtasks(f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"input={source}",
+                      module="seqtasks.predict")
+    rows = result.stdout.split("\n")
+    assert rows[1] == "" and rows[3] == "" and len(rows) == 4
+    assert rows[0].split("\t")[0] == "Russian" and rows[2].split("\t")[0] == "Spanish"
+    assert 0.5 < float(rows[0].split("\t")[1]) <= 1.0
