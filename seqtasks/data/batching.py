@@ -13,7 +13,26 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
+from torch import Tensor
 from torch.utils.data import Sampler
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int,
+                  device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Token id lists -> padded ids (B, T) long, with T the longest length, and lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    padded = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        padded[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return padded.to(device), lengths.to(device)
+
+
+def length_sorted_chunks(sequences: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
+    """Indices of the non-empty sequences, shortest first, in chunks of batch_size: inference
+    batches with little padding (callers put results back by index)."""
+    order = sorted((i for i, ids in enumerate(sequences) if ids), key=lambda i: len(sequences[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from seqtasks.data.batching import TokenBatchSampler
+from seqtasks.data.batching import TokenBatchSampler, pad_sequences
 from seqtasks.data.files import default_root
 from seqtasks.data.names import deduplicate, read_names_by_language, split_names
 from seqtasks.errors import ConfigError, DataError
@@ -100,10 +100,7 @@ class LabelledTextData(L.LightningDataModule):
         pad = self.tokenizers["text"].vocab.pad_id
 
         def collate(rows: list[int]) -> ClassificationBatch:
-            lengths = torch.tensor([len(ids[i]) for i in rows])
-            tokens = torch.full((len(rows), int(lengths.max())), pad, dtype=torch.long)
-            for row, i in enumerate(rows):
-                tokens[row, :len(ids[i])] = torch.tensor(ids[i])
+            tokens, lengths = pad_sequences([ids[i] for i in rows], pad)
             return ClassificationBatch(tokens, lengths, torch.tensor([label_ids[i] for i in rows]),
                                        [texts[i] for i in rows], list(rows))
 

@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from seqtasks.data.batching import TokenBatchSampler
+from seqtasks.data.batching import TokenBatchSampler, pad_sequences
 from seqtasks.data.files import RemoteFile
 from seqtasks.data.parallel import read_parallel, read_parallel_tsv
 from seqtasks.errors import ConfigError
@@ -108,15 +108,9 @@ class Collate:
 
     def __call__(self, examples: Sequence[tuple[list[int], list[int], str, str, int]]) -> TranslationBatch:
         source_ids, target_ids, sources, targets, indices = zip(*examples, strict=True)
-        lengths = torch.tensor([len(s) for s in source_ids], dtype=torch.long)
-        source = torch.full((len(examples), int(lengths.max())), self.source_pad, dtype=torch.long)
-        width = max(len(t) for t in target_ids) + 1
-        target_in = torch.full((len(examples), width), self.target_pad, dtype=torch.long)
-        target_out = torch.full((len(examples), width), self.target_pad, dtype=torch.long)
-        for row, (src, tgt) in enumerate(zip(source_ids, target_ids, strict=True)):
-            source[row, :len(src)] = torch.tensor(src, dtype=torch.long)
-            target_in[row, :len(tgt) + 1] = torch.tensor([self.bos, *tgt], dtype=torch.long)
-            target_out[row, :len(tgt) + 1] = torch.tensor([*tgt, self.eos], dtype=torch.long)
+        source, lengths = pad_sequences(source_ids, self.source_pad)
+        target_in, _ = pad_sequences([[self.bos, *t] for t in target_ids], self.target_pad)
+        target_out, _ = pad_sequences([[*t, self.eos] for t in target_ids], self.target_pad)
         return TranslationBatch(source=source, source_lengths=lengths, target_in=target_in, target_out=target_out,
                                 references=list(targets), sources=list(sources), indices=list(indices))
 

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.metrics import classification_scores
 from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.tasks.base import SeqTask
@@ -97,15 +98,10 @@ class ClassificationTask(SeqTask):
         self.eval()
         try:
             encoded = [self.text_tokenizer.encode(text) if text.strip() else [] for text in texts]
-            order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
             results: list[tuple[str, float] | None] = [None] * len(texts)
-            pad = self.text_tokenizer.vocab.pad_id
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
-                lengths = torch.tensor([len(encoded[i]) for i in rows], device=self.device)
-                tokens = torch.full((len(rows), int(lengths.max())), pad, dtype=torch.long, device=self.device)
-                for row, i in enumerate(rows):
-                    tokens[row, :len(encoded[i])] = torch.tensor(encoded[i], device=self.device)
+            for rows in length_sorted_chunks(encoded, batch_size):
+                tokens, lengths = pad_sequences([encoded[i] for i in rows], self.text_tokenizer.vocab.pad_id,
+                                                self.device)
                 probabilities, labels = self(tokens, lengths).float().softmax(-1).max(-1)  # (B,) each
                 for i, label, probability in zip(rows, labels.tolist(), probabilities.tolist(), strict=True):
                     results[i] = (self.labels[label], probability)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.beam import BeamSearch
 from seqtasks.decoding.greedy import Greedy
@@ -150,10 +151,8 @@ class TranslationTask(SeqTask):
         self.eval()
         try:
             encoded = self.encode_sources(sources)
-            order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
             results: list[list[tuple[str, float | None]]] = [[("", None)] for _ in sources]
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+            for rows in length_sorted_chunks(encoded, batch_size):
                 source, lengths = self.pad([encoded[i] for i in rows])
                 for i, hypotheses in zip(rows, self.decode_batch(source, lengths, strategy), strict=True):
                     results[i] = hypotheses
@@ -162,13 +161,8 @@ class TranslationTask(SeqTask):
             self.train(was_training)
 
     def pad(self, sequences: list[list[int]]) -> tuple[Tensor, Tensor]:
-        """Token id lists -> padded (B, S) on this task's device, lengths (B,)."""
-        lengths = torch.tensor([len(s) for s in sequences], device=self.device)
-        source = torch.full((len(sequences), int(lengths.max())), self.source_tokenizer.vocab.pad_id,
-                            dtype=torch.long, device=self.device)
-        for row, ids in enumerate(sequences):
-            source[row, :len(ids)] = torch.tensor(ids, device=self.device)
-        return source, lengths
+        """Source token id lists -> padded (B, S) on this task's device, lengths (B,)."""
+        return pad_sequences(sequences, self.source_tokenizer.vocab.pad_id, self.device)
 
     @torch.no_grad()
     def attention_map(self, source: str) -> tuple[list[str], list[str], Tensor]:
