@@ -5,7 +5,10 @@ pair it has never seen:
     python -m seqtasks.evaluate ckpt=run/checkpoints/best.ckpt 'test=[news.de,news.en]'
 
 The data pipeline is rebuilt from the run's config saved in the checkpoint, with `test` replaced
-and the checkpoint's own tokenizers; the metrics are printed as JSON (and written to `output`).
+and the checkpoint's own tokenizers; the metrics are printed as JSON (and written to `output`; files a
+task draws, such as a classifier's confusion_matrix.png, go beside it). Every task's data takes `test`:
+classification `test=<file.tsv>` (names: header `name<TAB>language`; sst2: `sentence<TAB>label`),
+tagging `test=<file.conllu>`, translation `'test=[src,ref]'`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         data_config["test"] = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
     data = DATASETS.build(data_config)
     data.use_tokenizers({side: Tokenizer.from_state(state) for side, state in task.hparams.tokenizers.items()})
+    # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
+    output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
+    output_dir.mkdir(parents=True, exist_ok=True)
     trainer = L.Trainer(accelerator=cfg.device.replace("cuda", "gpu"), devices=1, logger=False,
+                        default_root_dir=str(output_dir),
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     results = trainer.test(task, datamodule=data, verbose=False)
     if not results or not results[0]:

@@ -3,7 +3,8 @@
 `LabelledTextData` does the shared work (tokenizers fitted on the training split, labels as a
 `labels` tokenizer, length buckets, encoding each split once); a dataset only says where its
 examples come from (`examples(split)`). `names`: surnames -> language of origin, de-duplicated and
-split 80/10/10 by `seqtasks.data.names`.
+split 80/10/10 by `seqtasks.data.names`; `sst2`: sentences -> sentiment (GLUE TSV or Kim's
+`<label> <sentence>` lines). Both take `test=<file>` to score a model on data it never saw.
 """
 
 from __future__ import annotations
@@ -21,12 +22,26 @@ from torch.utils.data import DataLoader
 from seqtasks.data.batching import TokenBatchSampler, pad_sequences
 from seqtasks.data.files import default_root
 from seqtasks.data.names import deduplicate, read_names_by_language, split_names
+from seqtasks.data.tsv import read_label_first_lines, read_labelled_tsv
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
 
 TRAIN_SEED = 0
+
+
+def read_labelled_file(path: str | Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(text, label) pairs: a `.tsv` file with a header naming its columns, else `<label> <text>` lines."""
+    if Path(path).suffix == ".tsv":
+        return read_labelled_tsv(path, text_column, label_column)
+    return read_label_first_lines(path)
+
+
+def resolve(path: str, directory: Path) -> Path:
+    """Relative paths are the dataset's own files (under `directory`); absolute ones are used as given."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else directory / path
 
 
 @dataclass
@@ -118,21 +133,58 @@ class LabelledTextData(L.LightningDataModule):
 
 @DATASETS.register("names")
 class NamesData(LabelledTextData):
-    """Surnames -> language of origin (18 languages), de-duplicated, stratified 80/10/10 split."""
+    """Surnames -> language of origin (18 languages), de-duplicated, stratified 80/10/10 split.
+
+    `test=<file.tsv>` (header `name<TAB>language`) replaces the test split, e.g. to evaluate on new names."""
 
     def __init__(self, root: str | None = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                 **options: Any):
+                 test: str | None = None, **options: Any):
         super().__init__(**options)
         self.directory = (Path(root).expanduser() if root else default_root()) / "names" / "by_language"
         self.seed = seed
         self.fractions = tuple(fractions)
+        self.test = test
         self._splits: dict[str, list[tuple[str, str]]] | None = None
 
     def examples(self, split: str) -> list[tuple[str, str]]:
+        if split == "test" and self.test is not None:
+            return read_labelled_file(self.test, "name", "language")
         if self._splits is None:
             pairs = deduplicate(read_names_by_language(self.directory))
             self._splits = split_names(pairs, self.fractions, self.seed)
         return self._splits[split]
 
     def describe(self, split: str) -> str:
+        if split == "test" and self.test is not None:
+            return str(self.test)
         return f"{self.directory} ({split} split)"
+
+
+@DATASETS.register("sst2")
+class SST2Data(LabelledTextData):
+    """Stanford Sentiment Treebank, binary (0 negative, 1 positive): GLUE's phrase-level `train.tsv`
+    (67k phrases and sentences) or Kim's sentence-level `sentence_level/stsa.binary.train`; selection
+    on the 872 `dev.tsv` sentences. The labelled test split is not distributed: `test` is None
+    unless given a file. Relative paths are under <root>/sst2."""
+
+    def __init__(self, root: str | None = None, train: str = "train.tsv", val: str = "dev.tsv",
+                 test: str | None = None, text_column: str = "sentence", label_column: str = "label",
+                 **options: Any):
+        super().__init__(**options)
+        directory = (Path(root).expanduser() if root else default_root()) / "sst2"
+        self.files = {"train": resolve(train, directory), "val": resolve(val, directory),
+                      "test": resolve(test, directory) if test is not None else None}
+        self.has_test = test is not None
+        self.text_column = text_column
+        self.label_column = label_column
+        self._examples: dict[str, list[tuple[str, str]]] = {}
+
+    def examples(self, split: str) -> list[tuple[str, str]]:
+        if self.files[split] is None:
+            raise ConfigError("sst2 has no test split (its labels are not distributed); set data.test=<file>")
+        if split not in self._examples:
+            self._examples[split] = read_labelled_file(self.files[split], self.text_column, self.label_column)
+        return self._examples[split]
+
+    def describe(self, split: str) -> str:
+        return str(self.files[split])

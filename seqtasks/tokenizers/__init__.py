@@ -5,5 +5,6 @@ from seqtasks.tokenizers.char import CharTokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
 from seqtasks.tokenizers.sentencepiece import SentencePieceTokenizer
 from seqtasks.tokenizers.vocab import Vocab
+from seqtasks.tokenizers.word import WordTokenizer
 
-__all__ = ["CharTokenizer", "LabelVocabulary", "SentencePieceTokenizer", "Tokenizer", "Vocab"]
+__all__ = ["CharTokenizer", "LabelVocabulary", "SentencePieceTokenizer", "Tokenizer", "Vocab", "WordTokenizer"]

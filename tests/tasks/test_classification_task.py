@@ -85,3 +85,15 @@ def test_predict_writes_a_label_and_probability_per_line(names_run, tmp_path):
     assert rows[1] == "" and rows[3] == "" and len(rows) == 4
     assert rows[0].split("\t")[0] == "Russian" and rows[2].split("\t")[0] == "Spanish"
     assert 0.5 < float(rows[0].split("\t")[1]) <= 1.0
+
+
+def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
+    new_names = tmp_path / "new_names.tsv"
+    new_names.write_text("name\tlanguage\nBorisova\tRussian\nDominguez\tSpanish\nVasilyevin\tRussian\n")
+    output = tmp_path / "scores.json"
+    result = seqtasks(f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"test={new_names}", f"output={output}",
+                      module="seqtasks.evaluate")
+    metrics = json.loads(result.stdout)
+    assert metrics == json.loads(output.read_text())
+    assert metrics["test/acc"] == pytest.approx(1.0) and "test/macro_f1" in metrics
+    assert (output.parent / "confusion_matrix.png").exists()  # drawn next to the metrics, not in the cwd
