@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
+from seqtasks.errors import ConfigError
 from seqtasks.metrics import classification_scores
+from seqtasks.regularization import word_dropout
 from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.tasks.base import SeqTask
 from seqtasks.tokenizers.base import Tokenizer
@@ -60,11 +62,15 @@ class ClassificationTask(SeqTask):
         scheduler: dict | None = None,
         embedding_dim: int = 64,
         dropout: float = 0.0,
+        word_dropout: float = 0.0,
         nonfinite_loss: str = "raise",
         plugins: list[str] | None = None,
     ):
         super().__init__(optimizer, scheduler, nonfinite_loss, plugins)
+        if not 0.0 <= word_dropout < 1.0:
+            raise ConfigError(f"task.word_dropout must be in [0, 1), got {word_dropout}")
         self.save_hyperparameters(logger=False)
+        self.word_dropout = word_dropout
         self.text_tokenizer = Tokenizer.from_state(tokenizers["text"])
         self.labels = Tokenizer.from_state(tokenizers["labels"]).vocab.tokens
         self.embedding = nn.Embedding(len(self.text_tokenizer), embedding_dim,
@@ -77,6 +83,9 @@ class ClassificationTask(SeqTask):
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens (B, T), lengths (B,) -> class logits (B, C)."""
+        if self.training:
+            vocab = self.text_tokenizer.vocab
+            tokens = word_dropout(tokens, self.word_dropout, vocab.unk_id, tokens != vocab.pad_id)
         states, _ = self.encoder(self.dropout(self.embedding(tokens)), lengths)  # (B, T, H)
         return self.head(states, lengths)
 
