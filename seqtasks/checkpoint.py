@@ -50,4 +50,5 @@ def task_from_checkpoint(checkpoint: dict[str, Any]):
     task_class = TASKS.get(checkpoint["seqtasks"]["task"])
     task = task_class(**checkpoint["hyper_parameters"])
     task.load_state_dict(checkpoint["state_dict"])
+    task.run_config = checkpoint["seqtasks"].get("config")
     return task.eval()

@@ -11,7 +11,9 @@ from seqtasks.errors import DataError
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes; gzip (.gz) is decompressed transparently."""
+    """The file's bytes, or standard input's for '-'; gzip (.gz) is decompressed transparently."""
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -50,8 +52,7 @@ def read_lines(path: str | Path) -> list[str]:
     """One entry per line of a UTF-8 file, or of standard input for '-'. Lines split on '\\n' only
     (str.splitlines would also split on form feeds and Unicode separators, and outputs would no
     longer line up with the input); a final '\\r' is dropped; an empty file has no lines."""
-    raw = sys.stdin.buffer.read() if str(path) == "-" else read_bytes(path)
-    text = decode_utf8(raw, "<stdin>" if str(path) == "-" else path)
+    text = decode_utf8(read_bytes(path), "<stdin>" if str(path) == "-" else path)
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the line break that ends the last line

@@ -4,6 +4,8 @@ from seqtasks.heads.attention import AdditiveAttention, Attention, ConcatAttenti
 from seqtasks.heads.classifier import SequenceClassifier
 from seqtasks.heads.decoder import RecurrentDecoder
 from seqtasks.heads.lm import LanguageModelHead
+from seqtasks.heads.tagger import CRFTagger, SoftmaxTagger
 
 __all__ = ["AdditiveAttention", "Attention", "ConcatAttention", "DotAttention", "GeneralAttention",
-           "LanguageModelHead", "RecurrentDecoder", "SequenceClassifier"]
+           "CRFTagger", "LanguageModelHead", "RecurrentDecoder", "SequenceClassifier",
+           "SoftmaxTagger"]

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.errors import ConfigError
 from seqtasks.metrics import classification_scores
-from seqtasks.regularization import word_dropout
 from seqtasks.registry import ENCODERS, HEADS, TASKS
+from seqtasks.regularization import word_dropout
 from seqtasks.tasks.base import SeqTask
 from seqtasks.tokenizers.base import Tokenizer
 
