@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from seqtasks.config import config_dir
 from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS
 from seqtasks.run import container
-from seqtasks.tokenizers import LabelVocabulary
+from seqtasks.tokenizers import LabelVocabulary, WordTokenizer
 
 CONF = config_dir()
 
@@ -36,6 +36,10 @@ def test_head_options_build(compose_config, option):
     if cfg.head.name == "classifier":  # one label per sequence
         head = HEADS.build(container(cfg.head), input_size=4, num_classes=7)
         assert head(torch.randn(2, 3, 4), torch.tensor([3, 1])).shape == (2, 7)
+        return
+    if cfg.head.name.endswith("_tagger"):  # one tag per position
+        head = HEADS.build(container(cfg.head), input_size=4, num_tags=7)
+        assert head(torch.randn(2, 3, 4)).shape == (2, 3, 7)
         return
     head = HEADS.build(container(cfg.head), input_size=4, vocab_size=7)
     if cfg.head.name == "decoder":  # reads target tokens, attending over encoder states
@@ -77,6 +81,9 @@ def test_task_options_build(compose_config, option):
     tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"]).state()
     tokenizers = {"translation": {"source": tokenizer, "target": tokenizer},
                   "classification": {"text": tokenizer, "labels": LabelVocabulary().fit(["a", "b"]).state()},
+                  "generation": {"text": tokenizer, "labels": LabelVocabulary().fit(["a", "b"]).state()},
+                  "tagging": {"words": WordTokenizer().fit(["some text"]).state(), "chars": tokenizer,
+                              "tags": LabelVocabulary().fit(["X", "Y"]).state()},
                   }.get(option, {"text": tokenizer})
     task = TASKS.build(container(cfg.task), tokenizers=tokenizers,
                        encoder=container(cfg.encoder), head=container(cfg.head))

@@ -2,7 +2,9 @@
 
 from seqtasks.tasks.base import SeqTask
 from seqtasks.tasks.classification import ClassificationTask
+from seqtasks.tasks.generation import GenerationTask
 from seqtasks.tasks.language_model import LanguageModelTask
+from seqtasks.tasks.tagging import TaggingTask
 from seqtasks.tasks.translation import TranslationTask
 
-__all__ = ["ClassificationTask", "LanguageModelTask", "SeqTask", "TranslationTask"]
+__all__ = ["ClassificationTask", "GenerationTask", "LanguageModelTask", "SeqTask", "TaggingTask", "TranslationTask"]

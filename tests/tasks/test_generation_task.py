@@ -1,0 +1,181 @@
+"""Conditional generation (task=generation): decoding steps agree with teacher forcing, strategies
+agree with each other, the category conditions the output, and a tiny run end to end."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import seqtasks
+
+from seqtasks.checkpoint import load_task
+from seqtasks.data.batching import pad_sequences
+from seqtasks.data.classification import ClassificationBatch
+from seqtasks.decoding import BeamSearch, Greedy
+from seqtasks.errors import ConfigError
+from seqtasks.registry import TASKS
+from seqtasks.run import container, run
+from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
+
+ADAM = {"_target_": "torch.optim.Adam", "lr": 0.03}
+
+
+def make_task(encoder: str = "lstm", feed_category: bool = True, **options):
+    tokenizers = {"text": CharTokenizer().fit(["abcde"]).state(), "labels": LabelVocabulary().fit(["A", "B"]).state()}
+    encoder_cfg = {"name": encoder, "hidden_size": 16, "num_layers": 2}
+    return TASKS.build({"name": "generation", "embedding_dim": 8, "category_dim": 4, "feed_category": feed_category,
+                        "optimizer": ADAM, "max_length": 6, **options},
+                       tokenizers=tokenizers, encoder=encoder_cfg, head={"name": "lm"})
+
+
+def batch_of(task, texts: list[str], labels: list[str]) -> ClassificationBatch:
+    tokens, lengths = pad_sequences([task.tokenizer.encode(t) for t in texts], task.pad_id)
+    return ClassificationBatch(tokens, lengths, torch.tensor(task.category_ids(labels)), texts, list(range(len(texts))))
+
+
+@pytest.mark.parametrize(("encoder", "feed"), [("lstm", True), ("gru", False)])
+def test_step_by_step_log_probs_equal_the_teacher_forced_forward(encoder, feed):
+    torch.manual_seed(0)
+    task = make_task(encoder, feed).eval()
+    batch = batch_of(task, ["abca", "de"], ["B", "A"])
+    with torch.no_grad():
+        expected = task.next_token_log_probs(task(batch.tokens, batch.lengths, batch.labels))  # (B, T+1, V)
+        state = task.initial_state(batch.labels)
+        inputs = torch.cat([torch.full((2, 1), task.bos_id), batch.tokens], dim=1)
+        for t in range(int(batch.lengths.max()) + 1):
+            log_probs, state = task.step_function(inputs[:, t], state)
+            for row, length in enumerate(batch.lengths.tolist()):
+                if t <= length:  # positions up to the row's <eos> prediction
+                    torch.testing.assert_close(log_probs[row], expected[row, t])
+
+
+def test_loss_predicts_eos_and_ignores_padding():
+    task = make_task()
+    batch = batch_of(task, ["abc", "d"], ["A", "B"])
+    targets = task.targets(batch.tokens, batch.lengths)
+    assert targets.tolist()[1] == [task.tokenizer.vocab.id("d"), task.eos_id, task.pad_id, task.pad_id]
+    assert task.batch_size_and_tokens(batch) == (2, 6)
+
+
+def test_greedy_equals_beam_of_one_and_unknown_categories_are_named():
+    torch.manual_seed(1)
+    task = make_task()
+    greedy = task.generate_for(["A", "B", "A"], Greedy(), num_samples=2)
+    beam = task.generate_for(["A", "B", "A"], {"name": "beam", "beam_size": 1, "length_penalty": 0.0})
+    assert [texts[0] for texts in greedy] == [texts[0] for texts in beam]
+    assert all(len(texts) == 2 and texts[0] == texts[1] for texts in greedy)
+    assert len(task.generate_for(["B"], num_samples=5, generator=torch.Generator().manual_seed(0))[0]) == 5
+    with pytest.raises(ConfigError, match="unknown category 'C'; choose from: A, B"):
+        task.generate_for(["A", "C"])
+    with pytest.raises(ConfigError, match="n_best"):
+        task.generate_for(["A"], BeamSearch(beam_size=2, n_best=1), num_samples=2)
+
+
+def test_the_category_conditions_the_output():
+    torch.manual_seed(0)
+    task = make_task()
+    batch = batch_of(task, ["aaa", "bbb"], ["A", "B"])
+    optimizer = torch.optim.Adam(task.parameters(), lr=0.03)
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
+                                                 task.targets(batch.tokens, batch.lengths).flatten(),
+                                                 ignore_index=task.pad_id)
+        loss.backward()
+        optimizer.step()
+    assert task.generate_for(["A", "B", "B"], Greedy()) == [["aaa"], ["bbb"], ["bbb"]]
+    assert task.generate_for(["B", "A"], BeamSearch(beam_size=3)) == [["bbb"], ["aaa"]]
+
+
+def test_sample_metrics_with_a_classifier():
+    class Classifier:  # says "A" for names with an "a", else "B"
+        labels = ["A", "B"]
+
+        def classify(self, texts):
+            return [(("A" if "a" in t else "B"), 1.0) if t else None for t in texts]
+
+    task = make_task(samples_per_category=20, training_names=["ab", "ba"])
+    object.__setattr__(task, "_classifier", Classifier())
+    task._classifier_loaded = True
+    scores, rows = task.sample_scores()
+    assert len(rows) == 40 and [r[0] for r in rows[:20]] == ["A"] * 20
+    texts = [text for _, text, _, _ in rows]
+    assert scores["novelty"] == pytest.approx(sum(bool(t) and t not in {"ab", "ba"} for t in texts) / 40)
+    agree = sum((("A" if "a" in t else "B") if t else "") == c for c, t, _, _ in rows)
+    assert scores["agreement"] == pytest.approx(agree / 40) and 0 < scores["distinct"] <= 1
+
+
+def test_training_names_and_category_weights_come_from_the_datamodule():
+    class Data:
+        def examples(self, split):
+            return [("ab", "A"), ("ba", "A"), ("abc", "A"), ("e", "B")]
+
+    task = make_task(balance_categories=1.0)
+    task._trainer = SimpleNamespace(datamodule=Data())
+    task.setup("fit")
+    assert task.training_names == {"ab", "ba", "abc", "e"} and task.hparams.training_names == ["ab", "abc", "ba", "e"]
+    # count ** -1, scaled to a mean of 1 per training name: every category weighs the same in total.
+    torch.testing.assert_close(task.category_weights, torch.tensor([2 / 3, 2.0]))
+    batch = batch_of(task, ["ab", "e"], ["A", "B"])
+    nll = torch.nn.functional.cross_entropy(task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
+                                            task.targets(batch.tokens, batch.lengths).flatten(),
+                                            ignore_index=task.pad_id, reduction="none").view(2, -1).sum(1)
+    task.log = lambda *args, **kwargs: None
+    expected = (nll[0] * 2 / 3 + nll[1] * 2) / (3 * 2 / 3 + 2 * 2)
+    torch.testing.assert_close(task.step(batch, "train"), expected)
+
+
+def test_bidirectional_encoder_is_refused():
+    tokenizers = {"text": CharTokenizer().fit(["ab"]).state(), "labels": LabelVocabulary().fit(["A"]).state()}
+    with pytest.raises(ConfigError, match="bidirectional=false"):
+        TASKS.build({"name": "generation", "optimizer": ADAM}, tokenizers=tokenizers,
+                    encoder={"name": "gru", "hidden_size": 8, "bidirectional": True}, head={"name": "lm"})
+
+
+NAMES = {
+    "Russian": [f"{stem}{end}" for stem in ("Ivan", "Petr", "Smirn", "Volk", "Sokol", "Kuzn", "Pop", "Lebed")
+                for end in ("ov", "ova")],
+    "Spanish": [f"{stem}{end}" for stem in ("Gonzal", "Rodrigu", "Fernand", "Lop", "Martin", "Sanch", "Per", "Gom")
+                for end in ("ez", "es")],
+}
+
+
+def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_path):
+    folder = tmp_path / "data" / "names" / "by_language"
+    folder.mkdir(parents=True)
+    for language, names in NAMES.items():
+        (folder / f"{language}.txt").write_text("\n".join(names) + "\n")
+    cfg = compose_config(["task=generation", f"data.root={tmp_path / 'data'}", "encoder.hidden_size=16",
+                          "encoder.num_layers=1", "encoder.dropout=0", "task.embedding_dim=8", "task.category_dim=4",
+                          "task.samples_per_category=10", "data.max_tokens=60", "trainer.max_epochs=2",
+                          "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
+                          "logger=csv"])
+    assert cfg.task.decoding.temperature == 0.8 and not cfg.encoder.bidirectional
+    metrics = run(cfg, tmp_path / "run")
+    assert {"val/loss", "val/novelty", "val/distinct", "test/loss", "test/novelty"} <= set(metrics)
+    assert "test/agreement" not in metrics  # no classifier given
+    rows = (tmp_path / "run" / "samples.tsv").read_text().splitlines()
+    assert rows[0] == "category\tsample\tnovel\tclassified_as" and len(rows) == 1 + 2 * 10
+
+    task = load_task(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert task.training_names == {name for name, _ in task_data_train(cfg)}
+    # The test's samples come again from the reloaded weights: same seed, same temperature.
+    reloaded = ["\t".join((c, t, str(int(n)), p)) for c, t, n, p in task.sample_scores()[1]]
+    assert reloaded == rows[1:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/novelty"] == metrics["test/novelty"]
+
+    # predict: a category per line -> num_samples samples, tab-separated; an empty line stays empty.
+    first, second = task.categories
+    result = seqtasks(f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", "input=-", "num_samples=3",
+                      module="seqtasks.predict", stdin=f"{first}\n\n{second}\n")
+    lines = result.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+    assert all(len(line.split("\t")) == 3 for line in (lines[0], lines[2]))
+
+
+def task_data_train(cfg) -> list[tuple[str, str]]:
+    from seqtasks.registry import DATASETS
+
+    return DATASETS.build(container(cfg.data)).examples("train")
