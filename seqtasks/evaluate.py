@@ -29,6 +29,12 @@ from seqtasks.registry import DATASETS, DECODING
 from seqtasks.tokenizers.base import Tokenizer
 
 
+def from_cwd(path: str) -> str:
+    """A file named on the command line, found from the current directory, made absolute: datasets
+    read relative paths as their own files under the data root."""
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = load_checkpoint(cfg.ckpt)
     run_config = checkpoint["seqtasks"].get("config")
@@ -41,7 +47,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         task.strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True))
     data_config = dict(run_config["data"])
     if cfg.test is not None:
-        data_config["test"] = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
+        test = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
+        data_config["test"] = [from_cwd(path) for path in test] if isinstance(test, list) else from_cwd(test)
     data = DATASETS.build(data_config)
     data.use_tokenizers({side: Tokenizer.from_state(state) for side, state in task.hparams.tokenizers.items()})
     # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
