@@ -24,6 +24,7 @@ from seqtasks.data.tagging import TaggingBatch, check_tokenizers, collate, encod
 from seqtasks.errors import ConfigError
 from seqtasks.heads.tagger import TaggerHead
 from seqtasks.registry import ENCODERS, HEADS, TASKS
+from seqtasks.regularization import word_dropout
 from seqtasks.tasks.base import SeqTask
 from seqtasks.tokenizers.base import Tokenizer
 
@@ -100,9 +101,8 @@ class TaggingTask(SeqTask):
         parts = []
         if self.word_embedding is not None:
             words = batch.words  # (B, T)
-            if self.training and self.word_dropout > 0:
-                drop = torch.rand(words.shape, device=words.device) < self.word_dropout
-                words = words.masked_fill(drop & batch.mask, self.words.vocab.unk_id)
+            if self.training:
+                words = word_dropout(words, self.word_dropout, self.words.vocab.unk_id, batch.mask)
             parts.append(self.word_embedding(words))  # (B, T, E)
         if self.char_encoder is not None:
             per_form = self.char_encoder(batch.chars, batch.char_lengths)  # (U, 2Hc)
