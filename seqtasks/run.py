@@ -14,7 +14,13 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    EMAWeightAveraging,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ThroughputMonitor,
+)
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -66,6 +72,9 @@ def build_trainer(cfg: DictConfig, task: L.LightningModule, output_dir: Path) ->
                         save_top_k=cfg.checkpoint.save_top_k, save_last=cfg.checkpoint.save_last,
                         auto_insert_metric_name=False, enable_version_counter=False),
     ]
+    if cfg.ema.decay:
+        # Validation, test and checkpoints see the averaged weights: smoother than any single step's.
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay))
     if cfg.early_stopping.patience:
         callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cfg.early_stopping.patience))
     if hasattr(task, "generate") and cfg.samples.every_n_steps > 0:
