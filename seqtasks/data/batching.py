@@ -42,6 +42,9 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+TRAIN_SEED = 0  # the bucketing order is a function of (this, epoch): reruns see the same batches
+
+
 class TokenBatchSampler(Sampler[list[int]]):
     """Yields lists of example indices: length-sorted batches of at most `max_tokens` padded tokens.
 

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from seqtasks.data.batching import TokenBatchSampler, pad_sequences
-from seqtasks.data.files import default_root
+from seqtasks.data.batching import TRAIN_SEED, TokenBatchSampler, pad_sequences
+from seqtasks.data.files import default_root, split_paths
 from seqtasks.data.names import deduplicate, read_names_by_language, split_names
 from seqtasks.data.tsv import read_label_first_lines, read_labelled_tsv
 from seqtasks.errors import ConfigError, DataError
@@ -28,20 +28,12 @@ from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
 
-TRAIN_SEED = 0
-
 
 def read_labelled_file(path: str | Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
     """(text, label) pairs: a `.tsv` file with a header naming its columns, else `<label> <text>` lines."""
     if Path(path).suffix == ".tsv":
         return read_labelled_tsv(path, text_column, label_column)
     return read_label_first_lines(path)
-
-
-def resolve(path: str, directory: Path) -> Path:
-    """Relative paths are the dataset's own files (under `directory`); absolute ones are used as given."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else directory / path
 
 
 @dataclass
@@ -172,8 +164,7 @@ class SST2Data(LabelledTextData):
                  **options: Any):
         super().__init__(**options)
         directory = (Path(root).expanduser() if root else default_root()) / "sst2"
-        self.files = {"train": resolve(train, directory), "val": resolve(val, directory),
-                      "test": resolve(test, directory) if test is not None else None}
+        self.files = split_paths(directory, train, val, test)
         self.has_test = test is not None
         self.text_column = text_column
         self.label_column = label_column

@@ -18,6 +18,17 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "seqtasks"
 
 
+def split_paths(directory: Path, train: str, val: str, test: str | None) -> dict[str, Path | None]:
+    """{'train', 'val', 'test'} -> file (test None when not given). Relative paths are the dataset's
+    own files under `directory`; absolute ones (a user's file) are used as given."""
+
+    def resolve(path: str) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else directory / path
+
+    return {"train": resolve(train), "val": resolve(val), "test": resolve(test) if test is not None else None}
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

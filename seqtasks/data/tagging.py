@@ -33,16 +33,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from seqtasks.data.batching import TokenBatchSampler, pad_sequences
+from seqtasks.data.batching import TRAIN_SEED, TokenBatchSampler, pad_sequences
 from seqtasks.data.conllu import Sentence, read_conllu
-from seqtasks.data.files import default_root
+from seqtasks.data.files import default_root, split_paths
 from seqtasks.errors import ConfigError, DataError
+from seqtasks.heads.pooling import lengths_mask
 from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.char import CharTokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
 
-TRAIN_SEED = 0
 COLUMNS = ("upos", "xpos")
 IGNORE = -100  # tag id of padded positions (cross_entropy's ignore_index)
 
@@ -77,7 +77,7 @@ class TaggingBatch:
     @property
     def mask(self) -> Tensor:
         """(B, T) bool, True at real words."""
-        return torch.arange(self.words.shape[1], device=self.words.device) < self.lengths.unsqueeze(1)
+        return lengths_mask(self.lengths, self.words.shape[1])
 
     def to(self, device, non_blocking: bool = False) -> TaggingBatch:
         return dataclasses.replace(self, **{
@@ -133,12 +133,6 @@ def collate(sentences: Sequence[EncodedSentence], word_pad: int, char_pad: int,
     return TaggingBatch(words, lengths, chars, char_lengths, forms, tags, unseen, list(indices))
 
 
-def resolve(path: str | Path, directory: Path) -> Path:
-    """Relative paths are the dataset's own files (under `directory`); absolute ones are used as given."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else directory / path
-
-
 @DATASETS.register("conllu")
 class TaggingData(L.LightningDataModule):
     """CoNLL-U files -> one tag (UPOS or XPOS) per word; defaults: UD English EWT under <root>/ud_english_ewt.
@@ -155,8 +149,7 @@ class TaggingData(L.LightningDataModule):
         if max_tokens < 1:
             raise ConfigError(f"data.max_tokens must be >= 1, got {max_tokens}")
         directory = (Path(root).expanduser() if root else default_root()) / "ud_english_ewt"
-        self.files = {"train": resolve(train, directory), "val": resolve(val, directory),
-                      "test": resolve(test, directory) if test is not None else None}
+        self.files = split_paths(directory, train, val, test)
         self.has_test = test is not None
         self.column = column
         self.max_tokens = max_tokens

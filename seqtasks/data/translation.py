@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from seqtasks.data.batching import TokenBatchSampler, pad_sequences
+from seqtasks.data.batching import TRAIN_SEED, TokenBatchSampler, pad_sequences
 from seqtasks.data.files import RemoteFile
 from seqtasks.data.parallel import read_parallel, read_parallel_tsv
 from seqtasks.errors import ConfigError
@@ -34,7 +34,6 @@ from seqtasks.tokenizers.base import Tokenizer
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-TRAIN_SEED = 0  # the bucketing order is a function of (this, epoch): reruns see the same batches
 
 
 @rank_zero_only

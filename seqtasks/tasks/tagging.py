@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from seqtasks.data.batching import length_sorted_chunks
 from seqtasks.data.tagging import TaggingBatch, check_tokenizers, collate, encode_sentence
 from seqtasks.errors import ConfigError
 from seqtasks.heads.tagger import TaggerHead
@@ -136,10 +137,8 @@ class TaggingTask(SeqTask):
             cache: dict[str, tuple[int, list[int]]] = {}
             encoded = [encode_sentence(words, self.words, self.chars, cache) if words else None
                        for words in sentences]
-            order = sorted((i for i, e in enumerate(encoded) if e is not None), key=lambda i: len(sentences[i]))
             results: list[list[str]] = [[] for _ in sentences]
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+            for rows in length_sorted_chunks(sentences, batch_size):
                 batch = collate([encoded[i] for i in rows], self.words.vocab.pad_id, self.chars.vocab.pad_id,
                                 rows).to(self.device)
                 predicted = self.head.decode(self(batch), batch.mask).tolist()  # (B, T)
