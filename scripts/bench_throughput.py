@@ -1,29 +1,33 @@
 """Characters/second of a seqtasks language-model training step versus a minimal hand-written
-PyTorch loop with the same model, batch, optimizer, clipping and hidden-state carry, measured in
-the same process and interleaved (A B A B ...) so machine noise hits both alike. Prints the ratio
-seqtasks / hand-written last (1.0 = no framework overhead).
+PyTorch loop with the same model, batch, optimizer, clipping, hidden-state carry and precision,
+measured in the same process and interleaved (A B, B A, A B, ...: each round alternates which goes
+first) so machine noise and drift hit both alike. Each round gives one ratio seqtasks /
+hand-written; the script prints every round, then the median ratio and its spread (min-max over
+rounds) last (1.0 = no framework overhead).
 
-    SEQTASKS_DATA=../shared/data python scripts/bench_throughput.py [--steps 20] [--rounds 2] [override ...]
+    SEQTASKS_DATA=../shared/data python scripts/bench_throughput.py [--steps 20] [--rounds 5] [override ...]
 
 Overrides are Hydra overrides applied to experiment=char_rnn_shakespeare (e.g. encoder.hidden_size=256).
+Run it alone on the machine: other jobs in another login session share the cores (see docs/results.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 from torch.nn import functional as F
 
-from seqtasks.config import config_dir
+from seqtasks.build import build_task, container
+from seqtasks.config import compose_config
 from seqtasks.plugins import load_plugins
+from seqtasks.precision import resolve_precision
 from seqtasks.registry import DATASETS
-from seqtasks.run import build_task, container
 
 
 class StepClock(L.Callback):
@@ -41,13 +45,13 @@ class StepClock(L.Callback):
         self.end = time.perf_counter()
 
 
-def seqtasks_chars_per_second(cfg, steps: int, warmup: int) -> float:
+def seqtasks_chars_per_second(cfg, precision: str, steps: int, warmup: int) -> float:
     data = DATASETS.build(container(cfg.data))
     task = build_task(cfg, data)
     clock = StepClock(warmup)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        num_sanity_val_steps=0, limit_val_batches=0, precision=cfg.trainer.precision,
+        num_sanity_val_steps=0, limit_val_batches=0, precision=precision,
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm, enable_progress_bar=True,
         enable_model_summary=False, callbacks=[clock],
@@ -69,9 +73,10 @@ class HandWrittenLM(nn.Module):
         return self.out(self.drop(y)), state
 
 
-def hand_written_chars_per_second(cfg, vocab_size: int, tokens: torch.Tensor, steps: int, warmup: int) -> float:
+def hand_written_chars_per_second(cfg, precision: str, vocab_size: int, tokens: torch.Tensor, steps: int,
+                                  warmup: int) -> float:
     batch, seq = cfg.data.batch_size, cfg.task.tbptt_steps
-    bf16 = str(cfg.trainer.precision).startswith("bf16")  # the same autocast Lightning's bf16-mixed uses
+    bf16 = precision.startswith("bf16")  # the same autocast Lightning's bf16-mixed uses
     model = HandWrittenLM(vocab_size, cfg.task.embedding_dim, cfg.encoder.hidden_size, cfg.encoder.num_layers,
                           cfg.encoder.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.task.optimizer.lr, weight_decay=cfg.task.optimizer.weight_decay)
@@ -102,28 +107,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved measurements of each")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved measurements of each (at least 5)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=char_rnn_shakespeare", *args.overrides])
+    cfg = compose_config("config", ["experiment=char_rnn_shakespeare", *args.overrides])
     load_plugins(cfg.plugins)
+    precision = str(resolve_precision(cfg.trainer.precision, "cpu"))
     data = DATASETS.build(container(cfg.data))
     tokenizer = data.build_tokenizers(container(cfg.tokenizer))["text"]
-    tokens = torch.tensor(tokenizer.encode(data.split()[0]))
+    tokens = data.encoded("train")
     print(f"model: {cfg.encoder.num_layers}x{cfg.encoder.hidden_size} {cfg.encoder.name}, batch "
-          f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, precision {cfg.trainer.precision}, "
+          f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, precision {precision}, "
           f"torch threads {torch.get_num_threads()}")
-    ours, theirs = [], []
+    ours, theirs, ratios = [], [], []
     for round_ in range(args.rounds):
         torch.manual_seed(round_)
-        theirs.append(hand_written_chars_per_second(cfg, len(tokenizer), tokens, args.steps, args.warmup))
-        ours.append(seqtasks_chars_per_second(cfg, args.steps, args.warmup))
-        print(f"round {round_ + 1}: hand-written {theirs[-1]:,.0f} chars/s, seqtasks {ours[-1]:,.0f} chars/s")
-    best_ours, best_theirs = max(ours), max(theirs)
-    print(f"hand-written loop: {best_theirs:,.0f} chars/s (best of {args.rounds})")
-    print(f"seqtasks:          {best_ours:,.0f} chars/s (best of {args.rounds})")
-    print(f"ratio seqtasks / hand-written: {best_ours / best_theirs:.3f}")
+        measure = {"hand-written": lambda: hand_written_chars_per_second(cfg, precision, len(tokenizer), tokens,
+                                                                         args.steps, args.warmup),
+                   "seqtasks": lambda: seqtasks_chars_per_second(cfg, precision, args.steps, args.warmup)}
+        order = list(measure) if round_ % 2 == 0 else list(reversed(measure))
+        result = {name: measure[name]() for name in order}
+        theirs.append(result["hand-written"])
+        ours.append(result["seqtasks"])
+        ratios.append(ours[-1] / theirs[-1])
+        print(f"round {round_ + 1} ({' then '.join(order)}): hand-written {theirs[-1]:,.0f} chars/s, "
+              f"seqtasks {ours[-1]:,.0f} chars/s, ratio {ratios[-1]:.3f}")
+    print(f"hand-written loop: median {statistics.median(theirs):,.0f} chars/s "
+          f"({min(theirs):,.0f}-{max(theirs):,.0f})")
+    print(f"seqtasks:          median {statistics.median(ours):,.0f} chars/s ({min(ours):,.0f}-{max(ours):,.0f})")
+    print(f"ratio seqtasks / hand-written: median {statistics.median(ratios):.3f} over {args.rounds} rounds "
+          f"(spread {min(ratios):.3f}-{max(ratios):.3f})")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from seqtasks.checkpoint import load_task
+from seqtasks.build import load_task
 from seqtasks.data.files import default_root
 from seqtasks.data.text import read_lines
 from seqtasks.decoding import BeamSearch, Greedy
-from seqtasks.metrics import TranslationScores
+from seqtasks.metrics import corpus_scores
 
 
 def main() -> None:
@@ -43,9 +43,7 @@ def main() -> None:
         start = time.perf_counter()
         hypotheses = task.translate(sources, strategy, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
-        scores = TranslationScores()
-        scores.add(list(range(len(sources))), hypotheses, references)
-        metrics, signatures = scores.compute()
+        metrics, signatures = corpus_scores(hypotheses, references)
         print(f"{name:>8}: {seconds:6.1f} s  BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  "
               f"({signatures['bleu']})")
 

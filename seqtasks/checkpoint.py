@@ -34,21 +34,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "seqtasks" not in checkpoint:
         raise SeqtasksError(f"{path}: not a seqtasks checkpoint (no 'seqtasks' entry)")
     return checkpoint
-
-
-def load_task(path: str | Path):
-    """The trained task (LightningModule) in a checkpoint, on CPU, in eval mode, with its plugins."""
-    return task_from_checkpoint(load_checkpoint(path))
-
-
-def task_from_checkpoint(checkpoint: dict[str, Any]):
-    """The task of a checkpoint read by load_checkpoint(), on CPU, in eval mode, with its plugins."""
-    from seqtasks.plugins import load_plugins
-    from seqtasks.registry import TASKS
-
-    load_plugins(checkpoint.get("hyper_parameters", {}).get("plugins") or ())
-    task_class = TASKS.get(checkpoint["seqtasks"]["task"])
-    task = task_class(**checkpoint["hyper_parameters"])
-    task.load_state_dict(checkpoint["state_dict"])
-    task.run_config = checkpoint["seqtasks"].get("config")
-    return task.eval()

@@ -1,8 +1,25 @@
-"""Where the config groups are, whether seqtasks runs from a checkout or a wheel."""
+"""Where the config groups are, and composing them with errors that say what to do.
+
+Hydra's own messages for a mistyped option (`encoder=lstmm`) or key (`encoder.hiden_size=8`) name
+the problem but not the fix; `compose_config` turns them into one line with the closest valid
+name: `unknown encoder option 'lstmm'; choose from: gru, lstm, rnn (did you mean 'lstm'?)`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.object_type import ObjectType
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seqtasks.errors import ConfigError
+from seqtasks.validation import closest, did_you_mean
 
 
 def config_dir() -> Path:
@@ -13,3 +30,103 @@ def config_dir() -> Path:
         if (candidate / "config.yaml").is_file():
             return candidate
     raise FileNotFoundError(f"seqtasks configs not found beside {package}; reinstall seqtasks")
+
+
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides=overrides)
+    except HydraException as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+
+
+def values_of(override: Override) -> list[str | None]:
+    """Every value an override sets: one, or each of a sweep's choices."""
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    value = override.value()
+    if isinstance(value, list):  # several options of one group at once: logger=[csv,tensorboard]
+        return [str(v) for v in value]
+    return [value if value is None or isinstance(value, str) else override.get_value_element_as_str()]
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group ([] when `group` is no group)."""
+    return sorted(GlobalHydra.instance().config_loader().get_group_options(group, results_filter=ObjectType.CONFIG))
+
+
+def check_choices(parsed: list[Override]) -> None:
+    """A group set to an option it does not have fails, listing the options and the closest."""
+    for override in parsed:
+        options = group_options(override.key_or_group) if "." not in override.key_or_group else []
+        if not override.is_sweep_override() and isinstance(override.value(), dict):
+            continue  # the group's node set to a mapping (logger={}), not an option chosen
+        for value in values_of(override) if options else []:
+            if value is not None and value not in options and not override.is_delete():
+                raise ConfigError(f"unknown {override.key_or_group} option '{value}'; choose from: "
+                                  f"{', '.join(options)}{did_you_mean(value, options)}")
+
+
+def check_keys(config_name: str, parsed: list[Override]) -> None:
+    """A key override whose key the composed config lacks fails, naming the closest key."""
+    is_group = {o.key_or_group: "." not in o.key_or_group and bool(group_options(o.key_or_group)) for o in parsed}
+    # The groups shape the tree; a swept group is probed with its first choice.
+    base = compose(config_name, overrides=[f"{o.key_or_group}={values_of(o)[0]}" for o in parsed
+                                           if is_group[o.key_or_group] and values_of(o)[0] is not None])
+    for override in parsed:
+        key = override.key_or_group
+        if override.type is not OverrideType.CHANGE or key.startswith("hydra") or is_group[key]:
+            continue
+        node, path = base, []
+        for part in key.split("."):
+            # keys(), not `in`: a mandatory value left at ??? is a key that `in` does not see.
+            if not isinstance(node, DictConfig) or part not in node.keys():
+                choices = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+                match = closest(part, choices)
+                hint = f" (did you mean '{'.'.join([*path, match])}'?)" if match else ""
+                raise ConfigError(f"no config key '{key}'" + (hint or f"; a new key is added with +{key}=..."))
+            path = [*path, part]
+            node = OmegaConf.select(base, ".".join(path), throw_on_missing=False)
+
+
+def check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Raise a ConfigError that names the fix for overrides Hydra would reject (unknown group
+    options, misspelt keys, syntax errors), within an initialised config directory."""
+    parsed = parse_overrides(overrides)
+    check_choices(parsed)
+    check_keys(config_name, parsed)
+
+
+def compose_config(config_name: str, overrides: list[str], complete: bool = False) -> DictConfig:
+    """Compose conf/<config_name>.yaml with command-line overrides; a mistake is a ConfigError with
+    the closest valid name instead of Hydra's traceback. `complete`: a mandatory key (???) left
+    unset is an error too."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        try:
+            cfg = compose(config_name, overrides=overrides)
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
+            explain(config_name, overrides, error)
+    missing = sorted(OmegaConf.missing_keys(cfg)) if complete else []
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
+    return cfg
+
+
+def explain(config_name: str, overrides: list[str], error: Exception) -> None:
+    """Raise the ConfigError for a failed composition: the fix where one is known, else the first
+    line of Hydra's message."""
+    try:
+        check_overrides(config_name, overrides)
+    except (HydraException, OmegaConfBaseException, ValueError):
+        pass
+    message = str(error).strip().splitlines()
+    raise ConfigError(message[0] if message else type(error).__name__) from None
+
+
+def check_command_line(config_name: str, overrides: list[str]) -> None:
+    """Check the overrides of `python -m seqtasks` (sweeps included) before Hydra runs them."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        try:
+            check_overrides(config_name, overrides)
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
+            explain(config_name, overrides, error)
+

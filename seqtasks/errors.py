@@ -2,6 +2,9 @@
 what was wrong, where (file, line, byte offset, config key) and what was expected."""
 
 
+USER_ERROR = 2  # the exit code of every mistake in a command line, a config or the data
+
+
 class SeqtasksError(Exception):
     """Base class of all errors seqtasks raises on purpose."""
 

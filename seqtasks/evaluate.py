@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.checkpoint import load_checkpoint, task_from_checkpoint
-from seqtasks.config import config_dir
-from seqtasks.errors import ConfigError, SeqtasksError
+from seqtasks.build import restore_task
+from seqtasks.checkpoint import load_checkpoint
+from seqtasks.config import compose_config
+from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
+from seqtasks.plugins import load_plugins
 from seqtasks.registry import DATASETS, DECODING
-from seqtasks.tokenizers.base import Tokenizer
 
 
 def from_cwd(path: str) -> str:
@@ -36,21 +36,24 @@ def from_cwd(path: str) -> str:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    load_plugins(cfg.plugins)
     checkpoint = load_checkpoint(cfg.ckpt)
     run_config = checkpoint["seqtasks"].get("config")
     if not run_config:
         raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config to rebuild its data from")
-    task = task_from_checkpoint(checkpoint)
+    task = restore_task(checkpoint, with_callables=True)
     if cfg.get("decoding"):
-        if not hasattr(task, "strategy"):
+        if getattr(task, "strategy", None) is None:
             raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
-        task.strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True))
+        task.strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding")
     data_config = dict(run_config["data"])
     if cfg.test is not None:
         test = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
         data_config["test"] = [from_cwd(path) for path in test] if isinstance(test, list) else from_cwd(test)
-    data = DATASETS.build(data_config)
-    data.use_tokenizers({side: Tokenizer.from_state(state) for side, state in task.hparams.tokenizers.items()})
+    data = DATASETS.build(data_config, "data")
+    if not data.has_test:
+        raise ConfigError(f"{cfg.ckpt}: no test data; set test=... (the run had none)")
+    data.use_tokenizers(task.tokenizers)
     # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
     output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -58,20 +61,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                         default_root_dir=str(output_dir),
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     results = trainer.test(task, datamodule=data, verbose=False)
-    if not results or not results[0]:
-        raise ConfigError(f"{cfg.ckpt}: no test data; set test=... (the run had none)")
     return {**{k: float(v) for k, v in results[0].items()}, **task.report}
 
 
 def main(argv: list[str] | None = None) -> None:
-    overrides = sys.argv[1:] if argv is None else argv
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose("evaluate", overrides=overrides)
+        cfg = compose_config("evaluate", sys.argv[1:] if argv is None else argv, complete=True)
         metrics = evaluate(cfg)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(USER_ERROR)
     text = json.dumps(dict(sorted(metrics.items())), indent=2)
     if cfg.output:
         Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)

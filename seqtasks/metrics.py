@@ -1,61 +1,37 @@
-"""Metrics over a whole evaluation pass: corpus BLEU/chrF (gathered across DDP ranks before
-scoring) and classification scores from a confusion matrix."""
+"""Metrics over a whole evaluation pass, computed from every example's record once the ranks'
+records are gathered (`seqtasks.tensors.gather_by_key`): losses, corpus BLEU/chrF (sacreBLEU),
+classification and tagging scores, and the sample metrics of generation (novelty, distinct,
+agreement)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 from sacrebleu.metrics import BLEU, CHRF
 from torch import Tensor
 
 
-@dataclass
-class TranslationScores:
-    """Hypotheses and references of one evaluation pass by example index, plus the summed NLL.
-
-    Keyed by index because under DDP the ranks' batch lists are padded to equal length, so a few
-    sentences are decoded twice; each is scored once."""
-
-    pairs: dict[int, tuple[str, str]] = field(default_factory=dict)  # index -> (hypothesis, reference)
-    nll: float = 0.0
-    tokens: int = 0
-
-    def add(self, indices: list[int], hypotheses: list[str], references: list[str], nll: float = 0.0,
-            tokens: int = 0) -> None:
-        self.pairs.update(zip(indices, zip(hypotheses, references, strict=True), strict=True))
-        self.nll += nll
-        self.tokens += tokens
-
-    def merge(self, other: TranslationScores) -> None:
-        self.pairs.update(other.pairs)
-        self.nll += other.nll
-        self.tokens += other.tokens
-
-    def compute(self) -> tuple[dict[str, float], dict[str, str]]:
-        """sacreBLEU on detokenised text against raw references (cased, 13a tokenisation):
-        {bleu, chrf, loss (NLL per target token)}, {bleu, chrf signatures}."""
-        hypotheses = [self.pairs[i][0] for i in sorted(self.pairs)]
-        references = [self.pairs[i][1] for i in sorted(self.pairs)]
-        bleu, chrf = BLEU(), CHRF()
-        metrics = {
-            "bleu": bleu.corpus_score(hypotheses, [references]).score,
-            "chrf": chrf.corpus_score(hypotheses, [references]).score,
-            "loss": self.nll / max(self.tokens, 1),
-        }
-        return metrics, {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
+def loss_scores(nll: float, count: int) -> dict[str, float]:
+    """Summed negative log-likelihood (nats) over `count` predictions -> mean `loss` and `ppl`."""
+    loss = nll / max(count, 1)
+    return {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
 
 
-def gather_from_ranks(scores: TranslationScores, trainer) -> TranslationScores:
-    """All ranks' sentences in one object (every rank gets the same), so corpus metrics are exact."""
-    if trainer is None or trainer.world_size == 1:
-        return scores
-    parts: list[TranslationScores | None] = [None] * trainer.world_size
-    torch.distributed.all_gather_object(parts, scores)
-    merged = TranslationScores()
-    for part in parts:
-        merged.merge(part)
-    return merged
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """sacreBLEU on detokenised text against raw references (cased, 13a tokenisation):
+    {bleu, chrf}, {bleu, chrf signatures}."""
+    bleu, chrf = BLEU(), CHRF()
+    scores = {"bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
+              "chrf": chrf.corpus_score(list(hypotheses), [list(references)]).score}
+    return scores, {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
+
+
+def confusion_matrix(gold: Tensor, predicted: Tensor, num_classes: int) -> Tensor:
+    """gold, predicted (N,) long -> counts (C, C), rows: true class, columns: predicted."""
+    index = gold * num_classes + predicted
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
 
 
 def classification_scores(confusion: Tensor, labels: list[str]) -> dict[str, float]:
@@ -72,3 +48,52 @@ def classification_scores(confusion: Tensor, labels: list[str]) -> dict[str, flo
         scores.update({f"precision/{label}": float(precision[i]), f"recall/{label}": float(recall[i]),
                        f"f1/{label}": float(f1[i])})
     return scores
+
+
+def tagging_scores(gold: Tensor, predicted: Tensor, unseen: Tensor, tags: list[str]) -> dict[str, float]:
+    """gold, predicted (N,) long, unseen (N,) bool over N words -> accuracy overall (`acc`), on unseen
+    words (`acc_unseen`, 0 when there are none), the share of unseen words (`unseen_rate`), and per gold
+    tag (`acc/<TAG>`: the share of that tag's words tagged right; tags absent from the gold left out)."""
+    correct = gold == predicted  # (N,)
+    total = max(len(gold), 1)
+    scores = {"acc": float(correct.sum()) / total,
+              "acc_unseen": float(correct[unseen].sum()) / max(int(unseen.sum()), 1),
+              "unseen_rate": float(unseen.sum()) / total}
+    counts = torch.bincount(gold, minlength=len(tags))  # (K,)
+    hits = torch.bincount(gold[correct], minlength=len(tags))  # (K,)
+    for k, tag in enumerate(tags):
+        if counts[k] > 0:
+            scores[f"acc/{tag}"] = float(hits[k]) / float(counts[k])
+    return scores
+
+
+Classify = Callable[[list[str]], list[str]]  # texts -> one predicted label each
+
+
+def sample_scores(samples: dict[str, list[str]], training_texts: set[str],
+                  classify: Classify | None = None) -> tuple[dict[str, float], list[tuple[str, str, bool, str]]]:
+    """Samples by requested category -> ({novelty, distinct[, agreement]} over all samples, plus
+    `novelty/<category>` and `agreement/<category>`), rows (category, sample, novel, predicted label or '').
+
+    - novelty: share of samples that are non-empty and not a training text (exact string match);
+    - distinct: distinct samples per category / samples (1: no sample repeats within its category);
+    - agreement: share of samples that `classify` assigns to the requested category (left out
+      without a classifier)."""
+    flat = [(category, text) for category, texts in samples.items() for text in texts]
+    if not flat:
+        return {}, []
+    novel = [bool(text) and text not in training_texts for _, text in flat]
+    predicted = classify([text for _, text in flat]) if classify is not None else None
+    scores = {"novelty": sum(novel) / len(flat),
+              "distinct": sum(len(set(texts)) for texts in samples.values()) / len(flat)}
+    if predicted is not None:
+        scores["agreement"] = sum(p == c for p, (c, _) in zip(predicted, flat, strict=True)) / len(flat)
+    start = 0
+    for category, texts in samples.items():
+        rows = slice(start, start + len(texts))
+        start += len(texts)
+        scores[f"novelty/{category}"] = sum(novel[rows]) / max(len(texts), 1)
+        if predicted is not None:
+            scores[f"agreement/{category}"] = sum(p == category for p in predicted[rows]) / max(len(texts), 1)
+    labels = predicted or [""] * len(flat)
+    return scores, [(c, text, n, p) for (c, text), n, p in zip(flat, novel, labels, strict=True)]

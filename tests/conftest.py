@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from seqtasks import evaluate, predict
+from seqtasks.config import compose_config as compose_overrides
 from seqtasks.config import config_dir
 from seqtasks.plugins import load_plugins
+from seqtasks.run import run
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -26,8 +32,11 @@ TINY_TEXT = (
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
 ) * 20
 
+# Tests that train pin fp32, so that no figure hinges on whether this CPU has fast bf16.
+FP32 = "trainer.precision=32-true"
+
 # Overrides that make any language-model run take seconds.
-TINY_LM = [
+TINY_LM = [FP32,
     "encoder.hidden_size=16", "encoder.num_layers=1", "task.embedding_dim=8", "task.tbptt_steps=16",
     "data.batch_size=4", "trainer.max_steps=6", "trainer.max_epochs=1", "trainer.limit_val_batches=2",
     "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
@@ -62,4 +71,32 @@ def seqtasks(*args, module="seqtasks", check=True, env=None, timeout=600, stdin=
     if check and result.returncode != 0:
         raise AssertionError(
             f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+    return result
+
+
+def train(*overrides: str, run_dir: Path) -> dict:
+    """`python -m seqtasks <overrides>` in this process (fp32), writing into run_dir -> its metrics."""
+    return run(compose_overrides("config", [*overrides, FP32]), run_dir)
+
+
+COMMANDS = {"seqtasks.predict": predict.main, "seqtasks.evaluate": evaluate.main}
+
+
+def command(module: str, *args: str, check: bool = True, stdin: str | None = None) -> SimpleNamespace:
+    """`python -m seqtasks.predict|evaluate <args>` in this process -> returncode, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    saved_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            COMMANDS[module](list(args))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.stdin = saved_stdin
+    result = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"exit {code}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
     return result

@@ -1,12 +1,13 @@
-"""The commands users type, run as subprocesses: train, predict, Hydra's --cfg/--help/--multirun,
-several loggers, DDP on two CPU processes, and the errors for bad input."""
+"""The commands users type: train (as a subprocess, where Hydra's own command line is what is
+tested: --cfg/--help/--multirun, loggers, DDP on two CPU processes, mistakes in the command line),
+predict and evaluate (in this process, through their main(argv)), and the errors for bad input."""
 
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_LM, TINY_TEXT, seqtasks
+from conftest import TINY_LM, TINY_TEXT, command, seqtasks
 
 from seqtasks.checkpoint import load_checkpoint
 
@@ -51,24 +52,24 @@ def test_predict_writes_seeded_samples(trained_run, tmp_path):
     out = tmp_path / "sample.txt"
     args = [f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.temperature=0.8",
             "seed=3"]
-    result = seqtasks(*args, f"output={out}", module="seqtasks.predict")
+    result = command("seqtasks.predict", *args, f"output={out}")
     assert str(out) in result.stderr
     text = out.read_text()
     assert text.startswith("First") and len(text) == len("First") + 40 + 1
-    assert seqtasks(*args, module="seqtasks.predict").stdout == text  # same seed, same text, to stdout
-    greedy = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding=greedy", module="seqtasks.predict")
-    top1 = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.top_k=1",
-                    module="seqtasks.predict")
+    assert command("seqtasks.predict", *args).stdout == text  # same seed, same text, to stdout
+    greedy = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "decoding=greedy")
+    top1 = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling",
+                   "decoding.top_k=1")
     assert greedy.stdout == top1.stdout
-    default = seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "seed=3", module="seqtasks.predict")
-    assert default.stdout == seqtasks(f"ckpt={ckpt}", "prime=First", "length=40", "seed=3", "decoding=sampling",
-                                      module="seqtasks.predict").stdout  # the language model's own: sampling
+    default = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "seed=3")
+    assert default.stdout == command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "seed=3",
+                                     "decoding=sampling").stdout  # the language model's own: sampling
 
 
 def test_predict_with_a_bad_checkpoint(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    result = seqtasks(f"ckpt={bad}", module="seqtasks.predict", check=False)
+    result = command("seqtasks.predict", f"ckpt={bad}", check=False)
     assert result.returncode == 2 and f"{bad}: not a readable checkpoint" in result.stderr
 
 
@@ -98,23 +99,49 @@ def test_ddp_on_two_cpu_processes(tmp_path, data_root):
     assert checkpoint["global_step"] == 6
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("encoder=lstmm", "Could not find 'encoder/lstmm'"),
-    ("encoder.hiden_size=3", "Could not override 'encoder.hiden_size'"),
-    ("data=text_file", "config key 'data.path' must be set"),
+@pytest.mark.parametrize(("overrides", "messages"), [
+    (["encoder=lstmm"], ["error: unknown encoder option 'lstmm'; choose from: gru, ", "(did you mean 'lstm'?)"]),
+    (["encoder.hiden_size=3"], ["error: no config key 'encoder.hiden_size' (did you mean 'encoder.hidden_size'?)"]),
+    (["--multirun", "encoder=lstm,grru"], ["error: unknown encoder option 'grru'", "(did you mean 'gru'?)"]),
+    (["data=text_file"], ["config key 'data.path' must be set"]),
+    (["encoder.num_layers=two"], ["encoder.num_layers='two': expected an integer >= 1"]),
+    (["data.batch_size=0"], ["data.batch_size=0: expected an integer >= 1"]),
 ])
-def test_bad_config_fails_clearly(tmp_path, data_root, override, message):
-    data = [] if override.startswith("data=") else [f"data.root={data_root}"]
-    result = seqtasks(*TINY_LM, *data, override, f"hydra.run.dir={tmp_path}", check=False)
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
+def test_a_mistake_in_the_command_line_is_one_line_and_exit_code_2(tmp_path, data_root, overrides, messages):
+    data = [] if "data=text_file" in overrides else [f"data.root={data_root}"]
+    result = seqtasks(*TINY_LM, *data, *overrides, f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode == 2
+    assert all(message in result.stderr for message in messages), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_group_the_task_does_not_use_fails_before_training(tmp_path):
+    result = seqtasks("task=classification", "decoding=beam", f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode == 2
+    assert "task 'classification' does not use the decoding group; drop decoding=beam" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(("module", "arguments", "message"), [
+    ("seqtasks.predict", [], "error: ckpt must be set, e.g. ckpt=..."),
+    ("seqtasks.predict", ["ckpt=x.ckpt", "decoding=beem"], "error: unknown decoding option 'beem'; choose from: beam, "
+                                                           "greedy, sampling (did you mean 'beam'?)"),
+    ("seqtasks.predict", ["ckpt=x.ckpt", "inptu=a.txt"], "error: no config key 'inptu' (did you mean 'input'?)"),
+    ("seqtasks.evaluate", [], "error: ckpt must be set, e.g. ckpt=..."),
+    ("seqtasks.evaluate", ["ckpt=x.ckpt", "tset=a.tsv"], "error: no config key 'tset' (did you mean 'test'?)"),
+])
+def test_predict_and_evaluate_mistakes_are_one_line(module, arguments, message):
+    result = command(module, *arguments, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [message]
 
 
 def test_unknown_decoding_strategy_lists_choices(trained_run):
-    result = seqtasks(f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "decoding=greedy", "decoding.name=beem",
-                      module="seqtasks.predict", check=False)
+    result = command("seqtasks.predict", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "decoding=greedy",
+                     "decoding.name=beem", check=False)
     assert result.returncode == 2
-    assert "unknown decoding strategy 'beem'; choose from: beam, greedy, sampling" in result.stderr
+    assert "unknown decoding strategy 'beem' (decoding.name); choose from: beam, greedy, sampling" in result.stderr
 
 
 def test_missing_and_bad_data_fail_clearly(tmp_path):

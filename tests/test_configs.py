@@ -1,17 +1,26 @@
-"""Every option of every config group composes, and the component it describes builds."""
+"""Every option of every config group composes, the component it describes builds, and every
+default has one home: a YAML value equals the constructor's default wherever both exist."""
 
+import dataclasses
+import inspect
 
+import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
+from seqtasks.build import check_config, container, task_groups
 from seqtasks.config import config_dir
-from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS
-from seqtasks.run import container
+from seqtasks.errors import ConfigError
+from seqtasks.precision import choose_precision, resolve_precision
+from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS, constructor_parameters
+from seqtasks.tasks.generation import SampleMetrics
 from seqtasks.tokenizers import LabelVocabulary, WordTokenizer
 
 CONF = config_dir()
+REGISTRY_OF_GROUP = {"encoder": ENCODERS, "head": HEADS, "decoding": DECODING, "tokenizer": TOKENIZERS,
+                     "data": DATASETS}
 
 
 def options(group: str) -> list[str]:
@@ -19,15 +28,86 @@ def options(group: str) -> list[str]:
 
 
 def test_conf_dir_has_the_required_groups():
-    for group in ("task", "data", "encoder", "head", "decoding", "trainer", "logger", "experiment"):
+    for group in ("task", "data", "encoder", "head", "decoding", "trainer", "logger", "experiment", "sweep"):
         assert options(group), group
 
 
+# --- one home per default -----------------------------------------------------------------------
+def yaml_values(node) -> dict:
+    """A config node's values, resolved, without the mandatory ones left at ??? (the user's files)."""
+    return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if v != "???"}
+
+
+def assert_defaults_equal(values: dict, cls: type, where: str) -> None:
+    """Every key of a YAML mapping that the constructor also gives a default has the same value
+    (the task's optimizer and scheduler are the homes of their own groups)."""
+    parameters = constructor_parameters(cls)
+    for key, value in values.items():
+        if key in ("name", "optimizer", "scheduler") or key not in parameters \
+                or parameters[key].default is inspect.Parameter.empty:
+            continue
+        default = parameters[key].default
+        if default is None and isinstance(value, dict):  # nested options with defaults of their own
+            continue
+        if isinstance(default, tuple):
+            default = list(default)
+        assert value == default, f"{where}.{key}: YAML says {value!r}, {cls.__name__} says {default!r}"
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in REGISTRY_OF_GROUP for o in options(g)])
+def test_group_option_values_equal_the_constructor_defaults(compose_config, group, option):
+    cfg = compose_config([f"{group}={option}", "experiment=none"])
+    values = yaml_values(cfg[group])
+    # (The decoder's nested rnn and attention are its own choices, with no constructor default.)
+    assert_defaults_equal(values, REGISTRY_OF_GROUP[group].get(values["name"]), f"conf/{group}/{option}")
+
+
+@pytest.mark.parametrize("option", options("task"))
+def test_task_option_values_equal_the_constructor_defaults(compose_config, option):
+    values = yaml_values(compose_config([f"task={option}", "experiment=none"]).task)
+    task_class = TASKS.get(values["name"])
+    assert_defaults_equal(values, task_class, f"conf/task/{option}")
+    if "sample_metrics" in values:
+        defaults = {f.name: f.default for f in dataclasses.fields(SampleMetrics)}
+        assert values["sample_metrics"] == defaults
+
+
+def test_trainer_config_lists_every_trainer_argument_with_its_default_or_a_documented_choice(compose_config):
+    cfg = container(compose_config([]).trainer)
+    arguments = {name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"}
+    set_by_seqtasks = {"logger", "callbacks", "plugins", "default_root_dir"}
+    assert set(cfg) - {"_target_"} == arguments - set_by_seqtasks
+
+
+def test_any_trainer_argument_can_be_set_on_the_command_line(compose_config):
+    cfg = compose_config(["trainer.accumulate_grad_batches=2", "trainer.detect_anomaly=true"])
+    assert cfg.trainer.accumulate_grad_batches == 2 and cfg.trainer.detect_anomaly
+
+
+# --- precision: auto -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("on_gpu", "gpu_bf16", "flags", "expected"), [
+    (False, False, {"avx2", "fma"}, "32-true"),                     # AMD Zen 3, Intel Skylake
+    (False, False, {"avx512f", "avx512_bf16"}, "bf16-mixed"),       # AMD Zen 4, Intel Cooper Lake
+    (False, False, {"avx512f", "amx_bf16", "amx_tile"}, "bf16-mixed"),  # Intel Sapphire Rapids
+    (True, True, set(), "bf16-mixed"),                              # A100, H100
+    (True, False, {"amx_bf16"}, "32-true"),                         # an older GPU: the GPU decides
+])
+def test_precision_auto_follows_the_hardware(on_gpu, gpu_bf16, flags, expected):
+    chosen, why = choose_precision(on_gpu, gpu_bf16, flags)
+    assert chosen == expected and why
+
+
+def test_precision_other_than_auto_is_kept():
+    assert resolve_precision("32-true", "cpu") == "32-true" and resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    assert resolve_precision("auto", "cpu") in ("32-true", "bf16-mixed")
+
+
+# --- components build ----------------------------------------------------------------------------
 @pytest.mark.parametrize("option", options("encoder"))
 def test_encoder_options_build(compose_config, option):
     cfg = compose_config([f"encoder={option}"])
-    encoder = ENCODERS.build(container(cfg.encoder), input_size=4)
-    assert encoder(torch.randn(2, 3, 4))[0].shape[-1] == encoder.output_size
+    encoder = ENCODERS.build(container(cfg.encoder), "encoder", input_size=4)
+    assert encoder(torch.randn(2, 3, 4))[0].shape == (2, 3, encoder.output_size)
 
 
 @pytest.mark.parametrize("option", options("head"))
@@ -75,22 +155,33 @@ def test_data_options_build(compose_config, option, tiny_text_file, tmp_path):
     assert data.registered_name == cfg.data.name
 
 
+def tokenizers_for(task: str, tokenizer: dict) -> dict:
+    labels = LabelVocabulary().fit(["a", "b"]).state()
+    return {"translation": {"source": tokenizer, "target": tokenizer},
+            "classification": {"text": tokenizer, "labels": labels},
+            "generation": {"text": tokenizer, "labels": labels},
+            "tagging": {"words": WordTokenizer().fit(["some text"]).state(), "chars": tokenizer,
+                        "tags": LabelVocabulary().fit(["X", "Y"]).state()},
+            }.get(task, {"text": tokenizer})
+
+
 @pytest.mark.parametrize("option", options("task"))
-def test_task_options_build(compose_config, option):
+def test_task_options_build_and_train_a_step(compose_config, option):
     cfg = compose_config([f"task={option}", "encoder.hidden_size=8", "tokenizer=char"])
+    task_class = check_config(cfg)
     tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"]).state()
-    tokenizers = {"translation": {"source": tokenizer, "target": tokenizer},
-                  "classification": {"text": tokenizer, "labels": LabelVocabulary().fit(["a", "b"]).state()},
-                  "generation": {"text": tokenizer, "labels": LabelVocabulary().fit(["a", "b"]).state()},
-                  "tagging": {"words": WordTokenizer().fit(["some text"]).state(), "chars": tokenizer,
-                              "tags": LabelVocabulary().fit(["X", "Y"]).state()},
-                  }.get(option, {"text": tokenizer})
-    task = TASKS.build(container(cfg.task), tokenizers=tokenizers,
-                       encoder=container(cfg.encoder), head=container(cfg.head))
-    assert isinstance(task.configure_optimizers(), torch.optim.Optimizer | dict)
+    task = TASKS.build(container(cfg.task), "task", tokenizers=tokenizers_for(option, tokenizer),
+                       **task_groups(cfg, task_class))
+    optimizers = task.configure_optimizers()
+    optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
+    parameter = next(task.parameters())
+    before = parameter.detach().clone()
+    parameter.sum().backward()
+    optimizer.step()
+    assert not torch.equal(parameter, before)  # the optimizer from the config moves the task's parameters
 
 
-@pytest.mark.parametrize("option", options("optimizer"))
+@pytest.mark.parametrize("option", [o for o in options("optimizer")])
 def test_optimizer_options_build(compose_config, option):
     cfg = compose_config([f"optimizer={option}"])
     optimizer = instantiate(cfg.task.optimizer, params=[torch.nn.Parameter(torch.zeros(2))], _convert_="all")
@@ -104,11 +195,12 @@ def test_scheduler_options_build(compose_config, option):
     assert 0 < schedule(10_000, 1.0) <= 1.0 and schedule(10_000, 0.0) == 1.0
 
 
-@pytest.mark.parametrize("option", options("trainer"))
+@pytest.mark.parametrize("option", [o for o in options("trainer") if o != "gpu"])
 def test_trainer_options_build(compose_config, option, tmp_path):
-    cfg = compose_config([f"trainer={option}", "trainer.accelerator=cpu"])
-    trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(tmp_path))
-    assert trainer.max_epochs == cfg.trainer.max_epochs
+    options_ = container(compose_config([f"trainer={option}", "trainer.accelerator=cpu"]).trainer)
+    options_["precision"] = resolve_precision(options_["precision"], "cpu")
+    trainer = instantiate(options_, logger=False, default_root_dir=str(tmp_path))
+    assert trainer.max_epochs == options_["max_epochs"]
 
 
 @pytest.mark.parametrize("option", options("logger"))
@@ -118,8 +210,12 @@ def test_logger_options_build(compose_config, option, tmp_path, monkeypatch):
     cfg = compose_config([f"logger={option}"])
     for logger_cfg in cfg.logger.values():
         logger = instantiate(logger_cfg, save_dir=str(tmp_path))
+        logger.log_metrics({"a": 1.0}, step=0)
+        logger.save()
         if option == "wandb":  # no API key here: it must go offline instead of prompting
             assert logger._offline
+        else:
+            assert any(path.is_file() for path in tmp_path.rglob("*")), f"{option} wrote nothing"
 
 
 def test_several_loggers_at_once(compose_config):
@@ -128,10 +224,15 @@ def test_several_loggers_at_once(compose_config):
 
 
 @pytest.mark.parametrize("option", options("experiment"))
-def test_experiments_compose(compose_config, option):
-    cfg = compose_config([f"experiment={option}"])
+def test_experiments_compose_and_validate(compose_config, option, tiny_text_file):
+    # A task's default recipe (default_<task>) goes with its task; named experiments choose theirs.
+    task = [f"task={option.removeprefix('default_')}"] if option.startswith("default_") else []
+    cfg = compose_config([*task, f"experiment={option}"])
     OmegaConf.resolve(cfg)  # every interpolation resolves
-    assert cfg.task.name in TASKS
+    if OmegaConf.is_missing(cfg.data, "train") if "train" in cfg.data.keys() else False:
+        return  # data=parallel: the user's files
+    assert check_config(cfg).registered_name == cfg.task.name
+    assert cfg.trainer.precision == "auto"  # no experiment pins a precision one machine was fast at
 
 
 @pytest.mark.parametrize("name", ["predict", "evaluate"])
@@ -141,13 +242,39 @@ def test_command_configs_compose(compose_config, name):
     assert compose_config(["ckpt=x.ckpt"], name=name).get("decoding") is None  # the model's own
 
 
-def test_a_task_option_chooses_the_other_groups_and_the_command_line_wins(compose_config):
+def test_a_task_option_chooses_its_groups_and_its_recipe_and_the_command_line_wins(compose_config):
     cfg = compose_config(["task=translation"])
     assert (cfg.data.name, cfg.tokenizer.name, cfg.head.name, cfg.decoding.name) == \
         ("multi30k", "sentencepiece", "decoder", "beam")
-    assert cfg.encoder.bidirectional and cfg.early_stopping.patience == 5
-    OmegaConf.resolve(cfg)
-    assert cfg.task.decoding.name == "beam"  # the test-time strategy is the decoding group
+    assert cfg.encoder.bidirectional and cfg.early_stopping.patience == 5  # the Multi30k recipe
+    assert cfg.trainer.max_time == "00:00:55:00"
     cfg = compose_config(["task=translation", "encoder=lstm", "decoding=greedy", "encoder.hidden_size=64"])
     assert (cfg.encoder.name, cfg.encoder.hidden_size, cfg.decoding.name) == ("lstm", 64, "greedy")
+    bare = compose_config(["task=translation", "experiment=none"])
+    assert not bare.encoder.bidirectional and bare.trainer.max_time is None  # the groups' own defaults
     assert compose_config([]).early_stopping.patience is None  # the language model's defaults are untouched
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["task=classification", "decoding=beam"], "task 'classification' does not use the decoding group; drop "
+                                               "decoding=beam"),
+    (["task=tagging", "head=classifier"], "task 'tagging' cannot use head 'classifier'.*choose from: crf_tagger, "
+                                         "softmax_tagger"),
+    (["encoder.num_layers=0"], r"encoder.num_layers=0: expected an integer >= 1"),
+    (["data.batch_size=0"], r"data.batch_size=0: expected an integer >= 1"),
+    (["task.optimizer.lr=-1"], r"task.optimizer: .*Invalid learning rate: -1"),
+    (["task=classification", "task.word_dropout=1.5"], r"task.word_dropout=1.5: expected a number in \[0, 1\)"),
+    (["head.dropout=-0.1"], r"head.dropout=-0.1: expected a number in \[0, 1\)"),
+    (["tokenizer.min_frequency=0"], r"tokenizer.min_frequency=0: expected an integer >= 1"),
+])
+def test_a_config_is_checked_whole_before_anything_is_read(compose_config, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(compose_config(overrides))
+
+
+def test_a_task_that_decodes_needs_the_decoding_group(compose_config):
+    cfg = compose_config(["task=translation"])
+    with open_dict(cfg):
+        cfg.decoding = None
+    with pytest.raises(ConfigError, match="task 'translation' needs the decoding group: set decoding=..."):
+        check_config(cfg)

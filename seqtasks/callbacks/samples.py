@@ -1,17 +1,49 @@
-"""Watch samples evolve during training (as in Karpathy's char-rnn write-up): every N steps,
-generate text at a few temperatures, append it to samples.jsonl in the run directory and send it
-to every logger that takes text (TensorBoard, wandb)."""
+"""Samples as files and as text in the dashboards.
+
+`SampleEvolution` watches samples evolve during training (as in Karpathy's char-rnn write-up):
+every N steps it generates text at a few temperatures, appends it to samples.jsonl in the run
+directory and sends it to every logger that takes text (TensorBoard, wandb). `write_sample_table`
+writes the samples a generation test scored to samples.tsv and shows a few per category."""
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from seqtasks.decoding.sampling import Sampling
+
+
+def log_text(loggers: Sequence, key: str, text: str, step: int) -> None:
+    """Text to every logger that takes it: TensorBoard (add_text, markdown) and wandb (log_text)."""
+    for logger in loggers:
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_text"):  # TensorBoard
+            experiment.add_text(key, text.replace("\n", "  \n"), step)
+        if hasattr(logger, "log_text"):  # wandb
+            logger.log_text(key=key, columns=["text"], data=[[text]], step=step)
+
+
+def write_sample_table(rows: Sequence[tuple[str, str, bool, str]], directory: Path, loggers: Sequence,
+                       shown: int, temperature: float, step: int) -> None:
+    """rows (category, sample, novel, classifier's label) -> <directory>/samples.tsv; the first
+    `shown` samples of every category are printed and sent to the loggers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "samples.tsv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["category", "sample", "novel", "classified_as"])
+        writer.writerows((c, text, int(novel), label) for c, text, novel, label in rows)
+    by_category: dict[str, list[str]] = {}
+    for category, text, _, _ in rows:
+        by_category.setdefault(category, []).append(text)
+    text = "\n".join(f"{category}: {', '.join(texts[:shown])}" for category, texts in by_category.items())
+    rank_zero_info(f"samples (temperature {temperature}), all in {directory / 'samples.tsv'}:\n{text}")
+    log_text(loggers, "test/samples", text, step)
 
 
 class SampleEvolution(L.Callback):

@@ -10,11 +10,31 @@ order depends only on (seed, epoch). Under DDP each rank takes every world_size-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.data import Sampler
+
+from seqtasks.tensors import rank_and_world
+
+
+class TensorBatch:
+    """Mixin for batch dataclasses: `to(device)` and `pin_memory()` move every Tensor field
+    (Lightning's batch transfer and DataLoader(pin_memory=True) call them); other fields (lists of
+    indices or strings) stay. A batch's len() is its number of examples."""
+
+    def _map_tensors(self, fn):
+        return dataclasses.replace(self, **{field.name: fn(getattr(self, field.name))
+                                            for field in dataclasses.fields(self)
+                                            if isinstance(getattr(self, field.name), Tensor)})
+
+    def to(self, device: torch.device | str, non_blocking: bool = False):
+        return self._map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self):
+        return self._map_tensors(Tensor.pin_memory)
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int,
@@ -33,13 +53,6 @@ def length_sorted_chunks(sequences: Sequence[Sequence[int]], batch_size: int) ->
     order = sorted((i for i, ids in enumerate(sequences) if ids), key=lambda i: len(sequences[i]))
     for start in range(0, len(order), batch_size):
         yield order[start:start + batch_size]
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of this process under torch.distributed, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 TRAIN_SEED = 0  # the bucketing order is a function of (this, epoch): reruns see the same batches

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from seqtasks.atomic import atomic_write
-from seqtasks.data.text import read_text
+from seqtasks.data.text import display_name, read_lines
 from seqtasks.errors import DataError
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -83,15 +83,16 @@ class Sentence:
 
 
 def read_conllu(path: str | Path) -> list[Sentence]:
-    """All sentences of a CoNLL-U file (gzip read transparently). A missing final blank line and
-    runs of several blank lines are tolerated; CRLF line ends and a leading byte-order mark are
-    accepted (and not written back). Malformed lines raise DataError with the 1-based line number."""
-    text = read_text(path)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline does not start another line
+    """All sentences of a CoNLL-U file (gzip read transparently, '-' for standard input), read by
+    the one line reader (`seqtasks.data.text`): CRLF line ends and a leading byte-order mark are
+    accepted (and not written back)."""
+    return parse_conllu(read_lines(path), display_name(path))
+
+
+def parse_conllu(lines: Sequence[str], path: str | Path) -> list[Sentence]:
+    """Sentences from the lines of a CoNLL-U file (named `path` in errors). A missing final blank
+    line and runs of several blank lines are tolerated. Malformed lines raise DataError with the
+    1-based line number."""
     sentences: list[Sentence] = []
     current: Sentence | None = None
     next_word = 1
@@ -106,8 +107,6 @@ def read_conllu(path: str | Path) -> list[Sentence]:
         sentences.append(current)
 
     for number, line in enumerate(lines, start=1):
-        if line.endswith("\r"):
-            line = line[:-1]
         if not line.strip():
             finish()
             current, next_word = None, 1

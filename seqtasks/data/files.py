@@ -18,6 +18,11 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "seqtasks"
 
 
+def dataset_directory(root: str | None, name: str) -> Path:
+    """<root>/<name>: a dataset's own directory under the data root (None: the default root)."""
+    return (Path(root).expanduser() if root else default_root()) / name
+
+
 def split_paths(directory: Path, train: str, val: str, test: str | None) -> dict[str, Path | None]:
     """{'train', 'val', 'test'} -> file (test None when not given). Relative paths are the dataset's
     own files under `directory`; absolute ones (a user's file) are used as given."""

@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from seqtasks.data.text import read_text
+from seqtasks.data.text import read_lines
 from seqtasks.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
@@ -31,11 +31,8 @@ def read_names_by_language(directory: str | Path) -> list[tuple[str, str]]:
         raise DataError(directory, "no .txt files; expected one <Language>.txt file (one name a line) per language")
     pairs: list[tuple[str, str]] = []
     for path in files:
-        text = read_text(path)
-        if text.startswith("\ufeff"):
-            text = text[1:]
         language = path.stem
-        for line in text.split("\n"):
+        for line in read_lines(path):
             name = line.strip()
             if name:
                 pairs.append((name, language))

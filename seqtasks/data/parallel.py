@@ -9,25 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqtasks.data.text import read_text
+from seqtasks.data.text import read_lines
 from seqtasks.errors import DataError
-
-
-def read_file_lines(path: str | Path) -> list[str]:
-    """The lines of a UTF-8 text file (gzip read transparently), without line breaks, a trailing
-    '\\r' or a leading byte-order mark. Empty or non-UTF-8 files fail naming the file (and line)."""
-    text = read_text(path)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the line break that ends the last line
-    return [line.removesuffix("\r") for line in lines]
 
 
 def read_parallel(source: str | Path, target: str | Path) -> list[tuple[str, str]]:
     """Pairs from two line-aligned files: line i of `source` translates to line i of `target`."""
-    sources, targets = read_file_lines(source), read_file_lines(target)
+    sources, targets = read_lines(source), read_lines(target)
     if len(sources) != len(targets):
         raise DataError(
             source, f"has {len(sources)} lines, but its parallel file {target} has {len(targets)} lines; "
@@ -39,7 +27,7 @@ def read_parallel_tsv(path: str | Path) -> list[tuple[str, str]]:
     """Pairs from a file of `source<TAB>target` lines (no header, no quoting). A line with no tab or
     more than one fails naming the file and line; a fully empty line is the pair ('', '')."""
     pairs = []
-    for number, line in enumerate(read_file_lines(path), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if line == "":
             pairs.append(("", ""))
             continue

@@ -8,17 +8,49 @@ the stream is cut into world_size * batch_size rows and each rank reads its own 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
+from seqtasks.data.batching import TensorBatch
+from seqtasks.tensors import rank_and_world
+
+
+@dataclass
+class StreamBatch(TensorBatch):
+    """B rows of the stream, T steps each; `rows` are the rows' places among all ranks' rows and
+    `position` is the batch's place along them, so (row, position) names each row's piece."""
+
+    inputs: Tensor  # (B, T) long
+    targets: Tensor  # (B, T) long: inputs shifted by one token
+    rows: list[int]
+    position: int
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.inputs.numel()
+
+    @property
+    def keys(self) -> list[tuple[int, int]]:
+        return [(row, self.position) for row in self.rows]
+
+
+def steps_per_row(num_tokens: int, rows: int, seq_len: int) -> int:
+    """Batches that `rows` rows of `seq_len`-step pieces cut from num_tokens tokens give (+1 for the targets)."""
+    return (num_tokens - 1) // (rows * seq_len)
+
 
 def stream_rows(tokens: Tensor, rows: int, seq_len: int) -> Tensor:
     """(N,) -> (rows, L+1) contiguous rows; L a multiple of seq_len; the extra column is the last target."""
-    steps = (len(tokens) - 1) // (rows * seq_len)
+    steps = steps_per_row(len(tokens), rows, seq_len)
     if steps == 0:
         raise ValueError(f"{len(tokens)} tokens cannot fill even one batch of {rows} rows x {seq_len} steps "
-                         "(+1 for the targets); lower data.batch_size or task.tbptt_steps")
+                         "(+1 for the targets); lower data.batch_size or data.seq_len")
     length = steps * seq_len
     # Row r starts at r*length; its last target is the first token of row r+1.
     starts = torch.arange(rows) * length
@@ -26,7 +58,7 @@ def stream_rows(tokens: Tensor, rows: int, seq_len: int) -> Tensor:
 
 
 class StreamBatches(IterableDataset):
-    """Yields (inputs, targets), each (batch_size, seq_len), in stream order for this rank."""
+    """Yields StreamBatch, each (batch_size, seq_len), in stream order for this rank."""
 
     def __init__(self, tokens: Tensor, batch_size: int, seq_len: int):
         super().__init__()
@@ -34,23 +66,15 @@ class StreamBatches(IterableDataset):
         self.batch_size = batch_size
         self.seq_len = seq_len
 
-    @staticmethod
-    def _rank_and_world() -> tuple[int, int]:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
-
-    def _rows(self) -> Tensor:
-        rank, world = self._rank_and_world()
-        rows = stream_rows(self.tokens, self.batch_size * world, self.seq_len)
-        return rows[rank * self.batch_size:(rank + 1) * self.batch_size]  # (B, L+1)
-
     def __len__(self) -> int:
-        _, world = self._rank_and_world()
-        return (len(self.tokens) - 1) // (self.batch_size * world * self.seq_len)
+        _, world = rank_and_world()
+        return steps_per_row(len(self.tokens), self.batch_size * world, self.seq_len)
 
     def __iter__(self):
-        rows = self._rows()
-        for start in range(0, rows.shape[1] - 1, self.seq_len):
+        rank, world = rank_and_world()
+        first = rank * self.batch_size
+        rows = stream_rows(self.tokens, self.batch_size * world, self.seq_len)[first:first + self.batch_size]
+        row_ids = list(range(first, first + self.batch_size))
+        for position, start in enumerate(range(0, rows.shape[1] - 1, self.seq_len)):
             chunk = rows[:, start:start + self.seq_len + 1]  # (B, T+1)
-            yield chunk[:, :-1], chunk[:, 1:]  # inputs (B, T), targets (B, T)
+            yield StreamBatch(chunk[:, :-1], chunk[:, 1:], row_ids, position)

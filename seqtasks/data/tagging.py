@@ -22,28 +22,26 @@ characters are those of the batch's distinct forms only (each computed once per 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from seqtasks.data.batching import TRAIN_SEED, TokenBatchSampler, pad_sequences
+from seqtasks.data.base import TokenBudgetData
+from seqtasks.data.batching import TensorBatch, pad_sequences
 from seqtasks.data.conllu import Sentence, read_conllu
-from seqtasks.data.files import default_root, split_paths
+from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.heads.pooling import lengths_mask
 from seqtasks.registry import DATASETS, TOKENIZERS
+from seqtasks.tensors import lengths_mask
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.char import CharTokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
+from seqtasks.validation import NonNegativeInt, PositiveInt
 
-COLUMNS = ("upos", "xpos")
 IGNORE = -100  # tag id of padded positions (cross_entropy's ignore_index)
 
 
@@ -59,7 +57,7 @@ class EncodedSentence:
 
 
 @dataclass
-class TaggingBatch:
+class TaggingBatch(TensorBatch):
     """B sentences of at most T words; U distinct word forms of at most C characters."""
 
     words: Tensor  # (B, T) long word ids, padded with the words' <pad>
@@ -79,11 +77,9 @@ class TaggingBatch:
         """(B, T) bool, True at real words."""
         return lengths_mask(self.lengths, self.words.shape[1])
 
-    def to(self, device, non_blocking: bool = False) -> TaggingBatch:
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), Tensor)
-        })
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
 
 
 def word_id(words: Tokenizer, form: str) -> int:
@@ -133,8 +129,19 @@ def collate(sentences: Sequence[EncodedSentence], word_pad: int, char_pad: int,
     return TaggingBatch(words, lengths, chars, char_lengths, forms, tags, unseen, list(indices))
 
 
+class CollateSentences:
+    """[(index, EncodedSentence)] -> TaggingBatch (see `collate`)."""
+
+    def __init__(self, word_pad: int, char_pad: int):
+        self.word_pad, self.char_pad = word_pad, char_pad
+
+    def __call__(self, examples: Sequence[tuple[int, EncodedSentence]]) -> TaggingBatch:
+        return collate([sentence for _, sentence in examples], self.word_pad, self.char_pad,
+                       [index for index, _ in examples])
+
+
 @DATASETS.register("conllu")
-class TaggingData(L.LightningDataModule):
+class TaggingData(TokenBudgetData):
     """CoNLL-U files -> one tag (UPOS or XPOS) per word; defaults: UD English EWT under <root>/ud_english_ewt.
 
     Relative file paths are under <root>/ud_english_ewt, absolute ones are used as given, so
@@ -142,48 +149,33 @@ class TaggingData(L.LightningDataModule):
 
     def __init__(self, root: str | None = None, train: str = "en_ewt-ud-train.conllu",
                  val: str = "en_ewt-ud-dev.conllu", test: str | None = "en_ewt-ud-test.conllu",
-                 column: str = "upos", max_tokens: int = 1000, num_workers: int = 0):
-        super().__init__()
-        if column not in COLUMNS:
-            raise ConfigError(f"data.column must be one of {', '.join(COLUMNS)}, got '{column}'")
-        if max_tokens < 1:
-            raise ConfigError(f"data.max_tokens must be >= 1, got {max_tokens}")
-        directory = (Path(root).expanduser() if root else default_root()) / "ud_english_ewt"
-        self.files = split_paths(directory, train, val, test)
-        self.has_test = test is not None
+                 column: Literal["upos", "xpos"] = "upos", max_tokens: PositiveInt = 1000,
+                 val_max_tokens: PositiveInt | None = None, num_workers: NonNegativeInt = 0):
+        super().__init__(max_tokens, val_max_tokens, num_workers)
+        self.files = split_paths(dataset_directory(root, "ud_english_ewt"), train, val, test)
         self.column = column
-        self.max_tokens = max_tokens
-        self.num_workers = num_workers
-        self.tokenizers: dict[str, Tokenizer] | None = None
-        self._sentences: dict[str, list[Sentence]] = {}
-        self._encoded: dict[str, list[EncodedSentence]] = {}
 
-    def sentences(self, split: str) -> list[Sentence]:
-        """The CoNLL-U sentences of 'train', 'val' or 'test' (read once)."""
-        if self.files[split] is None:
-            raise ConfigError("this dataset has no test split; set data.test=<file.conllu>")
-        if split not in self._sentences:
-            self._sentences[split] = read_conllu(self.files[split])
-        return self._sentences[split]
+    def split_source(self, split: str) -> Path | None:
+        return self.files[split]
 
-    def build_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
+    def read_split(self, split: str) -> list[Sentence]:
+        """The CoNLL-U sentences of 'train', 'val' or 'test'."""
+        return read_conllu(self.files[split])
+
+    def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
         """Fit `words` (from the `tokenizer` group, which must be a word tokenizer), `chars` and `tags`
         on the training split."""
         if config.get("name") != "word":
             raise ConfigError("tagging needs tokenizer=word for its word vocabulary, "
                               f"got tokenizer={config.get('name')}")
-        sentences = self.sentences("train")
+        sentences = self.read("train")
         forms = [word.form for sentence in sentences for word in sentence.words]
         tags = [tag for sentence in sentences for tag in self.gold_tags("train", sentence)]
-        tokenizers = {"words": TOKENIZERS.build(config).fit(forms), "chars": CharTokenizer().fit(forms),
-                      "tags": LabelVocabulary().fit(tags)}
-        self.use_tokenizers(tokenizers)
-        return tokenizers
+        return {"words": TOKENIZERS.build(config, "tokenizer").fit(forms), "chars": CharTokenizer().fit(forms),
+                "tags": LabelVocabulary().fit(tags)}
 
-    def use_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
+    def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
         check_tokenizers(tokenizers)
-        self.tokenizers = dict(tokenizers)
-        self._encoded.clear()
 
     def gold_tags(self, split: str, sentence: Sentence) -> list[str]:
         """The sentence's tags in the chosen column; `_` (no tag) fails naming the word's line."""
@@ -204,52 +196,31 @@ class TaggingData(L.LightningDataModule):
         """1-based file line of sentence.lines[position]: its comments come first, then its token lines."""
         return None if sentence.line is None else sentence.line + len(sentence.comments) + position
 
-    def encoded(self, split: str) -> list[EncodedSentence]:
-        if split not in self._encoded:
-            if self.tokenizers is None:
-                raise RuntimeError("call build_tokenizers or use_tokenizers first")
-            words, chars, tags = self.tokenizers["words"], self.tokenizers["chars"], self.tokenizers["tags"]
-            cache: dict[str, tuple[int, list[int]]] = {}
-            encoded = []
-            for sentence in self.sentences(split):
-                item = encode_sentence([w.form for w in sentence.words], words, chars, cache)
-                item.tag_ids = []
-                gold = iter(self.gold_tags(split, sentence))
-                for position, token in enumerate(sentence.lines):
-                    if not token.is_word:
-                        continue
-                    tag = next(gold)
-                    if tag not in tags.vocab:
-                        raise DataError(self.files[split], f"word {token.id} ({token.form!r}): "
-                                        f"{self.column.upper()} tag {tag!r} was not seen in training (known: "
-                                        f"{', '.join(tags.vocab.tokens)})", line=self.line_of(sentence, position))
-                    item.tag_ids.append(tags.vocab.index[tag])
-                encoded.append(item)
-            self._encoded[split] = encoded
-        return self._encoded[split]
+    def encode_split(self, split: str) -> list[EncodedSentence]:
+        words, chars, tags = self.tokenizers["words"], self.tokenizers["chars"], self.tokenizers["tags"]
+        cache: dict[str, tuple[int, list[int]]] = {}
+        encoded = []
+        for sentence in self.read(split):
+            item = encode_sentence([w.form for w in sentence.words], words, chars, cache)
+            item.tag_ids = []
+            gold = iter(self.gold_tags(split, sentence))
+            for position, token in enumerate(sentence.lines):
+                if not token.is_word:
+                    continue
+                tag = next(gold)
+                if tag not in tags.vocab:
+                    raise DataError(self.files[split], f"word {token.id} ({token.form!r}): "
+                                    f"{self.column.upper()} tag {tag!r} was not seen in training (known: "
+                                    f"{', '.join(tags.vocab.tokens)})", line=self.line_of(sentence, position))
+                item.tag_ids.append(tags.vocab.index[tag])
+            encoded.append(item)
+        return encoded
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        encoded = self.encoded(split)
-        sampler = TokenBatchSampler([len(s.word_ids) for s in encoded], self.max_tokens, shuffle=shuffle,
-                                    seed=TRAIN_SEED)
-        if shuffle and self.trainer is not None:
-            sampler.set_epoch(self.trainer.current_epoch)
-        word_pad, char_pad = self.tokenizers["words"].vocab.pad_id, self.tokenizers["chars"].vocab.pad_id
+    def lengths(self, examples: Sequence[EncodedSentence]) -> list[int]:
+        return [len(s.word_ids) for s in examples]
 
-        def collate_rows(rows: list[int]) -> TaggingBatch:
-            return collate([encoded[i] for i in rows], word_pad, char_pad, rows)
-
-        return DataLoader(range(len(encoded)), batch_sampler=sampler, collate_fn=collate_rows,
-                          num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def collate(self) -> CollateSentences:
+        return CollateSentences(self.tokenizers["words"].vocab.pad_id, self.tokenizers["chars"].vocab.pad_id)
 
 
 def check_tokenizers(tokenizers: dict[str, Tokenizer]) -> None:

@@ -6,19 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqtasks.data.text import read_text
+from seqtasks.data.text import read_lines
 from seqtasks.errors import DataError
-
-
-def _lines(path: str | Path) -> list[str]:
-    """The file's lines (gzip read transparently), split on '\\n' only, without '\\r' ends or a BOM."""
-    text = read_text(path)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def read_labelled_tsv(
@@ -31,7 +20,7 @@ def read_labelled_tsv(
     quote characters are ordinary text). With `header`, the columns are found by name in the first
     line (ints are taken as 0-based positions); without it they must be given as positions and every
     row must have as many fields as the first. Fully blank lines are skipped."""
-    lines = _lines(path)
+    lines = read_lines(path)
     numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if header:
         if not numbered:
@@ -90,7 +79,7 @@ def read_label_first_lines(path: str | Path) -> list[tuple[str, str]]:
     """(text, label) pairs from lines of the form `<label> <sentence>` (label, one space, text).
     Fully blank lines are skipped; any other malformed line is an error naming it."""
     rows = []
-    for number, line in enumerate(_lines(path), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         label, space, text = line.partition(" ")

@@ -4,16 +4,17 @@
 
 `state` is the model's business, with one rule: it is None, a Tensor, or a nested tuple / list /
 dict of Tensors, each with the batch as dim 0. That rule is what lets a strategy reorder or
-expand the batch without knowing the model (`select_state`, `repeat_state`); beam search needs it.
-A recurrent model whose kernels want another layout converts at its step function's boundary
-(`seqtasks.encoders.rnn.to_batch_first` / `to_layer_first`).
+expand the batch without knowing the model (`seqtasks.tensors.select_state` / `repeat_state`);
+beam search needs it.
+
+Every strategy returns n-best lists through one interface, `search(...) -> (tokens (B, N, T),
+scores (B, N))`, N = `n_best` hypotheses per row, best first: beam search's N best, or N
+independent draws of a token-by-token strategy (greedy's N are equal), each scored by the sum of
+its log-probabilities. `decode(...)` is the best hypothesis alone, (B, T).
 
 `max_len` is an int, or a LongTensor (B,) of per-row limits (translation allows each sentence a
 multiple of its source length); a row that reaches its limit is finished, and eos_id fills it
 from there on, so per-row limits need an eos_id.
-
-Greedy and sampling choose one token per row per step (`TokenByToken`); beam search keeps
-several hypotheses per row (`beam.py`).
 """
 
 from __future__ import annotations
@@ -24,32 +25,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seqtasks.registry import DECODING
+from seqtasks.tensors import repeat_state
+from seqtasks.validation import PositiveInt
+
 StepFunction = Callable[[Tensor, Any], tuple[Tensor, Any]]
-
-
-def map_state(fn: Callable[[Tensor], Tensor], state: Any) -> Any:
-    """Apply fn to every tensor of a state (None, a Tensor, or nested tuples / lists / dicts)."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return fn(state)
-    if isinstance(state, dict):
-        return {key: map_state(fn, value) for key, value in state.items()}
-    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple keeps its type
-        return type(state)(*(map_state(fn, s) for s in state))
-    if isinstance(state, tuple | list):
-        return type(state)(map_state(fn, s) for s in state)
-    raise TypeError(f"a decoding state holds only None, Tensors, tuples, lists and dicts; got {type(state).__name__}")
-
-
-def select_state(state: Any, indices: Tensor) -> Any:
-    """The state of batch rows `indices` (N,), in that order: every tensor's dim 0 becomes N."""
-    return map_state(lambda t: t.index_select(0, indices), state)
-
-
-def repeat_state(state: Any, k: int) -> Any:
-    """Each batch row repeated k times in place (rows 0,0,..,1,1,..): dim 0 grows from B to B*k."""
-    return map_state(lambda t: t.repeat_interleave(k, dim=0), state)
 
 
 def row_limits(max_len: int | Tensor, eos_id: int | None) -> tuple[int, Tensor | None]:
@@ -61,21 +41,25 @@ def row_limits(max_len: int | Tensor, eos_id: int | None) -> tuple[int, Tensor |
     return (int(max_len.max()) if max_len.numel() else 0), max_len
 
 
+@DECODING.base_class
 class DecodingStrategy:
     """Base class of the `decoding` registry."""
 
-    def decode(
-        self,
-        step: StepFunction,
-        state: Any,
-        first_tokens: Tensor,
-        max_len: int | Tensor,
-        eos_id: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Generate tokens after first_tokens (B,) -> (B, T): T is the number of steps taken, at most
-        max_len (or its largest row); after a row's eos, or past its own limit, it holds eos_id."""
+    def __init__(self, n_best: PositiveInt = 1):
+        self.n_best = n_best
+
+    def search(self, step: StepFunction, state: Any, first_tokens: Tensor, max_len: int | Tensor,
+               eos_id: int | None = None, generator: torch.Generator | None = None,
+               n: int | None = None) -> tuple[Tensor, Tensor]:
+        """n (default n_best) hypotheses per row after first_tokens (B,), best first -> tokens
+        (B, N, T) and scores (B, N). T is the number of steps taken, at most max_len (or its largest
+        row); after a hypothesis's eos, or past its row's limit, it holds eos_id."""
         raise NotImplementedError
+
+    def decode(self, step: StepFunction, state: Any, first_tokens: Tensor, max_len: int | Tensor,
+               eos_id: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """The best hypothesis of each row: (B, T)."""
+        return self.search(step, state, first_tokens, max_len, eos_id, generator, n=1)[0][:, 0]
 
 
 class TokenByToken(DecodingStrategy):
@@ -85,23 +69,33 @@ class TokenByToken(DecodingStrategy):
         """(B, V) log-probabilities -> (B,) token ids."""
         raise NotImplementedError
 
-    def decode(self, step, state, first_tokens, max_len, eos_id=None, generator=None):
+    def search(self, step, state, first_tokens, max_len, eos_id=None, generator=None, n=None):
+        n = n or self.n_best
+        batch = first_tokens.shape[0]
+        if n > 1:  # n draws per row as n*B rows: row b's draws are rows b*n .. b*n+n-1
+            state, first_tokens = repeat_state(state, n), first_tokens.repeat_interleave(n)
+            if isinstance(max_len, Tensor):
+                max_len = max_len.repeat_interleave(n)
         steps, limits = row_limits(max_len, eos_id)
         tokens, chosen = first_tokens, []
-        finished = torch.zeros_like(first_tokens, dtype=torch.bool)  # (B,)
+        scores = torch.zeros(first_tokens.shape, dtype=torch.float, device=first_tokens.device)  # (N*B,)
+        finished = torch.zeros_like(first_tokens, dtype=torch.bool)  # (N*B,)
         if limits is not None:
             finished |= limits.to(finished.device) <= 0  # a row allowed no token at all
         for t in range(steps):
             if eos_id is not None and bool(finished.all()):
                 break
-            log_probs, state = step(tokens, state)  # (B, V)
-            tokens = self.choose(log_probs, generator)  # (B,)
+            log_probs, state = step(tokens, state)  # (N*B, V)
+            tokens = self.choose(log_probs, generator)  # (N*B,)
+            picked = log_probs.float().gather(1, tokens[:, None]).squeeze(1)  # (N*B,)
+            scores += picked.masked_fill(finished, 0.0)
             if eos_id is not None:
                 tokens = tokens.masked_fill(finished, eos_id)
                 finished |= tokens == eos_id
             if limits is not None:
                 finished |= limits.to(finished.device) <= t + 1  # that was the row's last token
             chosen.append(tokens)
-        if not chosen:
-            return first_tokens.new_empty((first_tokens.shape[0], 0))
-        return torch.stack(chosen, dim=1)  # (B, steps)
+        out = torch.stack(chosen, dim=1) if chosen else first_tokens.new_empty((first_tokens.shape[0], 0))
+        out, scores = out.view(batch, n, out.shape[1]), scores.view(batch, n)  # (B, N, T), (B, N)
+        scores, order = scores.sort(dim=1, descending=True, stable=True)
+        return out.gather(1, order[..., None].expand_as(out)), scores

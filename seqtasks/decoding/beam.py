@@ -17,25 +17,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seqtasks.decoding.base import DecodingStrategy, StepFunction, repeat_state, row_limits, select_state
+from seqtasks.decoding.base import DecodingStrategy, StepFunction, row_limits
 from seqtasks.errors import ConfigError
 from seqtasks.registry import DECODING
+from seqtasks.tensors import repeat_state, select_state
+from seqtasks.validation import NonNegativeFloat, PositiveInt
 
 
 @DECODING.register("beam")
 class BeamSearch(DecodingStrategy):
     """Beam search over the K best hypotheses, ranked with GNMT length normalisation."""
 
-    def __init__(self, beam_size: int = 5, length_penalty: float = 1.0, n_best: int = 1):
-        if beam_size < 1:
-            raise ConfigError(f"decoding.beam_size must be >= 1, got {beam_size}")
-        if not 1 <= n_best <= beam_size:
-            raise ConfigError(f"decoding.n_best must be in [1, beam_size={beam_size}], got {n_best}")
-        if length_penalty < 0:
-            raise ConfigError(f"decoding.length_penalty must be >= 0, got {length_penalty}")
+    def __init__(self, beam_size: PositiveInt = 5, length_penalty: NonNegativeFloat = 1.0, n_best: PositiveInt = 1):
+        super().__init__(n_best)
         self.beam_size = beam_size
         self.length_penalty = length_penalty
-        self.n_best = n_best
+        self.check_n(n_best)
+
+    def check_n(self, n: int) -> None:
+        if n > self.beam_size:
+            raise ConfigError(f"beam search returns at most beam_size={self.beam_size} hypotheses per row; asked "
+                              f"for {n} (decoding.n_best or num_samples): raise decoding.beam_size")
 
     def length_normaliser(self, lengths: Tensor) -> Tensor:
         """GNMT's lp(Y) = ((5 + |Y|) / 6) ** alpha, elementwise over lengths."""
@@ -48,10 +50,15 @@ class BeamSearch(DecodingStrategy):
         first_tokens: Tensor,
         max_len: int | Tensor,
         eos_id: int | None = None,
+        generator: torch.Generator | None = None,
+        n: int | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """-> tokens (B, n_best, T), scores (B, n_best): each row's best hypotheses, best first,
-        scored sum of log-probs / lp(length). After a hypothesis's eos (or its row's limit) it holds
-        eos_id. T is the number of steps taken: at most max_len (or its largest row)."""
+        """-> tokens (B, N, T), scores (B, N): each row's N = n (default n_best) best hypotheses,
+        best first, scored sum of log-probs / lp(length). After a hypothesis's eos (or its row's
+        limit) it holds eos_id. T is the number of steps taken: at most max_len (or its largest
+        row). Beam search is deterministic: generator is unused."""
+        n = n or self.n_best
+        self.check_n(n)
         steps, limits = row_limits(max_len, eos_id)
         batch, beams, device = first_tokens.shape[0], self.beam_size, first_tokens.device
         state = repeat_state(state, beams)  # dim 0: B -> B*K
@@ -94,10 +101,6 @@ class BeamSearch(DecodingStrategy):
             tokens = token.view(-1)  # (B*K,)
         normalised = scores / self.length_normaliser(lengths)  # (B, K)
         normalised, order = normalised.sort(dim=-1, descending=True)
-        best = order[:, :self.n_best]  # (B, N)
+        best = order[:, :n]  # (B, N)
         out = hypotheses.gather(1, best[..., None].expand(-1, -1, hypotheses.shape[2]))  # (B, N, T)
-        return out, normalised[:, :self.n_best]
-
-    def decode(self, step, state, first_tokens, max_len, eos_id=None, generator=None):
-        """The best hypothesis of each row (B, T); beam search is deterministic, generator is unused."""
-        return self.search(step, state, first_tokens, max_len, eos_id)[0][:, 0]
+        return out, normalised[:, :n]

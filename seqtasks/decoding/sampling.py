@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
 from seqtasks.decoding.base import TokenByToken
-from seqtasks.errors import ConfigError
 from seqtasks.registry import DECODING
+from seqtasks.validation import NonNegativeFloat, PositiveInt, Range
+
+NucleusMass = Annotated[float, Range(low=0, high=1, low_open=True)]  # top_p: in (0, 1]
 
 
 def filter_top_k(logits: Tensor, k: int) -> Tensor:
@@ -29,13 +33,9 @@ def filter_top_p(logits: Tensor, p: float) -> Tensor:
 class Sampling(TokenByToken):
     """Random sampling with temperature, optionally restricted to the top-k or top-p tokens."""
 
-    def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None):
-        if temperature < 0:
-            raise ConfigError(f"decoding.temperature must be >= 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ConfigError(f"decoding.top_k must be >= 1 or null, got {top_k}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise ConfigError(f"decoding.top_p must be in (0, 1] or null, got {top_p}")
+    def __init__(self, temperature: NonNegativeFloat = 1.0, top_k: PositiveInt | None = None,
+                 top_p: NucleusMass | None = None, n_best: PositiveInt = 1):
+        super().__init__(n_best)
         self.temperature = temperature
         self.top_k = top_k
         self.top_p = top_p

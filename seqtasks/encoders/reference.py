@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.encoders.cells import RecurrentCell, State
+from seqtasks.tensors import lengths_mask
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -73,9 +74,7 @@ class ReferenceRNN(nn.Module):
     def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None):
         """x: (B, T, I); lengths: (B,) or None -> outputs (B, T, D*H), final state (L*D, B, H)."""
         batch, steps, _ = x.shape
-        mask = None
-        if lengths is not None:
-            mask = torch.arange(steps, device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+        mask = None if lengths is None else lengths_mask(lengths.to(x.device), steps)  # (B, T)
         layer_input, finals = x, []
         for layer in range(self.num_layers):
             direction_outputs = []

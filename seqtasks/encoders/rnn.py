@@ -8,27 +8,18 @@ forget gate. Padded batches are packed, so padding never changes a result.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqtasks.decoding.base import map_state
 from seqtasks.encoders.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, State
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
 from seqtasks.registry import ENCODERS
-
-IMPLEMENTATIONS = ("fused", "reference")
-
-
-def to_batch_first(state: State | None) -> State | None:
-    """Encoder state (L*D, B, H) per tensor -> (B, L*D, H), the decoding contract's layout."""
-    return map_state(lambda t: t.transpose(0, 1), state)
-
-
-def to_layer_first(state: State | None) -> State | None:
-    """(B, L*D, H) per tensor -> the fused modules' (L*D, B, H); contiguous, as their kernels want."""
-    return map_state(lambda t: t.transpose(0, 1).contiguous(), state)
+from seqtasks.tensors import to_batch_first, to_layer_first
+from seqtasks.validation import PositiveInt, Rate
 
 
 @torch.no_grad()
@@ -46,11 +37,13 @@ def init_forget_bias(rnn: nn.Module, hidden_size: int, value: float) -> None:
             param[hidden_size:2 * hidden_size] = 0.0
 
 
+@ENCODERS.base_class
 class RecurrentEncoder(nn.Module):
     """Base of the recurrent encoders; subclasses name a fused module and/or a reference cell.
 
-    forward(x (B, T, I), lengths (B,) | None, state | None) -> (outputs (B, T, D*H), state),
-    state in the fused modules' layout: h (L*D, B, H), or (h, c) for LSTMs.
+    forward(x (B, T, I), lengths (B,) | None, state | None) -> (outputs (B, T, D*H), state), with
+    the state batch-first: h (B, L*D, H), or (h, c) for LSTMs. The fused kernels' (L*D, B, H)
+    layout never leaves this class.
     """
 
     fused_module: type[nn.RNNBase] | None = None
@@ -58,20 +51,15 @@ class RecurrentEncoder(nn.Module):
 
     def __init__(
         self,
-        input_size: int,
-        hidden_size: int = 256,
-        num_layers: int = 1,
+        input_size: PositiveInt,
+        hidden_size: PositiveInt = 256,
+        num_layers: PositiveInt = 2,
         bidirectional: bool = False,
-        dropout: float = 0.0,
-        implementation: str = "fused",
+        dropout: Rate = 0.0,
+        implementation: Literal["fused", "reference"] = "fused",
         orthogonal_init: bool = True,
     ):
         super().__init__()
-        if implementation not in IMPLEMENTATIONS:
-            raise ConfigError(f"encoder.implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
-                              f"got '{implementation}'")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"encoder.dropout must be in [0, 1), got {dropout}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -99,12 +87,11 @@ class RecurrentEncoder(nn.Module):
     def summary(self, state: State) -> Tensor:
         """The final hidden state of the top layer, directions concatenated: (B, D*H). For an LSTM
         the hidden state h, not the cell c. With packed input it is each sequence's own last step."""
-        hidden = state[0] if isinstance(state, tuple) else state  # (L*D, B, H), layer-major
-        top = hidden[-self.num_directions:]  # (D, B, H)
-        return top.transpose(0, 1).reshape(hidden.shape[1], -1)  # (B, D*H)
+        hidden = state[0] if isinstance(state, tuple) else state  # (B, L*D, H), layer-major
+        return hidden[:, -self.num_directions:].reshape(hidden.shape[0], -1)  # (B, D*H)
 
     def state_from_hidden(self, hidden: Tensor) -> State:
-        """A state whose hidden vectors are `hidden` (L*D, B, H); memory cells (LSTM c) start at zero."""
+        """A state whose hidden vectors are `hidden` (B, L*D, H); memory cells (LSTM c) start at zero."""
         extra = self.reference_cell.state_size - 1
         return hidden if extra == 0 else (hidden, *(torch.zeros_like(hidden) for _ in range(extra)))
 
@@ -131,16 +118,20 @@ class RecurrentEncoder(nn.Module):
                 for block in param.split(self.hidden_size, dim=0):
                     nn.init.orthogonal_(block)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, state: State | None = None):
-        if self.implementation == "reference":
-            return self.rnn(x, state, lengths)
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
+        """x (B, T, I), lengths (B,) or None (all T), state batch-first or None (zeros)
+        -> outputs (B, T, D*H), final state batch-first (each row's own last step)."""
+        state = to_layer_first(state)  # (L*D, B, H): the kernels' layout, inside this call only
         steps = x.shape[1]
-        if lengths is None or bool((lengths >= steps).all()):
-            return self.rnn(x, state)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed, state)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)  # (B, T, D*H)
-        return out, state
+        if self.implementation == "reference":
+            out, state = self.rnn(x, state, lengths)
+        elif lengths is None or bool((lengths >= steps).all()):
+            out, state = self.rnn(x, state)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)  # (B, T, D*H)
+        return out, to_batch_first(state)
 
 
 @ENCODERS.register("rnn")
@@ -150,9 +141,7 @@ class RNNEncoder(RecurrentEncoder):
     fused_module = nn.RNN
     reference_cell = ElmanCell
 
-    def __init__(self, input_size: int, nonlinearity: str = "tanh", **options):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ConfigError(f"encoder.nonlinearity must be tanh or relu, got '{nonlinearity}'")
+    def __init__(self, input_size: PositiveInt, nonlinearity: Literal["tanh", "relu"] = "tanh", **options):
         self.nonlinearity = nonlinearity
         super().__init__(input_size, **options)
 
@@ -167,7 +156,7 @@ class LSTMEncoder(RecurrentEncoder):
     fused_module = nn.LSTM
     reference_cell = LSTMCell
 
-    def __init__(self, input_size: int, forget_bias: float = 1.0, forget_gate: bool = True, **options):
+    def __init__(self, input_size: PositiveInt, forget_bias: float = 1.0, forget_gate: bool = True, **options):
         self.forget_bias = forget_bias
         self.forget_gate = forget_gate
         super().__init__(input_size, **options)

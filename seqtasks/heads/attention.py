@@ -16,12 +16,14 @@ from torch import Tensor, nn
 
 from seqtasks.errors import ConfigError
 from seqtasks.registry import ATTENTION
+from seqtasks.validation import PositiveInt
 
 
+@ATTENTION.base_class
 class Attention(nn.Module):
     """Base class of the `attention` registry: subclasses define prepare() and score()."""
 
-    def __init__(self, query_size: int, memory_size: int):
+    def __init__(self, query_size: PositiveInt, memory_size: PositiveInt):
         super().__init__()
         self.query_size = query_size
         self.memory_size = memory_size
@@ -46,7 +48,7 @@ class Attention(nn.Module):
 class DotAttention(Attention):
     """Luong dot: score = h_t . h_s (decoder and encoder states must have the same size)."""
 
-    def __init__(self, query_size: int, memory_size: int):
+    def __init__(self, query_size: PositiveInt, memory_size: PositiveInt):
         if query_size != memory_size:
             raise ConfigError(f"dot attention needs the decoder state size ({query_size}) to equal the encoder "
                               f"output size ({memory_size}); use attention 'general' or change the sizes")
@@ -60,7 +62,7 @@ class DotAttention(Attention):
 class GeneralAttention(Attention):
     """Luong general: score = h_t^T W_a h_s."""
 
-    def __init__(self, query_size: int, memory_size: int):
+    def __init__(self, query_size: PositiveInt, memory_size: PositiveInt):
         super().__init__(query_size, memory_size)
         self.project = nn.Linear(memory_size, query_size, bias=False)
 
@@ -75,7 +77,7 @@ class GeneralAttention(Attention):
 class AdditiveAttention(Attention):
     """Bahdanau additive: score = v^T tanh(W q_t + U h_s), an MLP with one hidden layer."""
 
-    def __init__(self, query_size: int, memory_size: int, attention_size: int | None = None):
+    def __init__(self, query_size: PositiveInt, memory_size: PositiveInt, attention_size: PositiveInt | None = None):
         super().__init__(query_size, memory_size)
         attention_size = attention_size or query_size
         self.key_layer = nn.Linear(memory_size, attention_size, bias=False)

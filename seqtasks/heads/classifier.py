@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from seqtasks.heads.pooling import SequencePooling
+from seqtasks.heads.base import Head
+from seqtasks.heads.pooling import PoolingMethod, SequencePooling
 from seqtasks.registry import HEADS
+from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
 @HEADS.register("classifier")
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(Head):
     """Many-to-one: pool the encoder states (last, mean, max, attention), dropout, then class logits."""
 
-    def __init__(self, input_size: int, num_classes: int, pooling: str = "max", num_directions: int = 1,
-                 attention_size: int = 0, dropout: float = 0.0):
+    def __init__(self, input_size: PositiveInt, num_classes: PositiveInt, pooling: PoolingMethod = "max",
+                 num_directions: PositiveInt = 1, attention_size: NonNegativeInt = 0, dropout: Rate = 0.3):
         super().__init__()
         self.pool = SequencePooling(input_size, pooling, num_directions, attention_size)
         self.dropout = nn.Dropout(dropout)

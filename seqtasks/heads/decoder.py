@@ -16,39 +16,35 @@ search can repeat and reorder it row by row.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from seqtasks.encoders.rnn import to_batch_first, to_layer_first
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ATTENTION, ENCODERS, HEADS
-
-INITS = ("bridge", "last", "zero")
-DEFAULT_RNN = {"name": "gru", "hidden_size": 512, "num_layers": 2, "dropout": 0.2}
+from seqtasks.heads.base import Head
+from seqtasks.registry import ATTENTION, ENCODERS, HEADS, constructor_parameters
+from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
 @HEADS.register("decoder")
-class RecurrentDecoder(nn.Module):
+class RecurrentDecoder(Head):
     """RNN decoder with attention over the encoder states (Luong), input feeding optional; attention=null: none."""
 
     def __init__(
         self,
-        input_size: int,
-        vocab_size: int,
-        embedding_dim: int = 256,
-        rnn: dict | None = None,
-        attention: dict | None = None,
+        input_size: PositiveInt,
+        vocab_size: PositiveInt,
+        rnn: dict,
+        attention: dict | None,
+        embedding_dim: PositiveInt = 256,
         input_feeding: bool = False,
-        init: str = "bridge",
+        init: Literal["bridge", "last", "zero"] = "bridge",
         tie_embeddings: bool = True,
-        dropout: float = 0.2,
-        pad_id: int = 0,
+        dropout: Rate = 0.2,
+        pad_id: NonNegativeInt = 0,
     ):
         super().__init__()
-        if init not in INITS:
-            raise ConfigError(f"head.init must be one of {', '.join(INITS)}, got '{init}'")
         if attention is None and (init == "zero" or input_feeding):
             raise ConfigError("a decoder without attention sees the source only through its initial state: "
                               "use head.init=bridge or last, and head.input_feeding=false")
@@ -56,9 +52,11 @@ class RecurrentDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.input_feeding = input_feeding
         self.init = init
-        rnn = {**DEFAULT_RNN, **(rnn or {})}  # keys left out keep the defaults above
-        feed_size = rnn["hidden_size"] if input_feeding else 0
-        self.rnn = ENCODERS.build(rnn, input_size=embedding_dim + feed_size)
+        rnn_class = ENCODERS.check(rnn, "head.rnn", given=("input_size",))
+        # Input feeding joins the previous attentional vector (the RNN's width) to each step's input.
+        feed_size = rnn.get("hidden_size", constructor_parameters(rnn_class)["hidden_size"].default) \
+            if input_feeding else 0
+        self.rnn = ENCODERS.build(rnn, "head.rnn", input_size=embedding_dim + feed_size)
         if self.rnn.bidirectional:
             raise ConfigError("the decoder generates left to right: set head.rnn.bidirectional=false")
         self.hidden_size = self.rnn.hidden_size
@@ -70,7 +68,8 @@ class RecurrentDecoder(nn.Module):
             self.bridge = nn.Linear(input_size, self.num_layers * self.hidden_size)
         self.attention = None
         if attention is not None:
-            self.attention = ATTENTION.build(attention, query_size=self.hidden_size, memory_size=input_size)
+            self.attention = ATTENTION.build(attention, "head.attention", query_size=self.hidden_size,
+                                             memory_size=input_size)
             self.combine = nn.Linear(self.hidden_size + input_size, self.hidden_size, bias=False)
         # The output layer reads the attentional vector; tied weights need it in embedding space.
         self.to_embedding = None
@@ -86,13 +85,12 @@ class RecurrentDecoder(nn.Module):
         encoder's final state -> the decoder state before the first step (batch-first tensors)."""
         batch = memory.shape[0]
         if self.init == "zero":
-            hidden = memory.new_zeros(self.num_layers, batch, self.hidden_size)
+            hidden = memory.new_zeros(batch, self.num_layers, self.hidden_size)
         elif self.init == "last":
-            hidden = summary[None].expand(self.num_layers, -1, -1).contiguous()  # (L, B, H)
+            hidden = summary[:, None].expand(-1, self.num_layers, -1)  # (B, L, H)
         else:
-            bridged = torch.tanh(self.bridge(summary))  # (B, L*H)
-            hidden = bridged.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()  # (L, B, H)
-        state: dict[str, Any] = {"rnn": to_batch_first(self.rnn.state_from_hidden(hidden))}
+            hidden = torch.tanh(self.bridge(summary)).view(batch, self.num_layers, self.hidden_size)  # (B, L, H)
+        state: dict[str, Any] = {"rnn": self.rnn.state_from_hidden(hidden)}
         if self.attention is not None:
             state.update(memory=memory, keys=self.attention.prepare(memory), mask=mask)
         if self.input_feeding:
@@ -110,11 +108,11 @@ class RecurrentDecoder(nn.Module):
     def run(self, target_in: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
         """target_in (B, T) -> attentional vectors (B, T, H), weights (B, T, S) or None, state after."""
         embedded = self.dropout(self.embedding(target_in))  # (B, T, E)
-        rnn_state = to_layer_first(state["rnn"])
+        rnn_state = state["rnn"]
         if not self.input_feeding:
             outputs, rnn_state = self.rnn(embedded, None, rnn_state)  # (B, T, H), one fused call
             vectors, weights = self.attend(outputs, state)
-            return vectors, weights, {**state, "rnn": to_batch_first(rnn_state)}
+            return vectors, weights, {**state, "rnn": rnn_state}
         feed, all_vectors, all_weights = state["feed"], [], []
         for t in range(embedded.shape[1]):  # input feeding: step t needs the vector of step t-1
             step_input = torch.cat([embedded[:, t], feed.to(embedded.dtype)], dim=-1)[:, None]  # (B, 1, E+H)
@@ -124,7 +122,7 @@ class RecurrentDecoder(nn.Module):
             all_vectors.append(vector)
             all_weights.append(weights)
         weights = None if self.attention is None else torch.cat(all_weights, dim=1)
-        return torch.cat(all_vectors, dim=1), weights, {**state, "rnn": to_batch_first(rnn_state), "feed": feed}
+        return torch.cat(all_vectors, dim=1), weights, {**state, "rnn": rnn_state, "feed": feed}
 
     def logits(self, vectors: Tensor) -> Tensor:
         """Attentional vectors (B, T, H) -> next-token logits (B, T, V)."""

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqtasks.heads.base import Head
 from seqtasks.registry import HEADS
+from seqtasks.validation import PositiveInt, Rate
 
 
 @HEADS.register("lm")
-class LanguageModelHead(nn.Module):
+class LanguageModelHead(Head):
     """Next-token logits from each encoder state: dropout, then a linear layer to the vocabulary."""
 
-    def __init__(self, input_size: int, vocab_size: int, dropout: float = 0.0):
+    def __init__(self, input_size: PositiveInt, vocab_size: PositiveInt, dropout: Rate = 0.0):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.project = nn.Linear(input_size, vocab_size)

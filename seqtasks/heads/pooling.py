@@ -17,17 +17,17 @@ Shapes: B batch, T steps, H features (all directions together), D directions.
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from seqtasks.errors import ConfigError
+from seqtasks.tensors import lengths_mask
 
-POOLING_METHODS = ("last", "mean", "max", "attention")
-
-
-def lengths_mask(lengths: Tensor, steps: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, true at valid steps."""
-    return torch.arange(steps, device=lengths.device) < lengths.unsqueeze(1)  # (B, T)
+PoolingMethod = Literal["last", "mean", "max", "attention"]
+POOLING_METHODS = typing.get_args(PoolingMethod)
 
 
 def pool_last(states: Tensor, lengths: Tensor, num_directions: int = 1) -> Tensor:

@@ -18,16 +18,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.heads.base import Head
 from seqtasks.heads.crf import LinearChainCRF
 from seqtasks.registry import HEADS
+from seqtasks.validation import PositiveInt, Rate
 
 PADDING = -1  # predicted tag id at padded positions
 
 
-class TaggerHead(nn.Module):
+class TaggerHead(Head):
     """Dropout, then a linear layer from encoder states to one score per tag."""
 
-    def __init__(self, input_size: int, num_tags: int, dropout: float = 0.0):
+    def __init__(self, input_size: PositiveInt, num_tags: PositiveInt, dropout: Rate = 0.33):
         super().__init__()
         if num_tags < 1:
             raise ValueError(f"a tagger needs at least one tag, got num_tags={num_tags}")
@@ -65,7 +67,7 @@ class SoftmaxTagger(TaggerHead):
 class CRFTagger(TaggerHead):
     """Linear emissions + a linear-chain CRF over tag transitions; Viterbi decoding."""
 
-    def __init__(self, input_size: int, num_tags: int, dropout: float = 0.0):
+    def __init__(self, input_size: PositiveInt, num_tags: PositiveInt, dropout: Rate = 0.33):
         super().__init__(input_size, num_tags, dropout)
         self.crf = LinearChainCRF(num_tags)
 

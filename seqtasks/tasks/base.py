@@ -1,14 +1,28 @@
-"""What every task shares: optimisation from config, the progress-driven LR schedule, one
-`step(batch, stage)` for train/val/test, non-finite-loss handling and checkpoint metadata.
+"""What every task shares, so that a task file holds only its model, its loss, its per-example
+evaluation records, its metrics and its predictions:
 
-Tasks receive plain config (dicts) and build their own parts through the registries, and call
-`save_hyperparameters()`, so `load_from_checkpoint` alone restores a model with its tokenizers.
+- tokenizers restored from their states, one dict by side (`self.tokenizers["text"]`);
+- optimisation from config and the progress-driven LR schedule; non-finite-loss handling;
+- evaluation: `evaluate(batch, stage)` returns one record per example, keyed by the example's
+  index; at the end of a pass the records of every DDP rank are gathered once
+  (`seqtasks.tensors.gather_by_key`), so an example that DDP's padding repeats on two ranks counts
+  once, and `score(records, stage)` turns them into the stage's metrics;
+- `inference()`: eval mode and no gradients, restored afterwards;
+- `predict_lines(lines, options)`: input lines -> output lines, what `seqtasks.predict` writes;
+- checkpoint metadata (the task's name and the run config).
+
+Tasks receive plain config (dicts) and build their parts through the registries, and the base
+calls `save_hyperparameters()` (which collects the subclasses' arguments too), so a checkpoint's
+hyperparameters alone rebuild the model with its tokenizers.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -16,43 +30,98 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 
+from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.errors import ConfigError, TrainingError
+from seqtasks.heads.base import Head
+from seqtasks.registry import TASKS
+from seqtasks.tensors import gather_by_key
+from seqtasks.tokenizers.base import Tokenizer
 
-NONFINITE_POLICIES = ("raise", "skip")
+
+@dataclass
+class PredictOptions:
+    """How `seqtasks.predict` asks a task for outputs (conf/predict.yaml has every key)."""
+
+    strategy: DecodingStrategy | None = None  # None: the task's own decoding
+    batch_size: int = 64
+    num_samples: int = 1  # samples per input (generation, language models)
+    generator: torch.Generator | None = None
+    prime: str = "\n"  # language models: the text samples continue, without input lines
+    length: int = 500  # language models: tokens to generate
+    input_format: str = "auto"  # tagging: auto | conllu | text
+    source: str = "<input>"  # the input's name, for messages
 
 
+@TASKS.base_class
 class SeqTask(L.LightningModule):
     """Base class of the `tasks` registry."""
 
-    monitor = ("val/loss", "min")  # metric and direction that select the best checkpoint
+    monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # metric and direction that select checkpoints
+    headline: ClassVar[tuple[str, ...]] = ("loss",)  # metrics shown in the progress bar
+    head_sort: ClassVar[type] = Head  # the sort of head the task takes (HEADS.build(sort=...))
+    not_saved: ClassVar[tuple[str, ...]] = ()  # constructor arguments kept out of the checkpoint (callables)
+    needs_input: ClassVar[bool] = True  # predict: False when the task generates without input lines
+    output_separator: ClassVar[str] = "\n"  # predict: what goes between two outputs
 
-    def __init__(self, optimizer: dict, scheduler: dict | None = None, nonfinite_loss: str = "raise",
-                 plugins: list[str] | None = None):
+    def __init__(self, tokenizers: dict[str, dict], optimizer: dict, scheduler: dict | None = None,
+                 nonfinite_loss: Literal["raise", "skip"] = "raise", plugins: list[str] | None = None):
         super().__init__()
-        if nonfinite_loss not in NONFINITE_POLICIES:
-            raise ConfigError(f"task.nonfinite_loss must be one of {', '.join(NONFINITE_POLICIES)}, "
-                              f"got '{nonfinite_loss}'")
+        # Collects the subclass's constructor arguments too. Tokenizer states (sentencepiece models)
+        # are large: run() logs the resolved config to the loggers instead.
+        self.save_hyperparameters(ignore=list(self.not_saved), logger=False)
+        self.tokenizers: dict[str, Tokenizer] = {side: Tokenizer.from_state(s) for side, s in tokenizers.items()}
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         self.nonfinite_loss = nonfinite_loss
         self.skipped_batches = 0
         self.report: dict[str, str] = {}  # non-numeric results for metrics.json (e.g. sacreBLEU signatures)
         self.run_config: dict | None = None  # the whole run's config, set by run(); saved in checkpoints
+        self._records: dict[Any, Any] = {}
         self._step_budget: float | None = None  # optimizer steps the trainer will take (inf: no limit)
 
-    # --- one step for every stage -------------------------------------------------------------
-    def step(self, batch: Any, stage: str) -> Tensor:
-        """Loss of one batch; also logs the stage's metrics."""
+    # --- what a task defines ---------------------------------------------------------------------
+    @classmethod
+    def data_inputs(cls, data: Any) -> dict[str, Any]:
+        """Constructor arguments the builder takes from the datamodule, besides the tokenizers."""
+        return {}
+
+    def training_loss(self, batch: Any) -> Tensor:
+        """The scalar loss of one training batch."""
         raise NotImplementedError
 
-    def batch_size_and_tokens(self, batch: Any) -> tuple[int, int]:
-        """(examples, tokens) in a training batch: the throughput monitor logs both per second."""
+    def evaluate(self, batch: Any, stage: str) -> dict[Any, Any]:
+        """Validation / test: one record per example, keyed by the example's index in its split."""
         raise NotImplementedError
 
+    def score(self, records: list[Any], stage: str) -> dict[str, float]:
+        """The stage's metrics (without the 'val/' prefix) from every example's record, in key order."""
+        raise NotImplementedError
+
+    def scored(self, stage: str, records: list[Any], scores: dict[str, float]) -> None:
+        """After scoring (on every rank): figures and files a task draws from its results."""
+
+    def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
+        """Input lines (None: no input) -> output lines, in order."""
+        raise NotImplementedError
+
+    # --- inference -------------------------------------------------------------------------------
+    @contextmanager
+    def inference(self) -> Iterator[None]:
+        """Eval mode (no dropout) and no gradients for the block; the previous mode is restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    # --- training ----------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        loss = self.step(batch, "train")
+        loss = self.training_loss(batch)
         finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
         if finite:
+            self.log("train/loss", loss, prog_bar=True)
             return loss
         if self.nonfinite_loss == "skip":
             # Returning None makes Lightning skip backward and the optimizer step for this batch.
@@ -65,11 +134,39 @@ class SeqTask(L.LightningModule):
             "(trainer.gradient_clip_val), or set task.nonfinite_loss=skip to skip such batches"
         )
 
+    # --- evaluation ------------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):
-        return self.step(batch, "val")
+        self._records.update(self.evaluate(batch, "val"))
 
     def test_step(self, batch, batch_idx):
-        return self.step(batch, "test")
+        self._records.update(self.evaluate(batch, "test"))
+
+    def on_validation_epoch_start(self) -> None:
+        self._records = {}
+
+    def on_test_epoch_start(self) -> None:
+        self._records = {}
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_scores("test")
+
+    def log_scores(self, stage: str) -> dict[str, float]:
+        """Gather every rank's records once, score them, log the metrics (the same on every rank)."""
+        if self.trainer.sanity_checking:  # Lightning discards what the sanity check logs
+            self._records = {}
+            return {}
+        gathered = gather_by_key(self._records)
+        self._records = {}
+        records = [gathered[key] for key in sorted(gathered)]
+        scores = self.score(records, stage) if records else {}
+        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k in self.headline}, prog_bar=True,
+                      sync_dist=False)
+        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k not in self.headline}, sync_dist=False)
+        self.scored(stage, records, scores)
+        return scores
 
     # --- optimisation ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -107,3 +204,19 @@ class SeqTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The run config lets `seqtasks.evaluate` rebuild the data pipeline with a new test file.
         checkpoint["seqtasks"] = {"task": self.registered_name, "config": self.run_config}
+
+    # --- helpers for subclasses -------------------------------------------------------------------
+    def strategy_or_default(self, strategy: DecodingStrategy | None) -> DecodingStrategy:
+        """The strategy asked for, else the task's own (`task.decoding`)."""
+        if strategy is not None:
+            return strategy
+        own = getattr(self, "strategy", None)
+        if own is None:
+            raise ConfigError(f"task '{self.registered_name}' does not decode")
+        return own
+
+    def require_input(self, lines: list[str] | None, what: str) -> list[str]:
+        """The input lines, or a ConfigError saying what the task reads."""
+        if lines is None:
+            raise ConfigError(f"task '{self.registered_name}' {what}: set input=<file> or input=-")
+        return lines

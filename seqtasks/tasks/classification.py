@@ -3,15 +3,16 @@ sentiment).
 
 tokens -> embedding -> encoder (packed, any registered RNN) -> classifier head (pooling) -> logits
 
-Validation and test accumulate a confusion matrix (summed over DDP ranks) and report accuracy,
-macro-F1 and per-class precision/recall/F1; val/acc selects the checkpoint. At test time the
-confusion matrix is also drawn, logged as an image and saved as confusion_matrix.png in the run
-directory.
+Validation and test record every example's (true label, predicted label, NLL) and report
+accuracy, macro-F1 and per-class precision/recall/F1 from the confusion matrix of all ranks'
+examples; val/acc selects the checkpoint. At test time the confusion matrix is also drawn,
+logged as an image and saved as confusion_matrix.png in the run directory.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -19,12 +20,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
-from seqtasks.errors import ConfigError
-from seqtasks.metrics import classification_scores
+from seqtasks.data.classification import ClassificationBatch
+from seqtasks.heads.classifier import SequenceClassifier
+from seqtasks.metrics import classification_scores, confusion_matrix, loss_scores
 from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.regularization import word_dropout
-from seqtasks.tasks.base import SeqTask
-from seqtasks.tokenizers.base import Tokenizer
+from seqtasks.tasks.base import PredictOptions, SeqTask
+from seqtasks.validation import PositiveInt, Rate
 
 
 def confusion_figure(confusion: Tensor, labels: list[str]) -> Figure:
@@ -52,34 +54,22 @@ class ClassificationTask(SeqTask):
     """Sequence classification (many-to-one): encoder states pooled into one label; accuracy, macro-F1."""
 
     monitor = ("val/acc", "max")
+    headline = ("acc", "macro_f1")
+    head_sort = SequenceClassifier
 
-    def __init__(
-        self,
-        tokenizers: dict[str, dict],
-        encoder: dict,
-        head: dict,
-        optimizer: dict,
-        scheduler: dict | None = None,
-        embedding_dim: int = 64,
-        dropout: float = 0.0,
-        word_dropout: float = 0.0,
-        nonfinite_loss: str = "raise",
-        plugins: list[str] | None = None,
-    ):
-        super().__init__(optimizer, scheduler, nonfinite_loss, plugins)
-        if not 0.0 <= word_dropout < 1.0:
-            raise ConfigError(f"task.word_dropout must be in [0, 1), got {word_dropout}")
-        self.save_hyperparameters(logger=False)
+    def __init__(self, encoder: dict, head: dict, embedding_dim: PositiveInt = 64, dropout: Rate = 0.1,
+                 word_dropout: Rate = 0.0, **shared: Any):
+        super().__init__(**shared)
         self.word_dropout = word_dropout
-        self.text_tokenizer = Tokenizer.from_state(tokenizers["text"])
-        self.labels = Tokenizer.from_state(tokenizers["labels"]).vocab.tokens
+        self.text_tokenizer = self.tokenizers["text"]
+        self.labels = self.tokenizers["labels"].vocab.tokens
         self.embedding = nn.Embedding(len(self.text_tokenizer), embedding_dim,
                                       padding_idx=self.text_tokenizer.vocab.pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(encoder, input_size=embedding_dim)
-        self.head = HEADS.build(head, input_size=self.encoder.output_size, num_classes=len(self.labels),
+        self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
+        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'classification'",
+                                input_size=self.encoder.output_size, num_classes=len(self.labels),
                                 num_directions=self.encoder.num_directions)
-        self._confusion: Tensor | None = None
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens (B, T), lengths (B,) -> class logits (B, C)."""
@@ -89,23 +79,35 @@ class ClassificationTask(SeqTask):
         states, _ = self.encoder(self.dropout(self.embedding(tokens)), lengths)  # (B, T, H)
         return self.head(states, lengths)
 
-    def step(self, batch, stage: str) -> Tensor:
-        logits = self(batch.tokens, batch.lengths)  # (B, C)
-        loss = F.cross_entropy(logits.float(), batch.labels)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", batch_size=len(batch),
-                 sync_dist=stage != "train")
-        if stage != "train":
-            predicted = logits.argmax(-1)
-            index = batch.labels * len(self.labels) + predicted  # row: true, column: predicted
-            self._confusion += torch.bincount(index, minlength=len(self.labels) ** 2).view_as(self._confusion)
-        return loss
+    def training_loss(self, batch: ClassificationBatch) -> Tensor:
+        return F.cross_entropy(self(batch.tokens, batch.lengths).float(), batch.labels)
 
-    @torch.no_grad()
+    def evaluate(self, batch: ClassificationBatch, stage: str) -> dict[int, tuple[int, int, float]]:
+        logits = self(batch.tokens, batch.lengths).float()  # (B, C)
+        nll = F.cross_entropy(logits, batch.labels, reduction="none")  # (B,)
+        rows = zip(batch.labels.tolist(), logits.argmax(-1).tolist(), nll.tolist(), strict=True)
+        return dict(zip(batch.indices, rows, strict=True))  # index -> (true, predicted, nll)
+
+    def score(self, records: list[tuple[int, int, float]], stage: str) -> dict[str, float]:
+        gold, predicted, nll = zip(*records, strict=True)
+        confusion = confusion_matrix(torch.tensor(gold), torch.tensor(predicted), len(self.labels))
+        return {**classification_scores(confusion, self.labels), "loss": loss_scores(sum(nll), len(nll))["loss"]}
+
+    def scored(self, stage: str, records: list[tuple[int, int, float]], scores: dict[str, float]) -> None:
+        if stage != "test" or not self.trainer.is_global_zero:
+            return
+        gold, predicted, _ = zip(*records, strict=True)
+        figure = confusion_figure(confusion_matrix(torch.tensor(gold), torch.tensor(predicted), len(self.labels)),
+                                  self.labels)
+        figure.savefig(Path(self.trainer.default_root_dir) / "confusion_matrix.png", dpi=100)
+        for logger in self.trainer.loggers:
+            if hasattr(getattr(logger, "experiment", None), "add_figure"):  # TensorBoard
+                logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step, close=False)
+
+    # --- prediction ------------------------------------------------------------------------------
     def classify(self, texts: list[str], batch_size: int = 64) -> list[tuple[str, float] | None]:
         """The most probable label of each text and its probability; None for an empty text."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.inference():
             encoded = [self.text_tokenizer.encode(text) if text.strip() else [] for text in texts]
             results: list[tuple[str, float] | None] = [None] * len(texts)
             for rows in length_sorted_chunks(encoded, batch_size):
@@ -115,35 +117,13 @@ class ClassificationTask(SeqTask):
                 for i, label, probability in zip(rows, labels.tolist(), probabilities.tolist(), strict=True):
                     results[i] = (self.labels[label], probability)
             return results
-        finally:
-            self.train(was_training)
 
-    def batch_size_and_tokens(self, batch) -> tuple[int, int]:
-        return len(batch), int(batch.lengths.sum())
+    def predict_labels(self, texts: list[str]) -> list[str]:
+        """The most probable label of each text ('' for an empty text): a `Classify` callable."""
+        return [result[0] if result is not None else "" for result in self.classify(texts)]
 
-    def on_validation_epoch_start(self) -> None:
-        self._confusion = torch.zeros(len(self.labels), len(self.labels), dtype=torch.long, device=self.device)
-
-    on_test_epoch_start = on_validation_epoch_start
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_scores("val")
-
-    def on_test_epoch_end(self) -> None:
-        confusion = self.log_scores("test")
-        if self.trainer.is_global_zero:
-            figure = confusion_figure(confusion, self.labels)
-            figure.savefig(Path(self.trainer.default_root_dir) / "confusion_matrix.png", dpi=100)
-            for logger in self.trainer.loggers:
-                if hasattr(getattr(logger, "experiment", None), "add_figure"):  # TensorBoard
-                    logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step, close=False)
-
-    def log_scores(self, stage: str) -> Tensor:
-        confusion = self._confusion
-        if self.trainer.world_size > 1:
-            confusion = self.all_gather(confusion).sum(0)
-        scores = classification_scores(confusion.cpu(), self.labels)
-        headline = ("acc", "macro_f1")
-        self.log_dict({f"{stage}/{k}": scores[k] for k in headline}, prog_bar=True, sync_dist=False)
-        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k not in headline}, sync_dist=False)
-        return confusion.cpu()
+    def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
+        """label<TAB>probability per line; an empty line stays empty, so outputs align with inputs."""
+        lines = self.require_input(lines, "classifies lines")
+        return ["" if result is None else f"{result[0]}\t{result[1]:.4f}"
+                for result in self.classify(lines, batch_size=options.batch_size)]

@@ -15,118 +15,103 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.data.stream import StreamBatch
 from seqtasks.decoding.base import DecodingStrategy
-from seqtasks.decoding.sampling import Sampling
-from seqtasks.encoders.rnn import to_batch_first, to_layer_first
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ENCODERS, HEADS, TASKS
-from seqtasks.tasks.base import SeqTask
-from seqtasks.tokenizers.base import Tokenizer
-
-
-def detach_state(state: Any) -> Any:
-    if state is None or isinstance(state, Tensor):
-        return None if state is None else state.detach()
-    return tuple(s.detach() for s in state)
+from seqtasks.heads.lm import LanguageModelHead
+from seqtasks.metrics import loss_scores
+from seqtasks.registry import DECODING, ENCODERS, HEADS, TASKS
+from seqtasks.tasks.base import PredictOptions, SeqTask
+from seqtasks.tensors import detach_state
+from seqtasks.validation import PositiveInt
 
 
 @TASKS.register("language_model")
 class LanguageModelTask(SeqTask):
     """Next-token language model (char-rnn) with truncated BPTT; generates text."""
 
-    def __init__(
-        self,
-        tokenizers: dict[str, dict],
-        encoder: dict,
-        head: dict,
-        optimizer: dict,
-        scheduler: dict | None = None,
-        embedding_dim: int = 128,
-        tbptt_steps: int = 128,
-        nonfinite_loss: str = "raise",
-        plugins: list[str] | None = None,
-    ):
-        super().__init__(optimizer, scheduler, nonfinite_loss, plugins)
-        self.save_hyperparameters(logger=False)  # run() logs the whole resolved config instead
-        self.tokenizer = Tokenizer.from_state(tokenizers["text"])
+    headline = ("loss", "bpc")
+    head_sort = LanguageModelHead
+    needs_input = False
+    output_separator = "\n\n"
+
+    def __init__(self, encoder: dict, head: dict, decoding: dict, embedding_dim: PositiveInt = 128,
+                 tbptt_steps: PositiveInt = 128, **shared: Any):
+        super().__init__(**shared)
+        self.tokenizer = self.tokenizers["text"]
         self.tbptt_steps = tbptt_steps
         vocab_size = len(self.tokenizer)
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.encoder = ENCODERS.build(encoder, input_size=embedding_dim)
-        if getattr(self.encoder, "bidirectional", False):
+        self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
+        if self.encoder.bidirectional:
             raise ConfigError("a language model predicts the next token from the past only: "
                               "set encoder.bidirectional=false")
-        self.head = HEADS.build(head, input_size=self.encoder.output_size, vocab_size=vocab_size)
+        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'language_model'",
+                                input_size=self.encoder.output_size, vocab_size=vocab_size)
+        self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
         # Special tokens never occur inside the text stream, so generation never emits them.
         specials = [self.tokenizer.vocab.id(t) for t in self.tokenizer.specials if t in self.tokenizer.vocab]
         self.register_buffer("special_ids", torch.tensor(specials, dtype=torch.long), persistent=False)
         self._carry: dict[str, Any] = {}
-        self._val_totals = torch.zeros(2)  # summed loss (nats), token count
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        """tokens (B, T) -> logits (B, T, V), final state."""
+        """tokens (B, T), state batch-first or None -> logits (B, T, V), final state."""
         states, state = self.encoder(self.embedding(tokens), None, state)  # (B, T, H)
         return self.head(states), state
 
-    def step(self, batch, stage: str) -> Tensor:
-        inputs, targets = batch  # (B, T) each
-        logits, state = self(inputs, self._carry.get(stage))
+    def stream_nll(self, batch: StreamBatch, stage: str) -> Tensor:
+        """NLL (nats) of every predicted token (B, T), continuing the stage's carried state."""
+        logits, state = self(batch.inputs, self._carry.get(stage))
         self._carry[stage] = detach_state(state)  # truncate the gradient here, keep the values
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-        if stage == "train":
-            self.log("train/loss", loss, prog_bar=True)
-            self.log("train/bpc", loss / math.log(2))
-        else:
-            self._val_totals += torch.stack([loss.detach().cpu() * targets.numel(),
-                                             torch.tensor(float(targets.numel()))])
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(), reduction="none")
+        return nll.view_as(batch.targets)
+
+    def training_loss(self, batch: StreamBatch) -> Tensor:
+        loss = self.stream_nll(batch, "train").mean()
+        self.log("train/bpc", loss / math.log(2))
         return loss
 
-    def batch_size_and_tokens(self, batch) -> tuple[int, int]:
-        inputs, _ = batch  # (B, T)
-        return inputs.shape[0], inputs.numel()
+    def evaluate(self, batch: StreamBatch, stage: str) -> dict[Any, tuple[float, int]]:
+        nll = self.stream_nll(batch, stage).sum(1).tolist()  # per row
+        return {key: (row_nll, batch.inputs.shape[1]) for key, row_nll in zip(batch.keys, nll, strict=True)}
+
+    def score(self, records: list[tuple[float, int]], stage: str) -> dict[str, float]:
+        """Token-weighted over the whole stream: loss (nats/token), bpc (bits/token), ppl."""
+        scores = loss_scores(sum(nll for nll, _ in records), sum(count for _, count in records))
+        return {**scores, "bpc": scores["loss"] / math.log(2)}
 
     def on_train_epoch_start(self) -> None:
         self._carry.pop("train", None)
 
     def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
         self._carry.pop("val", None)
-        self._val_totals = torch.zeros(2)
-
-    def on_validation_epoch_end(self) -> None:
-        # Token-weighted over the whole validation stream, summed over ranks.
-        totals = self._val_totals.to(self.device)
-        if self.trainer.world_size > 1:
-            totals = self.all_gather(totals).sum(dim=0)
-        loss = (totals[0] / totals[1].clamp(min=1)).item()
-        self.log_dict({"val/loss": loss, "val/bpc": loss / math.log(2), "val/ppl": math.exp(min(loss, 50))},
-                      prog_bar=True, sync_dist=False)
 
     # --- generation ------------------------------------------------------------------------------
     def step_function(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """Decoding step: previous tokens (B,) -> next-token log-probabilities (B, V), state.
-
-        The state is batch-first, (B, L*D, H) per tensor, as decoding strategies require (beam search
-        reorders it on dim 0); the encoder's own layout (L*D, B, H) stays inside this function."""
-        logits, state = self(tokens[:, None], to_layer_first(state))  # (B, 1, V)
+        """Decoding step: previous tokens (B,) -> next-token log-probabilities (B, V), state (batch-first)."""
+        logits, state = self(tokens[:, None], state)  # (B, 1, V)
         logits = logits[:, 0].float().index_fill(1, self.special_ids, float("-inf"))
-        return logits.log_softmax(dim=-1), to_batch_first(state)
+        return logits.log_softmax(dim=-1), state
 
-    @torch.no_grad()
     def generate(self, prime: str, length: int, strategy: DecodingStrategy | None = None, num_samples: int = 1,
                  generator: torch.Generator | None = None) -> list[str]:
         """`num_samples` continuations of `prime`, `length` tokens each (prime included in the text);
-        by default sampled at temperature 1, as char-rnn does."""
-        strategy = strategy or Sampling()
-        was_training = self.training
-        self.eval()
-        try:
+        by default with the task's own strategy (sampling at temperature 1, as char-rnn does)."""
+        strategy = self.strategy_or_default(strategy)
+        with self.inference():
             ids = self.tokenizer.encode(prime or "\n")
-            prime_ids = torch.tensor(ids, device=self.device).repeat(num_samples, 1)  # (N, P)
+            prime_ids = torch.tensor(ids, device=self.device)[None]  # (1, P)
             state = None
             if prime_ids.shape[1] > 1:
                 _, state = self(prime_ids[:, :-1])  # the prime in one fused call
-                state = to_batch_first(state)  # the layout step_function takes
-            out = strategy.decode(self.step_function, state, prime_ids[:, -1], length, generator=generator)
-            return [prime + self.tokenizer.decode(row) for row in out.tolist()]
-        finally:
-            self.train(was_training)
+            tokens, _ = strategy.search(self.step_function, state, prime_ids[:, -1], length, generator=generator,
+                                        n=num_samples)  # (1, N, length)
+            return [prime + self.tokenizer.decode(row) for row in tokens[0].tolist()]
+
+    def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
+        """`num_samples` samples of `length` tokens for each prime: the input lines, or `prime`."""
+        primes = [options.prime] if lines is None else lines
+        return [sample for prime in primes
+                for sample in self.generate(prime, options.length, options.strategy, options.num_samples,
+                                            options.generator)]

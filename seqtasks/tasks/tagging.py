@@ -16,18 +16,23 @@ and per-tag accuracy `acc/<TAG>` (recall of that gold tag).
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqtasks.data.batching import length_sorted_chunks
+from seqtasks.data.conllu import parse_conllu, write_conllu
 from seqtasks.data.tagging import TaggingBatch, check_tokenizers, collate, encode_sentence
 from seqtasks.errors import ConfigError
 from seqtasks.heads.tagger import TaggerHead
+from seqtasks.metrics import loss_scores, tagging_scores
 from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.regularization import word_dropout
-from seqtasks.tasks.base import SeqTask
-from seqtasks.tokenizers.base import Tokenizer
+from seqtasks.tasks.base import PredictOptions, SeqTask
+from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
 class CharEncoder(nn.Module):
@@ -51,32 +56,18 @@ class TaggingTask(SeqTask):
     """Sequence tagging (one tag per word): word + character-BiLSTM features, RNN encoder, softmax or CRF head."""
 
     monitor = ("val/acc", "max")
+    headline = ("acc", "acc_unseen")
+    head_sort = TaggerHead
 
-    def __init__(
-        self,
-        tokenizers: dict[str, dict],
-        encoder: dict,
-        head: dict,
-        optimizer: dict,
-        scheduler: dict | None = None,
-        word_embedding_dim: int = 100,
-        char_embedding_dim: int = 50,
-        char_hidden_size: int = 100,
-        word_dropout: float = 0.25,
-        dropout: float = 0.33,
-        nonfinite_loss: str = "raise",
-        plugins: list[str] | None = None,
-    ):
-        super().__init__(optimizer, scheduler, nonfinite_loss, plugins)
-        for key, value in {"word_dropout": word_dropout, "dropout": dropout}.items():
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"task.{key} must be in [0, 1), got {value}")
-        self.save_hyperparameters(logger=False)
-        restored = {side: Tokenizer.from_state(state) for side, state in tokenizers.items()}
-        check_tokenizers(restored)
-        self.words, self.chars = restored["words"], restored["chars"]
-        self.tags = restored["tags"].vocab.tokens
+    def __init__(self, encoder: dict, head: dict, word_embedding_dim: NonNegativeInt = 100,
+                 char_embedding_dim: PositiveInt = 50, char_hidden_size: NonNegativeInt = 100,
+                 word_dropout: Rate = 0.25, dropout: Rate = 0.33, tag_column: str = "upos", **shared: Any):
+        super().__init__(**shared)
+        check_tokenizers(self.tokenizers)
+        self.words, self.chars = self.tokenizers["words"], self.tokenizers["chars"]
+        self.tags = self.tokenizers["tags"].vocab.tokens
         self.word_dropout = word_dropout
+        self.tag_column = tag_column
         if word_embedding_dim > 0:
             self.word_embedding = nn.Embedding(len(self.words), word_embedding_dim,
                                                padding_idx=self.words.vocab.pad_id)
@@ -84,17 +75,19 @@ class TaggingTask(SeqTask):
             self.word_embedding = None
         self.char_encoder = (CharEncoder(len(self.chars), char_embedding_dim, char_hidden_size,
                                          self.chars.vocab.pad_id) if char_hidden_size > 0 else None)
-        input_size = max(word_embedding_dim, 0) + (self.char_encoder.output_size if self.char_encoder else 0)
+        input_size = word_embedding_dim + (self.char_encoder.output_size if self.char_encoder else 0)
         if input_size == 0:
             raise ConfigError("tagging needs word embeddings or character features: set task.word_embedding_dim "
                               "or task.char_hidden_size above 0")
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(encoder, input_size=input_size)
-        if not issubclass(HEADS.get(head.get("name")), TaggerHead):
-            raise ConfigError(f"task tagging needs a tagging head (head=softmax_tagger or crf_tagger), "
-                              f"got head={head.get('name')}")
-        self.head = HEADS.build(head, input_size=self.encoder.output_size, num_tags=len(self.tags))
-        self._outputs: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        self.encoder = ENCODERS.build(encoder, "encoder", input_size=input_size)
+        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'tagging'",
+                                input_size=self.encoder.output_size, num_tags=len(self.tags))
+
+    @classmethod
+    def data_inputs(cls, data: Any) -> dict[str, Any]:
+        """The CoNLL-U column the tags come from: predict writes CoNLL-U back into it."""
+        return {"tag_column": data.column}
 
     # --- model -----------------------------------------------------------------------------------
     def forward(self, batch: TaggingBatch) -> Tensor:
@@ -111,29 +104,30 @@ class TaggingTask(SeqTask):
         states, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), batch.lengths)  # (B, T, H)
         return states
 
-    def step(self, batch: TaggingBatch, stage: str) -> Tensor:
+    def training_loss(self, batch: TaggingBatch) -> Tensor:
+        return self.head.loss(self(batch), batch.tags, batch.mask)
+
+    def evaluate(self, batch: TaggingBatch, stage: str) -> dict[int, tuple[Tensor, Tensor, Tensor, float]]:
+        """index -> (gold (n,), predicted (n,), unseen (n,), the sentence's share of the batch loss x n)."""
         states = self(batch)
         mask = batch.mask  # (B, T)
-        loss = self.head.loss(states, batch.tags, mask)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", batch_size=int(mask.sum()),
-                 sync_dist=stage != "train")
-        if stage != "train":
-            predicted = self.head.decode(states, mask).cpu()  # (B, T), -1 at padding
-            tags, unseen, lengths = batch.tags.cpu(), batch.unseen.cpu(), batch.lengths.tolist()
-            for row, (index, n) in enumerate(zip(batch.indices, lengths, strict=True)):
-                self._outputs[index] = (tags[row, :n], predicted[row, :n], unseen[row, :n])
-        return loss
+        # The head's loss is per word over the batch; each sentence carries its words' part of the sum.
+        loss = float(self.head.loss(states, batch.tags, mask)) * int(mask.sum())
+        predicted = self.head.decode(states, mask).cpu()  # (B, T), -1 at padding
+        tags, unseen, lengths = batch.tags.cpu(), batch.unseen.cpu(), batch.lengths.tolist()
+        total = sum(lengths)
+        return {index: (tags[row, :n], predicted[row, :n], unseen[row, :n], loss * n / total)
+                for row, (index, n) in enumerate(zip(batch.indices, lengths, strict=True))}
 
-    def batch_size_and_tokens(self, batch: TaggingBatch) -> tuple[int, int]:
-        return len(batch), int(batch.lengths.sum())
+    def score(self, records: list[tuple[Tensor, Tensor, Tensor, float]], stage: str) -> dict[str, float]:
+        gold, predicted, unseen, loss = zip(*records, strict=True)
+        scores = tagging_scores(torch.cat(gold), torch.cat(predicted), torch.cat(unseen), self.tags)
+        return {**scores, "loss": loss_scores(sum(loss), sum(len(g) for g in gold))["loss"]}
 
     # --- prediction ------------------------------------------------------------------------------
-    @torch.no_grad()
     def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
         """The tags of each sentence's words (one list per sentence; an empty sentence gets [])."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.inference():
             cache: dict[str, tuple[int, list[int]]] = {}
             encoded = [encode_sentence(words, self.words, self.chars, cache) if words else None
                        for words in sentences]
@@ -145,57 +139,19 @@ class TaggingTask(SeqTask):
                 for i, tags, n in zip(rows, predicted, batch.lengths.tolist(), strict=True):
                     results[i] = [self.tags[t] for t in tags[:n]]
             return results
-        finally:
-            self.train(was_training)
 
-    # --- evaluation ------------------------------------------------------------------------------
-    def on_validation_epoch_start(self) -> None:
-        self._outputs = {}
-
-    on_test_epoch_start = on_validation_epoch_start
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_scores("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_scores("test")
-
-    def gathered_outputs(self) -> dict[int, tuple[Tensor, Tensor, Tensor]]:
-        """Every rank's (gold, predicted, unseen) per sentence index; a sentence seen twice counts once."""
-        outputs = self._outputs
-        if self.trainer.world_size > 1:
-            parts: list[dict | None] = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(parts, outputs)
-            outputs = {}
-            for part in parts:
-                outputs.update(part)
-        return outputs
-
-    def log_scores(self, stage: str) -> dict[str, float]:
-        outputs = self.gathered_outputs()
-        self._outputs = {}
-        if not outputs:
-            return {}
-        gold, predicted, unseen = (torch.cat(column) for column in zip(*outputs.values(), strict=True))
-        scores = tagging_scores(gold, predicted, unseen, self.tags)
-        headline = ("acc", "acc_unseen")
-        self.log_dict({f"{stage}/{k}": scores[k] for k in headline}, prog_bar=True, sync_dist=False)
-        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k not in headline}, sync_dist=False)
-        return scores
-
-
-def tagging_scores(gold: Tensor, predicted: Tensor, unseen: Tensor, tags: list[str]) -> dict[str, float]:
-    """gold, predicted (N,) long, unseen (N,) bool over N words -> accuracy overall (`acc`), on unseen
-    words (`acc_unseen`, 0 when there are none), the share of unseen words (`unseen_rate`), and per gold
-    tag (`acc/<TAG>`: the share of that tag's words tagged right; tags absent from the gold left out)."""
-    correct = gold == predicted  # (N,)
-    total = max(len(gold), 1)
-    scores = {"acc": float(correct.sum()) / total,
-              "acc_unseen": float(correct[unseen].sum()) / max(int(unseen.sum()), 1),
-              "unseen_rate": float(unseen.sum()) / total}
-    counts = torch.bincount(gold, minlength=len(tags))  # (K,)
-    hits = torch.bincount(gold[correct], minlength=len(tags))  # (K,)
-    for k, tag in enumerate(tags):
-        if counts[k] > 0:
-            scores[f"acc/{tag}"] = float(hits[k]) / float(counts[k])
-    return scores
+    def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
+        """CoNLL-U in -> the same CoNLL-U out with the tag column filled (every other column, comment,
+        multiword token and empty node kept); one output entry per sentence, each ending in its blank
+        line. Plain text in (one whitespace-tokenised sentence per line) -> its tags, space-separated,
+        one line per line (an empty line stays empty)."""
+        lines = self.require_input(lines, "tags sentences")
+        conllu = options.input_format == "conllu" or (
+            options.input_format == "auto" and options.source.endswith((".conllu", ".conllu.gz")))
+        if not conllu:
+            return [" ".join(tags) for tags in self.tag([line.split() for line in lines], options.batch_size)]
+        sentences = parse_conllu(lines, options.source)
+        tags = self.tag([[word.form for word in sentence.words] for sentence in sentences], options.batch_size)
+        text = io.StringIO()
+        write_conllu(sentences, text, **{self.tag_column: tags})
+        return [block + "\n" for block in text.getvalue().split("\n\n")[:-1]]  # each sentence ends in a blank line

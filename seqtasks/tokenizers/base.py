@@ -13,6 +13,7 @@ from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.vocab import Vocab
 
 
+@TOKENIZERS.base_class
 class Tokenizer:
     """Base class: subclasses implement fit, encode and decode."""
 

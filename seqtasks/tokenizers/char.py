@@ -9,13 +9,14 @@ from typing import Any
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import SPECIALS, Vocab
+from seqtasks.validation import PositiveInt
 
 
 @TOKENIZERS.register("char")
 class CharTokenizer(Tokenizer):
     """Characters; vocabulary built from the training text (specials first, then chars by code point)."""
 
-    def __init__(self, specials: list[str] = SPECIALS, min_frequency: int = 1):
+    def __init__(self, specials: list[str] = SPECIALS, min_frequency: PositiveInt = 1):
         self.specials = list(specials)
         self.min_frequency = min_frequency
         self.vocab = Vocab(self.specials)

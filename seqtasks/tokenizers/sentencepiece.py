@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import sentencepiece as spm
 
@@ -27,24 +27,21 @@ from seqtasks.errors import ConfigError
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
+from seqtasks.validation import Range
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = ("unigram", "bpe", "char", "word")
+ModelType = Literal["unigram", "bpe", "char", "word"]
+Coverage = Annotated[float, Range(low=0, high=1, low_open=True)]  # in (0, 1]
+VocabularySize = Annotated[int, Range(low=len(SPECIALS) + 1)]
 
 
 @TOKENIZERS.register("sentencepiece")
 class SentencePieceTokenizer(Tokenizer):
     """Sentencepiece subwords (unigram/BPE/char/word) learned from the training text; <pad> <unk> <bos> <eos> = 0-3."""
 
-    def __init__(self, vocab_size: int = 8000, model_type: str = "unigram", character_coverage: float = 1.0):
-        if model_type not in MODEL_TYPES:
-            raise ConfigError(f"tokenizer.model_type={model_type!r} is not a sentencepiece model type; "
-                              f"choose from: {', '.join(MODEL_TYPES)}")
-        if not isinstance(vocab_size, int) or vocab_size <= len(SPECIALS):
-            raise ConfigError(f"tokenizer.vocab_size must be an integer > {len(SPECIALS)}, got {vocab_size!r}")
-        if not 0.0 < character_coverage <= 1.0:
-            raise ConfigError(f"tokenizer.character_coverage must be in (0, 1], got {character_coverage}")
+    def __init__(self, vocab_size: VocabularySize = 8000, model_type: ModelType = "unigram",
+                 character_coverage: Coverage = 1.0):
         self.vocab_size = vocab_size
         self.model_type = model_type
         self.character_coverage = float(character_coverage)

@@ -14,18 +14,17 @@ from seqtasks.errors import ConfigError
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import SPECIALS, UNK, Vocab
+from seqtasks.validation import PositiveInt
 
 
 @TOKENIZERS.register("word")
 class WordTokenizer(Tokenizer):
     """Whitespace words; the most frequent training words first (ties alphabetical), after the specials."""
 
-    def __init__(self, lowercase: bool = False, min_frequency: int = 1, max_size: int | None = None,
+    def __init__(self, lowercase: bool = False, min_frequency: PositiveInt = 1, max_size: PositiveInt | None = None,
                  specials: list[str] = SPECIALS):
         if UNK not in specials:
             raise ConfigError(f"tokenizer.specials must include {UNK}: unseen words map to it")
-        if min_frequency < 1:
-            raise ConfigError(f"tokenizer.min_frequency must be >= 1, got {min_frequency}")
         if max_size is not None and max_size <= len(specials):
             raise ConfigError(f"tokenizer.max_size must exceed the {len(specials)} specials, got {max_size}")
         self.lowercase = lowercase

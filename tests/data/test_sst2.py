@@ -22,37 +22,36 @@ def sst_root(tmp_path) -> Path:
 
 
 def test_reads_glue_tsv_and_has_no_test_split_by_default(sst_root):
-    data = SST2Data(root=str(sst_root))
-    assert data.examples("train")[1] == ("a dull , tedious mess", "0")
-    assert data.examples("val") == [("an unseen masterpiece", "1")]
+    data = SST2Data(root=str(sst_root), max_tokens=100)
+    assert data.read("train")[1] == ("a dull , tedious mess", "0")
+    assert data.read("val") == [("an unseen masterpiece", "1")]
     assert not data.has_test
     with pytest.raises(ConfigError, match="data.test"):
-        data.examples("test")
+        data.read("test")
     tokenizers = data.build_tokenizers({"name": "word"})
     assert tokenizers["labels"].vocab.tokens == ["0", "1"]
-    ids, labels, texts = data.encoded("val")
-    assert ids == [[1, 1, 1]] and labels == [1]  # all three dev words unseen in training -> <unk>
+    assert data.encoded("val") == [([1, 1, 1], 1)]  # all three dev words unseen in training -> <unk>
     assert isinstance(tokenizers["text"], WordTokenizer)
 
 
 def test_sentence_level_train_file_and_absolute_test_file(sst_root, tmp_path):
     test_file = tmp_path / "new.tsv"
     test_file.write_text("sentence\tlabel\ngreat film\t1\n")
-    data = SST2Data(root=str(sst_root), train="sentence_level/stsa.binary.train", test=str(test_file))
-    assert data.examples("train") == [("a great film", "1"), ("a dull mess", "0")]
-    assert data.has_test and data.examples("test") == [("great film", "1")]
+    data = SST2Data(root=str(sst_root), train="sentence_level/stsa.binary.train", test=str(test_file), max_tokens=100)
+    assert data.read("train") == [("a great film", "1"), ("a dull mess", "0")]
+    assert data.has_test and data.read("test") == [("great film", "1")]
 
 
 def test_row_without_label_names_file_and_line(sst_root):
     (sst_root / "sst2" / "train.tsv").write_text("sentence\tlabel\ngood \t1\nno label here\n")
     with pytest.raises(DataError, match=r"train.tsv:3: row has no label"):
-        SST2Data(root=str(sst_root)).examples("train")
+        SST2Data(root=str(sst_root), max_tokens=100).read("train")
 
 
 def test_unseen_label_at_test_time_names_file_and_example(sst_root, tmp_path):
     test_file = tmp_path / "odd.tsv"
     test_file.write_text("sentence\tlabel\ngreat film\t1\nmeh\tneutral\n")
-    data = SST2Data(root=str(sst_root), test=str(test_file))
+    data = SST2Data(root=str(sst_root), test=str(test_file), max_tokens=100)
     data.build_tokenizers({"name": "word"})
     with pytest.raises(DataError, match=r"odd.tsv.*example 2.*neutral"):
         data.encoded("test")
@@ -65,6 +64,6 @@ def test_names_test_file_replaces_the_test_split(tmp_path):
     (folder / "Spanish.txt").write_text("\n".join(f"Garcia{i}" for i in range(20)) + "\n")
     test_file = tmp_path / "new_names.tsv"
     test_file.write_text("name\tlanguage\nPetrov\tRussian\nLopez\tSpanish\n")
-    data = NamesData(root=str(tmp_path), test=str(test_file))
-    assert data.examples("test") == [("Petrov", "Russian"), ("Lopez", "Spanish")]
-    assert len(data.examples("train")) == 32 and data.describe("test") == str(test_file)
+    data = NamesData(root=str(tmp_path), test=str(test_file), max_tokens=100)
+    assert data.read("test") == [("Petrov", "Russian"), ("Lopez", "Spanish")]
+    assert len(data.read("train")) == 32 and data.describe("test") == str(test_file)

@@ -10,6 +10,7 @@ import seqtasks.tokenizers  # noqa: F401  (registers the 'char' tokenizer)
 from seqtasks.data.stream import StreamBatches, stream_rows
 from seqtasks.data.text_stream import TextStreamData, TinyShakespeare
 from seqtasks.errors import ConfigError, DataError
+from seqtasks.registry import DATASETS
 
 # ---------------------------------------------------------------- stream_rows / StreamBatches
 
@@ -32,7 +33,7 @@ def test_stream_rows_too_short_raises_value_error():
 
 
 def _batches(dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return list(dataset)
+    return [(batch.inputs, batch.targets) for batch in dataset]
 
 
 @pytest.mark.parametrize(("n", "batch_size", "seq_len"), [(100, 4, 5), (101, 4, 5), (81, 4, 5), (1000, 3, 7),
@@ -59,7 +60,7 @@ def test_batches_continue_rows_and_shift_targets(n, batch_size, seq_len):
 def test_batches_through_a_dataloader_keep_stream_order():
     dataset = StreamBatches(torch.arange(200), 4, 6)
     direct = _batches(dataset)
-    loaded = list(DataLoader(dataset, batch_size=None))
+    loaded = [(batch.inputs, batch.targets) for batch in DataLoader(dataset, batch_size=None)]
     assert len(loaded) == len(direct) == len(dataset)
     for (a, b), (c, d) in zip(direct, loaded, strict=True):
         assert torch.equal(a, c) and torch.equal(b, d)
@@ -125,7 +126,7 @@ def text_file(tmp_path):
 
 def test_default_split_is_90_10_in_order(text_file):
     data = TextStreamData(path=str(text_file), batch_size=2, seq_len=4)
-    train, val = data.split()
+    train, val = data.read("train"), data.read("val")
     assert train == TRAIN_PART and val == VAL_PART
     assert train + val == TEXT
 
@@ -134,7 +135,7 @@ def test_tokenizer_is_fitted_on_the_training_part_only(text_file):
     data = TextStreamData(path=str(text_file), batch_size=2, seq_len=4)
     tokenizers = data.build_tokenizers({"name": "char"})
     tokenizer = tokenizers["text"]
-    assert data.tokenizer is tokenizer
+    assert data.tokenizers["text"] is tokenizer
     assert "z" not in tokenizer.vocab
     assert set("ab \n") <= set(tokenizer.vocab.tokens)
     unk = tokenizer.vocab.unk_id
@@ -142,8 +143,8 @@ def test_tokenizer_is_fitted_on_the_training_part_only(text_file):
     assert tokenizer.encode("z") == [unk]
     assert unk not in tokenizer.encode(TRAIN_PART)
 
-    train = list(data.train_dataloader())
-    val = list(data.val_dataloader())
+    train = [(b.inputs, b.targets) for b in data.train_dataloader()]
+    val = [(b.inputs, b.targets) for b in data.val_dataloader()]
     assert len(train) == (90 - 1) // (2 * 4) and len(val) == (10 - 1) // (2 * 4)
     for inputs, targets in train + val:
         assert inputs.shape == targets.shape == (2, 4)
@@ -161,27 +162,27 @@ def test_val_batch_size_defaults_to_batch_size(text_file):
 
 @pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5])
 def test_val_fraction_outside_open_unit_interval_is_a_config_error(text_file, fraction):
-    with pytest.raises(ConfigError, match="val_fraction"):
-        TextStreamData(path=str(text_file), batch_size=2, seq_len=4, val_fraction=fraction)
+    with pytest.raises(ConfigError, match=r"data.val_fraction=.*: expected a number in \(0, 1\)"):
+        DATASETS.build({"name": "text_file", "path": str(text_file), "val_fraction": fraction}, "data")
 
 
 def test_text_file_without_path_is_a_config_error():
     data = TextStreamData(batch_size=2, seq_len=4)
     with pytest.raises(ConfigError, match="data.path"):
-        data.text  # noqa: B018
+        data.read("train")
 
 
 def test_text_file_missing_is_a_data_error(tmp_path):
     data = TextStreamData(path=str(tmp_path / "absent.txt"), batch_size=2, seq_len=4)
     with pytest.raises(DataError) as caught:
-        data.split()
+        data.read("train")
     assert str(tmp_path / "absent.txt") in str(caught.value)
 
 
 def test_tinyshakespeare_missing_names_the_expected_file(tmp_path):
     data = TinyShakespeare(root=str(tmp_path), batch_size=2, seq_len=4)
     with pytest.raises(DataError) as caught:
-        data.text  # noqa: B018
+        data.read("train")
     expected = tmp_path / "tinyshakespeare" / "input.txt"
     assert caught.value.path == expected
     assert str(expected) in str(caught.value)
@@ -195,7 +196,7 @@ def test_tinyshakespeare_reads_the_file_under_root(tmp_path):
     expected.write_text(TEXT, encoding="utf-8")
     data = TinyShakespeare(root=str(tmp_path), batch_size=2, seq_len=4)
     assert data.text_path() == expected
-    assert data.split() == (TRAIN_PART, VAL_PART)
+    assert (data.read("train"), data.read("val")) == (TRAIN_PART, VAL_PART)
 
 
 def test_stream_batches_work_where_torch_distributed_is_unavailable(monkeypatch):

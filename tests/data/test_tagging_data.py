@@ -10,6 +10,7 @@ import torch
 
 from seqtasks.data.tagging import IGNORE, TaggingData
 from seqtasks.errors import ConfigError, DataError
+from seqtasks.registry import DATASETS
 
 WORD_TOKENIZER = {"name": "word", "lowercase": False, "min_frequency": 1, "max_size": None}
 
@@ -98,8 +99,8 @@ def test_files_resolve_under_the_root_unless_absolute(tmp_path, files):
     assert data.files["train"] == tmp_path / "ud_english_ewt" / "en_ewt-ud-train.conllu"
     assert data.files["test"] == files["val"] and data.has_test
     assert not TaggingData(root=str(tmp_path), test=None).has_test
-    with pytest.raises(ConfigError, match="data.column"):
-        TaggingData(column="deprel")
+    with pytest.raises(ConfigError, match="data.column='deprel': expected one of 'upos', 'xpos'"):
+        DATASETS.build({"name": "conllu", "column": "deprel"}, "data")
     with pytest.raises(ConfigError, match="tokenizer=word"):
         TaggingData(train=str(files["train"])).build_tokenizers({"name": "char"})
 
@@ -122,6 +123,6 @@ def test_a_tag_training_never_saw_names_the_file_and_word_line(files, tmp_path):
         data.encoded("test")
     test.write_text(word(1, "Bill", "_") + "\n", encoding="utf-8")
     data.use_tokenizers(data.tokenizers)
-    data._sentences.clear()
+    data._read.clear()
     with pytest.raises(DataError, match=rf"{test}:1: word 1 \('Bill'\) has no UPOS tag"):
         data.encoded("test")

@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from seqtasks.build import build_task, container
 from seqtasks.data.text_stream import TextStreamData
-from seqtasks.decoding import BeamSearch, Greedy, Sampling, repeat_state, select_state
-from seqtasks.encoders.rnn import to_batch_first
+from seqtasks.decoding import BeamSearch, Greedy, Sampling
 from seqtasks.errors import ConfigError
-from seqtasks.run import build_task, container
+from seqtasks.registry import DECODING
+from seqtasks.tensors import repeat_state, select_state
 
 VOCAB, LAYERS, HIDDEN, CONTEXT = 12, 2, 16, 6
 
@@ -228,15 +229,15 @@ def test_batching_does_not_change_beam_results(with_eos):
         torch.testing.assert_close(scores[b], alone_scores[0], atol=1e-5, rtol=1e-5)
 
 
-def test_invalid_beam_options():
-    with pytest.raises(ConfigError, match=r"decoding.beam_size must be >= 1, got 0"):
-        BeamSearch(beam_size=0)
-    with pytest.raises(ConfigError, match=r"decoding.n_best"):
-        BeamSearch(beam_size=2, n_best=3)
-    with pytest.raises(ConfigError, match=r"decoding.n_best"):
-        BeamSearch(n_best=0)
-    with pytest.raises(ConfigError, match=r"decoding.length_penalty must be >= 0"):
-        BeamSearch(length_penalty=-0.5)
+@pytest.mark.parametrize(("options", "message"), [
+    ({"beam_size": 0}, r"decoding.beam_size=0: expected an integer >= 1"),
+    ({"beam_size": 2, "n_best": 3}, r"at most beam_size=2 hypotheses per row; asked for 3 \(decoding.n_best"),
+    ({"n_best": 0}, r"decoding.n_best=0: expected an integer >= 1"),
+    ({"length_penalty": -0.5}, r"decoding.length_penalty=-0.5: expected a number >= 0"),
+])
+def test_invalid_beam_options(options, message):
+    with pytest.raises(ConfigError, match=message):
+        DECODING.build({"name": "beam", **options}, "decoding")
 
 
 # --- on a language model -----------------------------------------------------------------------------
@@ -252,9 +253,11 @@ def language_model(request, compose_config, tiny_text_file):
 def test_beam_on_a_language_model(language_model):
     task = language_model
     greedy = task.generate("First", 20, Greedy(), num_samples=3)
-    assert task.generate("First", 20, BeamSearch(beam_size=1), num_samples=3) == greedy
-    beams = task.generate("First", 20, BeamSearch(beam_size=4), num_samples=3)
-    assert len(beams) == 3 and len(set(beams)) == 1 and len(beams[0]) == len("First") + 20
+    assert len(set(greedy)) == 1  # greedy's n draws are all the same
+    assert task.generate("First", 20, BeamSearch(beam_size=1)) == greedy[:1]
+    beams = task.generate("First", 20, BeamSearch(beam_size=4), num_samples=3)  # the 3 best of 4 beams
+    assert len(beams) == 3 and len(set(beams)) == 3 and all(len(b) == len("First") + 20 for b in beams)
+    assert beams[:1] == task.generate("First", 20, BeamSearch(beam_size=4))
 
 
 def test_beam_scores_on_a_language_model_match_the_model_run_on_the_whole_text(language_model):
@@ -264,7 +267,7 @@ def test_beam_scores_on_a_language_model_match_the_model_run_on_the_whole_text(l
     with torch.no_grad():
         _, state = task(ids[:, :-1])
         tokens, scores = BeamSearch(beam_size=3, length_penalty=0.0, n_best=3).search(
-            task.step_function, to_batch_first(state), ids[:, -1], 12)
+            task.step_function, state, ids[:, -1], 12)
         for k in range(3):
             text = torch.cat([ids[:1], tokens[0, k][None]], dim=1)  # (1, P + 12)
             logits, _ = task(text[:, :-1])

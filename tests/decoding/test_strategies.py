@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from seqtasks.decoding import Greedy, Sampling
+from seqtasks.decoding import BeamSearch, Greedy, Sampling
 from seqtasks.decoding.sampling import filter_top_k, filter_top_p
 from seqtasks.errors import ConfigError
+from seqtasks.registry import DECODING
 
 VOCAB = 11
 
@@ -76,10 +77,50 @@ def test_eos_stops_rows_and_pads_with_eos():
     assert torch.all(out[0, first_eos:] == out[0, 1])
 
 
-def test_invalid_options():
-    with pytest.raises(ConfigError, match="temperature"):
-        Sampling(temperature=-1)
-    with pytest.raises(ConfigError, match="top_k"):
-        Sampling(top_k=0)
-    with pytest.raises(ConfigError, match="top_p"):
-        Sampling(top_p=1.5)
+@pytest.mark.parametrize(("options", "message"), [
+    ({"temperature": -1}, r"decoding.temperature=-1: expected a number >= 0"),
+    ({"top_k": 0}, r"decoding.top_k=0: expected an integer >= 1 or null"),
+    ({"top_p": 1.5}, r"decoding.top_p=1.5: expected a number in \(0, 1\] or null"),
+    ({"top_p": 0.0}, r"decoding.top_p=0.0: expected a number in \(0, 1\] or null"),
+    ({"tempreature": 1.0}, r"has no option 'decoding.tempreature'.*did you mean 'temperature'"),
+])
+def test_invalid_options(options, message):
+    with pytest.raises(ConfigError, match=message):
+        DECODING.build({"name": "sampling", **options}, "decoding")
+
+
+def replayed_score(tokens: torch.Tensor, first: int) -> float:
+    """Sum of the Markov model's log-probabilities of `tokens` after `first`."""
+    step, prev, total = markov_step(), torch.tensor([first]), 0.0
+    for token in tokens.tolist():
+        total += float(step(prev, 0)[0][0, token])
+        prev = torch.tensor([token])
+    return total
+
+
+@pytest.mark.parametrize("strategy", [Greedy(n_best=3), Sampling(n_best=5), BeamSearch(beam_size=4, n_best=4,
+                                                                                          length_penalty=0.0)],
+                         ids=["greedy", "sampling", "beam"])
+def test_every_strategy_returns_n_best_lists_best_first_scored_by_their_log_probs(strategy):
+    first = torch.tensor([0, 3, 7])
+    state = torch.zeros(3)  # the Markov model ignores it, but strategies may repeat and reorder it
+    tokens, scores = strategy.search(markov_step(), state, first, 6, generator=torch.Generator().manual_seed(0))
+    assert tokens.shape == (3, strategy.n_best, 6) and scores.shape == (3, strategy.n_best)
+    assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    for row in range(3):
+        for k in range(strategy.n_best):
+            assert abs(float(scores[row, k]) - replayed_score(tokens[row, k], int(first[row]))) < 1e-4
+    assert torch.equal(tokens[:, 0], strategy.decode(markov_step(), state, first, 6,
+                                                     generator=torch.Generator().manual_seed(0))) or \
+        isinstance(strategy, Sampling)  # sampling's first draw need not be its best
+
+
+def test_n_samples_are_independent_draws_with_the_same_distribution():
+    first = torch.tensor([0])
+    tokens, _ = Sampling().search(markov_step(), torch.zeros(1), first, 1, generator=torch.Generator().manual_seed(0),
+                                  n=4000)
+    probs = markov_step()(first, 0)[0].exp()[0]
+    frequencies = torch.bincount(tokens[0, :, 0], minlength=VOCAB).float() / 4000
+    torch.testing.assert_close(frequencies, probs, atol=0.03, rtol=0)
+    greedy, _ = Greedy().search(markov_step(), torch.zeros(1), first, 5, n=3)
+    assert all(torch.equal(greedy[0, 0], greedy[0, k]) for k in range(3))

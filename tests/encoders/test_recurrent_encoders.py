@@ -17,7 +17,7 @@ def test_shapes(kind, bidirectional, num_layers, implementation):
     out, state = encoder(torch.randn(3, 6, 4), torch.tensor([6, 3, 1]))
     assert out.shape == (3, 6, 5 * directions) == (3, 6, encoder.output_size)
     for s in state if kind == "lstm" else (state,):
-        assert s.shape == (num_layers * directions, 3, 5)
+        assert s.shape == (3, num_layers * directions, 5)  # batch-first, as every module boundary has it
 
 
 @pytest.mark.parametrize(("kind", "bidirectional", "num_layers", "implementation"), CASES)
@@ -34,7 +34,7 @@ def test_padding_never_changes_a_result(kind, bidirectional, num_layers, impleme
     assert out_batch[0, 3:].abs().max() == 0  # padded positions give zeros
     for a, b in zip(state_alone if kind == "lstm" else (state_alone,),
                     state_batch if kind == "lstm" else (state_batch,), strict=True):
-        torch.testing.assert_close(b[:, :1], a, atol=1e-6, rtol=0)
+        torch.testing.assert_close(b[:1], a, atol=1e-6, rtol=0)
 
 
 def test_bidirectional_output_is_forward_and_backward_concatenated():
@@ -74,12 +74,27 @@ def test_dropout_between_layers_only_in_training():
     torch.testing.assert_close(encoder(x)[0], encoder(x)[0])
 
 
-def test_invalid_options_fail_clearly():
-    with pytest.raises(ConfigError, match="exists only as reference cells; set encoder.implementation=reference"):
-        ENCODERS.build({"name": "lstm", "forget_gate": False}, input_size=3)
-    with pytest.raises(ConfigError, match="implementation must be one of fused, reference"):
-        ENCODERS.build({"name": "gru", "implementation": "cudnn"}, input_size=3)
-    with pytest.raises(ConfigError, match="nonlinearity must be tanh or relu"):
-        ENCODERS.build({"name": "rnn", "nonlinearity": "sigmoid"}, input_size=3)
-    with pytest.raises(ConfigError, match="dropout"):
-        ENCODERS.build({"name": "rnn", "dropout": 1.0}, input_size=3)
+def test_a_state_passed_in_continues_the_sequence():
+    torch.manual_seed(0)
+    encoder = ENCODERS.build({"name": "lstm", "hidden_size": 5, "num_layers": 2}, input_size=4)
+    x = torch.randn(3, 8, 4)
+    whole, final = encoder(x)
+    first, state = encoder(x[:, :5])
+    second, continued = encoder(x[:, 5:], None, state)  # the batch-first state goes back in as it came out
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole)
+    for a, b in zip(final, continued, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"name": "lstm", "forget_gate": False}, "exists only as reference cells; set encoder.implementation=reference"),
+    ({"name": "gru", "implementation": "cudnn"}, "encoder.implementation='cudnn': expected one of 'fused', "),
+    ({"name": "rnn", "nonlinearity": "sigmoid"}, "encoder.nonlinearity='sigmoid': expected one of 'tanh', 'relu'"),
+    ({"name": "rnn", "dropout": 1.0}, r"encoder.dropout=1.0: expected a number in \[0, 1\)"),
+    ({"name": "gru", "num_layers": "two"}, "encoder.num_layers='two': expected an integer >= 1"),
+    ({"name": "gru", "hidden_size": -1}, "encoder.hidden_size=-1: expected an integer >= 1"),
+    ({"name": "gru", "bidirectional": "yes"}, "encoder.bidirectional='yes': expected true or false"),
+])
+def test_invalid_options_fail_clearly(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ENCODERS.build(options, "encoder", input_size=3)

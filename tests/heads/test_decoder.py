@@ -24,7 +24,7 @@ def build(cell="gru", attention="general", init="bridge", input_feeding=False, t
         {"name": "decoder", "embedding_dim": 6, "rnn": {"name": cell, "hidden_size": MEMORY_SIZE, "num_layers": 2},
          "attention": None if attention is None else {"name": attention}, "init": init,
          "input_feeding": input_feeding, "tie_embeddings": tie_embeddings, "dropout": 0.0},
-        input_size=MEMORY_SIZE, vocab_size=13, pad_id=0)
+        "head", input_size=MEMORY_SIZE, vocab_size=13, pad_id=0)
     return decoder.eval()
 
 
@@ -69,13 +69,16 @@ def test_tied_embeddings_share_one_matrix():
 
 
 def test_bad_combinations_fail_clearly():
-    with pytest.raises(ConfigError, match="head.init must be one of bridge, last, zero"):
+    with pytest.raises(ConfigError, match="head.init='first': expected one of 'bridge', 'last', 'zero'"):
         build(init="first")
     with pytest.raises(ConfigError, match="without attention sees the source only through its initial state"):
         build(attention=None, init="zero")
     with pytest.raises(ConfigError, match="head.init=last copies"):
-        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8}, "init": "last"},
+        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8}, "attention": None, "init": "last"},
                     input_size=MEMORY_SIZE, vocab_size=5)
     with pytest.raises(ConfigError, match="bidirectional=false"):
-        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8, "bidirectional": True}},
+        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8, "bidirectional": True},
+                     "attention": {"name": "general"}}, input_size=MEMORY_SIZE, vocab_size=5)
+    with pytest.raises(ConfigError, match="head.rnn.hidden_size=0: expected an integer >= 1"):
+        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 0}, "attention": None},
                     input_size=MEMORY_SIZE, vocab_size=5)

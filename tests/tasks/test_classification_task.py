@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import seqtasks
+from conftest import command, train
 
 from seqtasks.data.classification import NamesData
 from seqtasks.errors import DataError
@@ -38,9 +38,9 @@ def names_root(tmp_path_factory) -> Path:
 def names_run(names_root, tmp_path_factory) -> Path:
     """One tiny run of the real experiment (smoke run of experiment=names_classify)."""
     run_dir = tmp_path_factory.mktemp("names_run")
-    seqtasks("experiment=names_classify", f"data.root={names_root}", "encoder.hidden_size=32", "trainer.max_epochs=25",
-             "trainer.max_time=null", "trainer.enable_progress_bar=false", "data.max_tokens=60",
-             "early_stopping.patience=null", f"hydra.run.dir={run_dir}")
+    train("experiment=names_classify", f"data.root={names_root}", "encoder.hidden_size=32", "trainer.max_epochs=25",
+          "trainer.max_time=null", "trainer.enable_progress_bar=false", "data.max_tokens=60",
+          "early_stopping.patience=null", run_dir=run_dir)
     return run_dir
 
 
@@ -52,15 +52,15 @@ def test_names_classify_run_learns_and_reports_everything(names_run):
 
 
 def test_the_split_has_no_duplicates_and_labels_come_from_training(names_root):
-    data = NamesData(root=str(names_root))
+    data = NamesData(root=str(names_root), max_tokens=100)
     tokenizers = data.build_tokenizers({"name": "char"})
     assert tokenizers["labels"].vocab.tokens == ["Russian", "Spanish"]
-    seen = [name for split in ("train", "val", "test") for name, _ in data.examples(split)]
+    seen = [name for split in ("train", "val", "test") for name, _ in data.read(split)]
     assert len(seen) == len(set(seen)) == sum(len(names) for names in NAMES.values())
 
 
 def test_a_label_training_never_saw_names_the_split_and_example(names_root):
-    data = NamesData(root=str(names_root))
+    data = NamesData(root=str(names_root), max_tokens=100)
     data.use_tokenizers({"text": CharTokenizer().fit(["abc"]), "labels": LabelVocabulary().fit(["Russian"])})
     with pytest.raises(DataError, match=r"by_language \(test split\): example \d+: label 'Spanish' was not seen"):
         data.encoded("test")
@@ -79,8 +79,7 @@ def test_scores_from_a_confusion_matrix():
 def test_predict_writes_a_label_and_probability_per_line(names_run, tmp_path):
     source = tmp_path / "input.txt"
     source.write_text("Zaitsevova\n\nHernandez\n")
-    result = seqtasks(f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"input={source}",
-                      module="seqtasks.predict")
+    result = command("seqtasks.predict", f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"input={source}")
     rows = result.stdout.split("\n")
     assert rows[1] == "" and rows[3] == "" and len(rows) == 4
     assert rows[0].split("\t")[0] == "Russian" and rows[2].split("\t")[0] == "Spanish"
@@ -91,8 +90,8 @@ def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
     new_names = tmp_path / "new_names.tsv"
     new_names.write_text("name\tlanguage\nBorisova\tRussian\nDominguez\tSpanish\nVasilyevin\tRussian\n")
     output = tmp_path / "scores.json"
-    result = seqtasks(f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"test={new_names}", f"output={output}",
-                      module="seqtasks.evaluate")
+    result = command("seqtasks.evaluate", f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"test={new_names}",
+                     f"output={output}")
     metrics = json.loads(result.stdout)
     assert metrics == json.loads(output.read_text())
     assert metrics["test/acc"] == pytest.approx(1.0) and "test/macro_f1" in metrics

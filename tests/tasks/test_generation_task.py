@@ -8,15 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import seqtasks
+from conftest import command, train
 
-from seqtasks.checkpoint import load_task
+from seqtasks.build import container, load_task
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.errors import ConfigError
 from seqtasks.registry import TASKS
-from seqtasks.run import container, run
 from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 
 ADAM = {"_target_": "torch.optim.Adam", "lr": 0.03}
@@ -27,12 +26,13 @@ def make_task(encoder: str = "lstm", feed_category: bool = True, **options):
     encoder_cfg = {"name": encoder, "hidden_size": 16, "num_layers": 2}
     return TASKS.build({"name": "generation", "embedding_dim": 8, "category_dim": 4, "feed_category": feed_category,
                         "optimizer": ADAM, "max_length": 6, **options},
-                       tokenizers=tokenizers, encoder=encoder_cfg, head={"name": "lm"})
+                       tokenizers=tokenizers, encoder=encoder_cfg, head={"name": "lm"},
+                       decoding={"name": "sampling", "temperature": 0.8})
 
 
 def batch_of(task, texts: list[str], labels: list[str]) -> ClassificationBatch:
     tokens, lengths = pad_sequences([task.tokenizer.encode(t) for t in texts], task.pad_id)
-    return ClassificationBatch(tokens, lengths, torch.tensor(task.category_ids(labels)), texts, list(range(len(texts))))
+    return ClassificationBatch(tokens, lengths, torch.tensor(task.category_ids(labels)), list(range(len(texts))))
 
 
 @pytest.mark.parametrize(("encoder", "feed"), [("lstm", True), ("gru", False)])
@@ -52,25 +52,32 @@ def test_step_by_step_log_probs_equal_the_teacher_forced_forward(encoder, feed):
 
 
 def test_loss_predicts_eos_and_ignores_padding():
-    task = make_task()
+    task = make_task().eval()
     batch = batch_of(task, ["abc", "d"], ["A", "B"])
     targets = task.targets(batch.tokens, batch.lengths)
     assert targets.tolist()[1] == [task.tokenizer.vocab.id("d"), task.eos_id, task.pad_id, task.pad_id]
-    assert task.batch_size_and_tokens(batch) == (2, 6)
+    nll = task.name_nll(batch)  # (B,): per name, its characters and its <eos>, padding left out
+    logits = task(batch.tokens, batch.lengths, batch.labels)
+    alone = task(batch.tokens[1:, :1], batch.lengths[1:], batch.labels[1:])  # "d" without the padding
+    expected = torch.nn.functional.cross_entropy(alone[0], targets[1, :2], reduction="sum")
+    torch.testing.assert_close(nll[1], expected)
+    assert logits.shape[1] == 4
 
 
 def test_greedy_equals_beam_of_one_and_unknown_categories_are_named():
     torch.manual_seed(1)
     task = make_task()
     greedy = task.generate_for(["A", "B", "A"], Greedy(), num_samples=2)
-    beam = task.generate_for(["A", "B", "A"], {"name": "beam", "beam_size": 1, "length_penalty": 0.0})
+    beam = task.generate_for(["A", "B", "A"], BeamSearch(beam_size=1, length_penalty=0.0))
     assert [texts[0] for texts in greedy] == [texts[0] for texts in beam]
     assert all(len(texts) == 2 and texts[0] == texts[1] for texts in greedy)
     assert len(task.generate_for(["B"], num_samples=5, generator=torch.Generator().manual_seed(0))[0]) == 5
     with pytest.raises(ConfigError, match="unknown category 'C'; choose from: A, B"):
         task.generate_for(["A", "C"])
-    with pytest.raises(ConfigError, match="n_best"):
-        task.generate_for(["A"], BeamSearch(beam_size=2, n_best=1), num_samples=2)
+    with pytest.raises(ConfigError, match="at most beam_size=2 hypotheses per row; asked for 3"):
+        task.generate_for(["A"], BeamSearch(beam_size=2), num_samples=3)
+    two_best = task.generate_for(["A"], BeamSearch(beam_size=2), num_samples=2)[0]
+    assert len(two_best) == 2 and two_best[0] == task.generate_for(["A"], BeamSearch(beam_size=2))[0][0]
 
 
 def test_the_category_conditions_the_output():
@@ -89,16 +96,12 @@ def test_the_category_conditions_the_output():
     assert task.generate_for(["B", "A"], BeamSearch(beam_size=3)) == [["bbb"], ["aaa"]]
 
 
-def test_sample_metrics_with_a_classifier():
-    class Classifier:  # says "A" for names with an "a", else "B"
-        labels = ["A", "B"]
+def test_sample_metrics_with_a_classifier_handed_in_as_a_callable():
+    def classify(texts):  # says "A" for names with an "a", else "B"; "" for an empty name
+        return [("A" if "a" in t else "B") if t else "" for t in texts]
 
-        def classify(self, texts):
-            return [(("A" if "a" in t else "B"), 1.0) if t else None for t in texts]
-
-    task = make_task(samples_per_category=20, training_names=["ab", "ba"])
-    object.__setattr__(task, "_classifier", Classifier())
-    task._classifier_loaded = True
+    task = make_task(sample_metrics={"per_category": 20}, training_names=["ab", "ba"], agreement=classify)
+    assert "agreement" not in task.hparams  # a callable is never saved with the checkpoint
     scores, rows = task.sample_scores()
     assert len(rows) == 40 and [r[0] for r in rows[:20]] == ["A"] * 20
     texts = [text for _, text, _, _ in rows]
@@ -107,14 +110,11 @@ def test_sample_metrics_with_a_classifier():
     assert scores["agreement"] == pytest.approx(agree / 40) and 0 < scores["distinct"] <= 1
 
 
-def test_training_names_and_category_weights_come_from_the_datamodule():
-    class Data:
-        def examples(self, split):
-            return [("ab", "A"), ("ba", "A"), ("abc", "A"), ("e", "B")]
-
-    task = make_task(balance_categories=1.0)
-    task._trainer = SimpleNamespace(datamodule=Data())
-    task.setup("fit")
+def test_training_names_and_category_weights_flow_in_from_the_data():
+    data = SimpleNamespace(read=lambda split: [("ab", "A"), ("ba", "A"), ("abc", "A"), ("e", "B")])
+    inputs = TASKS.get("generation").data_inputs(data)
+    assert inputs == {"training_names": ["ab", "abc", "ba", "e"], "category_counts": {"A": 3, "B": 1}}
+    task = make_task(balance_categories=1.0, dropout=0.0, **inputs)
     assert task.training_names == {"ab", "ba", "abc", "e"} and task.hparams.training_names == ["ab", "abc", "ba", "e"]
     # count ** -1, scaled to a mean of 1 per training name: every category weighs the same in total.
     torch.testing.assert_close(task.category_weights, torch.tensor([2 / 3, 2.0]))
@@ -122,16 +122,16 @@ def test_training_names_and_category_weights_come_from_the_datamodule():
     nll = torch.nn.functional.cross_entropy(task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
                                             task.targets(batch.tokens, batch.lengths).flatten(),
                                             ignore_index=task.pad_id, reduction="none").view(2, -1).sum(1)
-    task.log = lambda *args, **kwargs: None
     expected = (nll[0] * 2 / 3 + nll[1] * 2) / (3 * 2 / 3 + 2 * 2)
-    torch.testing.assert_close(task.step(batch, "train"), expected)
+    torch.testing.assert_close(task.training_loss(batch), expected)
 
 
 def test_bidirectional_encoder_is_refused():
     tokenizers = {"text": CharTokenizer().fit(["ab"]).state(), "labels": LabelVocabulary().fit(["A"]).state()}
     with pytest.raises(ConfigError, match="bidirectional=false"):
         TASKS.build({"name": "generation", "optimizer": ADAM}, tokenizers=tokenizers,
-                    encoder={"name": "gru", "hidden_size": 8, "bidirectional": True}, head={"name": "lm"})
+                    encoder={"name": "gru", "hidden_size": 8, "bidirectional": True}, head={"name": "lm"},
+                    decoding={"name": "greedy"})
 
 
 NAMES = {
@@ -147,13 +147,13 @@ def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_pa
     folder.mkdir(parents=True)
     for language, names in NAMES.items():
         (folder / f"{language}.txt").write_text("\n".join(names) + "\n")
-    cfg = compose_config(["task=generation", f"data.root={tmp_path / 'data'}", "encoder.hidden_size=16",
-                          "encoder.num_layers=1", "encoder.dropout=0", "task.embedding_dim=8", "task.category_dim=4",
-                          "task.samples_per_category=10", "data.max_tokens=60", "trainer.max_epochs=2",
-                          "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
-                          "logger=csv"])
-    assert cfg.task.decoding.temperature == 0.8 and not cfg.encoder.bidirectional
-    metrics = run(cfg, tmp_path / "run")
+    overrides = ["task=generation", f"data.root={tmp_path / 'data'}", "encoder.hidden_size=16",
+                 "encoder.num_layers=1", "encoder.dropout=0", "task.embedding_dim=8", "task.category_dim=4",
+                 "task.sample_metrics.per_category=10", "data.max_tokens=60", "trainer.max_epochs=2",
+                 "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger=csv"]
+    cfg = compose_config(overrides)
+    assert cfg.decoding.temperature == 0.8 and not cfg.encoder.bidirectional
+    metrics = train(*overrides, run_dir=tmp_path / "run")
     assert {"val/loss", "val/novelty", "val/distinct", "test/loss", "test/novelty"} <= set(metrics)
     assert "test/agreement" not in metrics  # no classifier given
     rows = (tmp_path / "run" / "samples.tsv").read_text().splitlines()
@@ -168,8 +168,8 @@ def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_pa
 
     # predict: a category per line -> num_samples samples, tab-separated; an empty line stays empty.
     first, second = task.categories
-    result = seqtasks(f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", "input=-", "num_samples=3",
-                      module="seqtasks.predict", stdin=f"{first}\n\n{second}\n")
+    result = command("seqtasks.predict", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", "input=-",
+                     "num_samples=3", stdin=f"{first}\n\n{second}\n")
     lines = result.stdout.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
     assert all(len(line.split("\t")) == 3 for line in (lines[0], lines[2]))
@@ -178,4 +178,4 @@ def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_pa
 def task_data_train(cfg) -> list[tuple[str, str]]:
     from seqtasks.registry import DATASETS
 
-    return DATASETS.build(container(cfg.data)).examples("train")
+    return DATASETS.build(container(cfg.data)).read("train")

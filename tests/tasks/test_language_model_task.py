@@ -4,12 +4,11 @@ import lightning as L
 import pytest
 import torch
 
-from seqtasks.checkpoint import load_task
+from seqtasks.build import build_task, container, load_task
 from seqtasks.data.text_stream import TextStreamData
 from seqtasks.decoding import Greedy, Sampling
 from seqtasks.errors import ConfigError, TrainingError
 from seqtasks.registry import TASKS
-from seqtasks.run import build_task, container
 
 
 def make(compose_config, tiny_text_file, *overrides):
@@ -54,7 +53,8 @@ def test_carried_state_makes_batches_one_stream(compose_config, tiny_text_file):
     _, data, task = make(compose_config, tiny_text_file)
     task.eval()
     data.use_tokenizers({"text": task.tokenizer})
-    (x1, _), (x2, _) = list(data.train_dataloader())[:2]
+    first, second = list(data.train_dataloader())[:2]
+    x1, x2 = first.inputs, second.inputs
     _, state = task(x1)
     carried, _ = task(x2, state)
     whole, _ = task(torch.cat([x1, x2], dim=1))
@@ -62,17 +62,14 @@ def test_carried_state_makes_batches_one_stream(compose_config, tiny_text_file):
 
 
 def nan_on_second_batch(task):
-    step, calls = task.step, []
+    training_loss, calls = task.training_loss, []
 
-    def step_with_nan(batch, stage):
-        loss = step(batch, stage)
-        if stage == "train":
-            calls.append(1)
-            if len(calls) == 2:
-                return loss * float("nan")
-        return loss
+    def loss_with_nan(batch):
+        loss = training_loss(batch)
+        calls.append(1)
+        return loss * float("nan") if len(calls) == 2 else loss
 
-    task.step = step_with_nan
+    task.training_loss = loss_with_nan
 
 
 def test_nonfinite_loss_stops_with_a_clear_error(compose_config, tiny_text_file, tmp_path):
@@ -91,7 +88,7 @@ def test_nonfinite_loss_can_skip_the_batch(compose_config, tiny_text_file, tmp_p
 
 
 def test_bad_task_options(compose_config, tiny_text_file):
-    with pytest.raises(ConfigError, match="nonfinite_loss must be one of raise, skip"):
+    with pytest.raises(ConfigError, match="task.nonfinite_loss='ignore': expected one of 'raise', 'skip'"):
         make(compose_config, tiny_text_file, "task.nonfinite_loss=ignore")
     with pytest.raises(ConfigError, match="bidirectional=false"):
         make(compose_config, tiny_text_file, "encoder.bidirectional=true")

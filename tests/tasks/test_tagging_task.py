@@ -10,13 +10,13 @@ import random
 import conllu as conllu_parser
 import pytest
 import torch
-from conftest import seqtasks
+from conftest import command, train
 
-from seqtasks.checkpoint import load_task
+from seqtasks.build import container, load_task
 from seqtasks.errors import ConfigError
+from seqtasks.metrics import tagging_scores
 from seqtasks.registry import TASKS
-from seqtasks.run import container, run
-from seqtasks.tasks.tagging import TaggingTask, tagging_scores
+from seqtasks.tasks.tagging import TaggingTask
 from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 from seqtasks.tokenizers.word import WordTokenizer
 
@@ -52,16 +52,11 @@ def tagging_run(tmp_path_factory):
              "test": random_sentences(10, 2, UNSEEN)}
     for split, sentences in files.items():
         (root / f"{split}.conllu").write_text(conllu(sentences), encoding="utf-8")
-    from hydra import compose, initialize_config_dir
-
-    from seqtasks.config import config_dir
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=ud_ewt_pos", *TINY,
-                                           *(f"data.{split}={root / f'{split}.conllu'}" for split in files)])
     run_dir = tmp_path_factory.mktemp("tagging_run")
     torch.set_num_threads(1)
     try:
-        metrics = run(cfg, run_dir)
+        files_ = [f"data.{split}={root / f'{split}.conllu'}" for split in files]
+        metrics = train("experiment=ud_ewt_pos", *TINY, *files_, run_dir=run_dir)
     finally:
         torch.set_num_threads(2)
     return run_dir, metrics
@@ -108,8 +103,7 @@ def test_predict_fills_the_upos_column_of_conllu_that_the_conllu_package_reads(t
     run_dir, _ = tagging_run
     source, output = tmp_path / "in.conllu", tmp_path / "out.conllu"
     source.write_text(MULTIWORD_TREEBANK.replace("\tNOUN\t", "\t_\t").replace("\tDET\t", "\t_\t"))
-    seqtasks(f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={source}", f"output={output}",
-             module="seqtasks.predict")
+    command("seqtasks.predict", f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={source}", f"output={output}")
     parsed = conllu_parser.parse(output.read_text(encoding="utf-8"))
     assert [s.metadata["sent_id"] for s in parsed] == ["mw", "plain"]
     words = [t for t in parsed[0] if isinstance(t["id"], int)]
@@ -125,8 +119,8 @@ def test_predict_fills_the_upos_column_of_conllu_that_the_conllu_package_reads(t
 
 def test_predict_tags_plain_lines_and_keeps_empty_lines(tagging_run):
     run_dir, _ = tagging_run
-    result = seqtasks(f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", "input=-", module="seqtasks.predict",
-                      stdin="the cat eating\n\na bird\n")
+    result = command("seqtasks.predict", f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", "input=-",
+                     stdin="the cat eating\n\na bird\n")
     assert result.stdout.split("\n") == ["DET NOUN VERB", "", "DET NOUN", ""]
 
 
@@ -134,7 +128,7 @@ def test_evaluate_scores_a_conllu_file_the_model_never_saw(tagging_run, tmp_path
     run_dir, _ = tagging_run
     unseen = tmp_path / "new.conllu"
     unseen.write_text(MULTIWORD_TREEBANK.replace("\tAUX\t", "\tVERB\t"))
-    result = seqtasks(f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"test={unseen}", module="seqtasks.evaluate")
+    result = command("seqtasks.evaluate", f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"test={unseen}")
     metrics = json.loads(result.stdout)
     assert {"test/acc", "test/acc_unseen", "test/acc/DET"} <= set(metrics)
     assert metrics["test/acc"] >= 0.6  # 5 words; "'s" (tagged VERB here) is unseen
@@ -159,10 +153,11 @@ def test_options_and_tokenizers_are_checked(compose_config):
                        head=container(cfg.head))
     assert task.encoder.bidirectional and task.monitor == ("val/acc", "max")
     assert task.tag([["a", "zz"], []]) and task.tag([]) == []
-    with pytest.raises(ConfigError, match="word_dropout"):
-        TASKS.build({**container(cfg.task), "word_dropout": 1.0}, tokenizers=tokenizers,
+    with pytest.raises(ConfigError, match=r"task.word_dropout=1.0: expected a number in \[0, 1\)"):
+        TASKS.build({**container(cfg.task), "word_dropout": 1.0}, "task", tokenizers=tokenizers,
                     encoder=container(cfg.encoder), head=container(cfg.head))
-    with pytest.raises(ConfigError, match="tagging head"):
+    with pytest.raises(ConfigError, match=r"task 'tagging' cannot use head 'lm' \(head.name\): it needs a TaggerHead; "
+                                          r"choose from: crf_tagger, softmax_tagger"):
         TASKS.build(container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder),
                     head={"name": "lm"})
     with pytest.raises(ConfigError, match="missing: chars"):

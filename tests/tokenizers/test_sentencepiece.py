@@ -101,8 +101,9 @@ def test_pickles(fitted):
 
 
 def test_bad_model_type_names_the_key_and_choices():
-    with pytest.raises(ConfigError, match=r"tokenizer\.model_type.*unigram, bpe, char, word"):
-        TOKENIZERS.build({"name": "sentencepiece", "model_type": "bpee"})
+    with pytest.raises(ConfigError, match=r"tokenizer\.model_type='bpee': expected one of 'unigram', 'bpe', 'char', "
+                                          r"'word' \(did you mean 'bpe'\?\)"):
+        TOKENIZERS.build({"name": "sentencepiece", "model_type": "bpee"}, "tokenizer")
 
 
 def test_vocab_size_is_an_upper_bound_with_a_warning(caplog):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seqtasks.errors import ConfigError
+from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers import Tokenizer, WordTokenizer
 
 TEXTS = ["the film is good", "the film is bad", "The plot , the acting"]
@@ -38,7 +39,11 @@ def test_encode_decode_and_state_round_trip():
     assert restored.encode("the plot") == tokenizer.encode("the plot")
 
 
-@pytest.mark.parametrize("options", [{"min_frequency": 0}, {"max_size": 3}, {"specials": ["<pad>"]}])
-def test_bad_options_are_config_errors(options):
-    with pytest.raises(ConfigError):
-        WordTokenizer(**options)
+@pytest.mark.parametrize(("options", "message"), [
+    ({"min_frequency": 0}, "tokenizer.min_frequency=0: expected an integer >= 1"),
+    ({"max_size": 3}, "tokenizer.max_size must exceed the 4 specials"),
+    ({"specials": ["<pad>"]}, "tokenizer.specials must include <unk>"),
+])
+def test_bad_options_are_config_errors(options, message):
+    with pytest.raises(ConfigError, match=message):
+        TOKENIZERS.build({"name": "word", **options}, "tokenizer")

@@ -6,8 +6,11 @@ Python step at a time, so expect it to be several times slower than `encoder=lst
 
 from __future__ import annotations
 
+from typing import Literal
+
 from seqtasks.encoders.rnn import RecurrentEncoder, init_forget_bias
 from seqtasks.registry import ENCODERS
+from seqtasks.validation import PositiveFloat, PositiveInt
 from seqtasks_layernorm.cell import LayerNormLSTMCell
 
 
@@ -23,10 +26,10 @@ class LayerNormLSTMEncoder(RecurrentEncoder):
     # hierarchy, so it still checks them and names them in its error messages.
     def __init__(
         self,
-        input_size: int,
+        input_size: PositiveInt,
         forget_bias: float = 1.0,
-        layer_norm_eps: float = 1e-5,
-        implementation: str = "reference",
+        layer_norm_eps: PositiveFloat = 1e-5,
+        implementation: Literal["reference"] = "reference",
         **options,
     ):
         self.forget_bias = forget_bias

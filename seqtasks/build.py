@@ -1,0 +1,163 @@
+"""Building a task from config (a new run) or from a checkpoint (predict, evaluate), and checking a
+whole config before anything is read or trained.
+
+Sizes and facts flow forward: the datamodule fits the tokenizers; the task class says what else it
+needs from the data (`data_inputs`, e.g. generation's training names); the config groups that the
+task's constructor takes (encoder, head, decoding) are handed over as plain dicts; and a generation
+task's agreement classifier is loaded here, from its checkpoint, and handed in as a callable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from seqtasks.checkpoint import load_checkpoint
+from seqtasks.errors import ConfigError, SeqtasksError
+from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS, constructor_parameters
+from seqtasks.tokenizers.base import Tokenizer
+
+GROUPS = ("encoder", "head", "decoding")  # config groups handed to the task's constructor when it takes them
+FLOWING = ("input_size", "vocab_size", "num_classes", "num_tags", "num_directions", "pad_id")  # sizes set by tasks
+
+
+def container(config: Any) -> Any:
+    """Plain, resolved dicts for constructors; a mandatory key left at ??? fails here, by name."""
+    if not isinstance(config, DictConfig):
+        return config
+    try:
+        return OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise ConfigError(f"config key '{error.full_key}' must be set, e.g. {error.full_key}=...") from None
+
+
+def task_groups(cfg: DictConfig, task_class: type) -> dict[str, Any]:
+    """The config groups the task's constructor takes. A group chosen for a task that does not use it
+    (decoding=beam with a classifier) is an error, not silently ignored; a group it needs must be set."""
+    accepted = constructor_parameters(task_class)
+    groups = {}
+    for group in GROUPS:
+        value = cfg.get(group)
+        if group in accepted:
+            if value is None:
+                raise ConfigError(f"task '{task_class.registered_name}' needs the {group} group: set {group}=...")
+            groups[group] = container(value)
+        elif value is not None:
+            raise ConfigError(f"task '{task_class.registered_name}' does not use the {group} group; drop "
+                              f"{group}={value.get('name', '...')} (or choose {group}=null)")
+    return groups
+
+
+def check_optimisation(task_config: dict[str, Any]) -> None:
+    """Build the optimizer (on a dummy parameter) and the schedule once, so that a misspelt or
+    out-of-range argument (lr=-1) fails before training, naming task.optimizer / task.scheduler."""
+    try:
+        instantiate(task_config["optimizer"], params=[torch.nn.Parameter(torch.zeros(1))], _convert_="all")
+    except Exception as error:  # torch and Hydra raise TypeError, ValueError, InstantiationException
+        raise ConfigError(f"task.optimizer: {one_line(error)}") from None
+    if task_config.get("scheduler"):
+        try:
+            instantiate(task_config["scheduler"])(0, 0.0)
+        except Exception as error:
+            raise ConfigError(f"task.scheduler: {one_line(error)}") from None
+
+
+def one_line(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def check_config(cfg: DictConfig) -> type:
+    """Validate every component config of a run before anything is read or built -> the task class.
+    Plugins must be loaded first."""
+    task_config = container(cfg.task)
+    if not isinstance(task_config, dict) or "name" not in task_config:
+        raise ConfigError(f"task config has no 'name'; choose from: {', '.join(TASKS.names())}")
+    task_class = TASKS.get(task_config["name"], path="task")
+    groups = task_groups(cfg, task_class)
+    given = ("tokenizers", "plugins", *GROUPS)
+    TASKS.check(task_config, "task", given=given)
+    user = f"task '{task_class.registered_name}'"
+    if "encoder" in groups:
+        ENCODERS.check(groups["encoder"], "encoder", given=FLOWING)
+    if "head" in groups:
+        HEADS.check(groups["head"], "head", sort=task_class.head_sort, user=user, given=FLOWING)
+    if "decoding" in groups:
+        DECODING.check(groups["decoding"], "decoding")
+    TOKENIZERS.check(container(cfg.tokenizer), "tokenizer")
+    DATASETS.check(container(cfg.data), "data")
+    check_optimisation(task_config)
+    return task_class
+
+
+def agreement_from(path: str | None):
+    """The `Classify` callable of a trained classification checkpoint (texts -> labels), or None."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ConfigError(f"task.agreement_classifier: {path}: checkpoint not found "
+                          "(train one with experiment=names_classify, or set it to null)")
+    classifier = restore_task(load_checkpoint(path))
+    if not hasattr(classifier, "predict_labels"):
+        raise ConfigError(f"task.agreement_classifier: {path} holds a '{classifier.registered_name}' task, "
+                          "not a classifier")
+    return classifier.predict_labels
+
+
+def handed_in(task_class: type, task_config: dict[str, Any]) -> dict[str, Any]:
+    """Callables the builder hands to the task (not saved with it): generation's agreement classifier."""
+    if "agreement" in constructor_parameters(task_class):
+        return {"agreement": agreement_from(task_config.get("agreement_classifier"))}
+    return {}
+
+
+def build_task(cfg: DictConfig, data, tokenizer_dir: Path | None = None):
+    """A new task: tokenizers fitted on the training data (their files written to tokenizer_dir),
+    the groups it takes, what it needs from the data, and callables handed in."""
+    task_class = TASKS.get(cfg.task.name, path="task")
+    tokenizers = data.build_tokenizers(container(cfg.tokenizer))
+    if tokenizer_dir is not None:
+        save_tokenizers(tokenizers, tokenizer_dir)
+    task_config = container(cfg.task)
+    return TASKS.build(task_config, "task", tokenizers={side: t.state() for side, t in tokenizers.items()},
+                       plugins=list(cfg.plugins), **task_groups(cfg, task_class), **task_class.data_inputs(data),
+                       **handed_in(task_class, task_config))
+
+
+@rank_zero_only
+def save_tokenizers(tokenizers: dict[str, Tokenizer], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for side, tokenizer in tokenizers.items():
+        tokenizer.save(directory, side)
+
+
+def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
+    """The task of a checkpoint read by `load_checkpoint`, on CPU, in eval mode. Plugins it names must
+    have been loaded (`plugins=[...]`); with_callables also hands in what the builder would (evaluate)."""
+    name = checkpoint["seqtasks"]["task"]
+    if name not in TASKS:
+        plugins = checkpoint.get("hyper_parameters", {}).get("plugins") or []
+        hint = f"; it was trained with plugins: pass them, e.g. plugins=[{','.join(plugins)}]" if plugins else ""
+        raise SeqtasksError(f"the checkpoint's task '{name}' is not registered{hint}")
+    task_class = TASKS.get(name)
+    hyper_parameters = dict(checkpoint["hyper_parameters"])
+    extra = handed_in(task_class, hyper_parameters) if with_callables else {}
+    try:
+        task = task_class(**hyper_parameters, **extra)
+    except ConfigError as error:
+        plugins = hyper_parameters.get("plugins") or []
+        hint = f" (it was trained with plugins={plugins}: pass them as plugins=[...])" if plugins else ""
+        raise SeqtasksError(f"the checkpoint's model cannot be rebuilt: {error}{hint}") from None
+    task.load_state_dict(checkpoint["state_dict"])
+    task.run_config = checkpoint["seqtasks"].get("config")
+    return task.eval()
+
+
+def load_task(path: str | Path):
+    """The trained task (LightningModule) in a checkpoint file, on CPU, in eval mode."""
+    return restore_task(load_checkpoint(path))
