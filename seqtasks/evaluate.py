@@ -43,7 +43,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config to rebuild its data from")
     task = restore_task(checkpoint, with_callables=True)
     if cfg.get("decoding"):
-        if getattr(task, "strategy", None) is None:
+        if task.strategy is None:
             raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
         task.strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding")
     data_config = dict(run_config["data"])

@@ -42,7 +42,7 @@ def predict(cfg: DictConfig) -> tuple[list[str], str]:
     torch.manual_seed(cfg.seed)  # sampled translations (back-translation) repeat for the same seed
     strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding") \
         if cfg.get("decoding") else None
-    if strategy is not None and getattr(task, "strategy", None) is None:
+    if strategy is not None and task.strategy is None:
         raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
     lines = None if cfg.input is None else read_lines(cfg.input, allow_empty=True)
     if lines is None and task.needs_input:

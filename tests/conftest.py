@@ -14,10 +14,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import lightning as L
+
 from seqtasks import evaluate, predict
+from seqtasks.build import restore_task
+from seqtasks.checkpoint import load_checkpoint
 from seqtasks.config import compose_config as compose_overrides
 from seqtasks.config import config_dir
 from seqtasks.plugins import load_plugins
+from seqtasks.registry import DATASETS
 from seqtasks.run import run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,3 +105,15 @@ def command(module: str, *args: str, check: bool = True, stdin: str | None = Non
     if check and code != 0:
         raise AssertionError(f"exit {code}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
     return result
+
+
+def validate_in_one_process(ckpt: Path) -> dict[str, float]:
+    """The validation metrics of a checkpoint's weights on its run's validation split, in this one
+    process: what a DDP run's gathered metrics must equal."""
+    checkpoint = load_checkpoint(ckpt)
+    task = restore_task(checkpoint, with_callables=True)
+    data = DATASETS.build(checkpoint["seqtasks"]["config"]["data"])
+    data.use_tokenizers(task.tokenizers)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    return trainer.validate(task, datamodule=data, verbose=False)[0]

@@ -112,26 +112,32 @@ def test_failing_write_propagates_the_error_and_cleans_up(tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == ["last.ckpt"]
 
 
-# The child saves a ~50 MB checkpoint over an existing good one through a deliberately slow
-# "disk" (1 MiB per write, 20 ms apart), so the parent can SIGKILL it mid-write for certain.
+# The child saves a ~50 MB checkpoint over an existing good one through a "disk" that stops after
+# 2 MiB: it says so in a marker file and waits there, so the parent kills it mid-write for certain,
+# however busy the machine (no race between the write and the parent's polling).
 _CHILD = textwrap.dedent(
     """
     import os, sys, time
+    from pathlib import Path
     import torch
     import seqtasks.atomic as atomic_module
     from seqtasks.checkpoint import AtomicCheckpointIO
 
     real_fdopen = os.fdopen
+    marker = Path(sys.argv[2])
 
-    class SlowDisk:
+    class StallingDisk:
         def __init__(self, f):
-            self.f = f
+            self.f, self.written = f, 0
         def write(self, data):
             view = memoryview(data).cast("B")
             for start in range(0, len(view), 1 << 20):
                 self.f.write(view[start:start + (1 << 20)])
                 self.f.flush()
-                time.sleep(0.02)
+                self.written += len(view[start:start + (1 << 20)])
+                if self.written >= 2 << 20 and not marker.exists():
+                    marker.write_text(str(self.written))
+                    time.sleep(600)  # the parent kills us here
             return len(view)
         def flush(self):
             self.f.flush()
@@ -142,7 +148,7 @@ _CHILD = textwrap.dedent(
         def __exit__(self, *exc):
             self.f.close()
 
-    atomic_module.os.fdopen = lambda *args, **kwargs: SlowDisk(real_fdopen(*args, **kwargs))
+    atomic_module.os.fdopen = lambda *args, **kwargs: StallingDisk(real_fdopen(*args, **kwargs))
     big = {"seqtasks": {"task": "language_model", "version": 2},
            "state_dict": {"big": torch.full((12_500_000,), 7.0)}}  # 50 MB
     AtomicCheckpointIO().save_checkpoint(big, sys.argv[1])
@@ -155,31 +161,25 @@ def test_sigkill_during_write_keeps_the_old_checkpoint(tmp_path):
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint(_checkpoint(1.0), path)
     before = path.read_bytes()
+    marker = tmp_path.parent / f"{tmp_path.name}.halfway"
 
     python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], cwd=tmp_path, env=env,
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), str(marker)], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    partial_size = 0
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and child.poll() is None:
-            partials = _partials(tmp_path)
-            if partials:
-                try:
-                    partial_size = (tmp_path / partials[0]).stat().st_size
-                except FileNotFoundError:
-                    partial_size = 0
-                if partial_size >= 2 << 20:  # a couple of MiB of the 50 MB are on disk
-                    break
-            time.sleep(0.005)
+        while time.monotonic() < deadline and child.poll() is None and not marker.exists():
+            time.sleep(0.05)
         still_running = child.poll() is None
+        partials = _partials(tmp_path)
+        partial_size = (tmp_path / partials[0]).stat().st_size if partials else 0
         child.send_signal(signal.SIGKILL)
     finally:
         if child.poll() is None:
             child.kill()
         out, err = child.communicate(timeout=30)
-    assert still_running, (
+    assert still_running and marker.exists(), (
         f"child finished or failed before it could be killed:\n{out.decode()}\n{err.decode()}"
     )
     assert child.returncode == -signal.SIGKILL

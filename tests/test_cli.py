@@ -81,6 +81,7 @@ def test_cfg_job_and_help():
         assert f"{group}: " in help_text
 
 
+@pytest.mark.slow
 def test_multirun_sweeps(tmp_path, data_root):
     seqtasks("--multirun", "encoder=lstm,gru", *TINY_LM, "samples.every_n_steps=0", f"data.root={data_root}",
              f"hydra.sweep.dir={tmp_path}", "logger=csv")
@@ -89,6 +90,7 @@ def test_multirun_sweeps(tmp_path, data_root):
     assert "name: gru" in (tmp_path / "1" / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path, data_root):
     result = seqtasks("trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY_LM,
                       "samples.every_n_steps=0", f"data.root={data_root}", f"hydra.run.dir={tmp_path}")

@@ -62,6 +62,7 @@ class SeqTask(L.LightningModule):
     not_saved: ClassVar[tuple[str, ...]] = ()  # constructor arguments kept out of the checkpoint (callables)
     needs_input: ClassVar[bool] = True  # predict: False when the task generates without input lines
     output_separator: ClassVar[str] = "\n"  # predict: what goes between two outputs
+    strategy: DecodingStrategy | None = None  # tasks that decode set their own (the decoding group)
 
     def __init__(self, tokenizers: dict[str, dict], optimizer: dict, scheduler: dict | None = None,
                  nonfinite_loss: Literal["raise", "skip"] = "raise", plugins: list[str] | None = None):
@@ -210,10 +211,9 @@ class SeqTask(L.LightningModule):
         """The strategy asked for, else the task's own (`task.decoding`)."""
         if strategy is not None:
             return strategy
-        own = getattr(self, "strategy", None)
-        if own is None:
+        if self.strategy is None:
             raise ConfigError(f"task '{self.registered_name}' does not decode")
-        return own
+        return self.strategy
 
     def require_input(self, lines: list[str] | None, what: str) -> list[str]:
         """The input lines, or a ConfigError saying what the task reads."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import command, train
+from conftest import command, seqtasks, train, validate_in_one_process
 
 from seqtasks.data.classification import NamesData
 from seqtasks.errors import DataError
@@ -96,3 +96,17 @@ def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
     assert metrics == json.loads(output.read_text())
     assert metrics["test/acc"] == pytest.approx(1.0) and "test/macro_f1" in metrics
     assert (output.parent / "confusion_matrix.png").exists()  # drawn next to the metrics, not in the cwd
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_scores_every_example_once(names_root, tmp_path):
+    # 16 tokens a batch: the 8 val names come in 5 batches, so DDP repeats one of them on the second
+    # rank; gathered by example index, each name must count once.
+    seqtasks("experiment=names_classify", f"data.root={names_root}", "encoder.hidden_size=16", "trainer.max_epochs=2",
+             "trainer.max_time=null", "trainer.enable_progress_bar=false", "data.max_tokens=16", "trainer.precision=32-true",
+             "early_stopping.patience=null", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+             "logger={}", f"hydra.run.dir={tmp_path}")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    single = validate_in_one_process(tmp_path / "checkpoints" / "best.ckpt")
+    for key in ("val/acc", "val/macro_f1", "val/loss"):
+        assert metrics[key] == pytest.approx(single[key], abs=1e-6), key

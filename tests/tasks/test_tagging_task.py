@@ -10,7 +10,7 @@ import random
 import conllu as conllu_parser
 import pytest
 import torch
-from conftest import command, train
+from conftest import command, seqtasks, train, validate_in_one_process
 
 from seqtasks.build import container, load_task
 from seqtasks.errors import ConfigError
@@ -180,3 +180,19 @@ def test_crf_head_trains_a_step(compose_config):
     loss.backward()
     assert loss.item() > 0 and task.char_encoder.embedding.weight.grad.abs().sum() > 0
     assert [len(t) for t in task.tag([["a", "b", "a"], ["b"]])] == [3, 1]
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_scores_every_sentence_once(tmp_path):
+    # 10 words a batch: the 9 val sentences come in 7 batches, so DDP repeats one on the second rank.
+    files = {"train": random_sentences(40, 0), "val": random_sentences(9, 1)}
+    for split, sentences in files.items():
+        (tmp_path / f"{split}.conllu").write_text(conllu(sentences), encoding="utf-8")
+    tiny = [arg for arg in TINY if not arg.startswith(("trainer.max_epochs", "data.max_tokens"))]
+    seqtasks("experiment=ud_ewt_pos", *tiny, "trainer.max_epochs=2", "data.max_tokens=10",
+             *(f"data.{split}={tmp_path / f'{split}.conllu'}" for split in files), "data.test=null",
+             "trainer.precision=32-true", "trainer=ddp", "trainer.devices=2", f"hydra.run.dir={tmp_path / 'run'}")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    single = validate_in_one_process(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    for key in ("val/acc", "val/acc_unseen", "val/loss"):
+        assert metrics[key] == pytest.approx(single[key], abs=1e-6), key

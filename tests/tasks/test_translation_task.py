@@ -17,6 +17,8 @@ from seqtasks.build import load_task
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.metrics import corpus_scores
 
+pytestmark = pytest.mark.slow  # one real translation run serves every test here
+
 TINY_TRANSLATION = [
     "task=translation", "data=parallel", "tokenizer=char", "task.embedding_dim=32", "task.dropout=0",
     "task.label_smoothing=0", "task.optimizer.lr=0.01", "task.scheduler.warmup_steps=10",

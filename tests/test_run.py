@@ -1,0 +1,55 @@
+"""The pipeline around training: a run that stops before its first validation, the value sweepers
+optimise (an Optuna search on tiny data), and runs that the task presets make."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY_LM, TINY_TEXT, seqtasks, train
+
+from seqtasks.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """Tiny tinyshakespeare and names datasets, laid out like ../shared/data."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "tinyshakespeare").mkdir()
+    (root / "tinyshakespeare" / "input.txt").write_text(TINY_TEXT)
+    names = root / "names" / "by_language"
+    names.mkdir(parents=True)
+    (names / "Russian.txt").write_text("".join(f"Ivanov{i}\n" for i in range(30)))
+    (names / "Spanish.txt").write_text("".join(f"Garcia{i}\n" for i in range(30)))
+    return root
+
+
+SMALL = ["encoder.hidden_size=8", "encoder.num_layers=1", "trainer.enable_progress_bar=false",
+         "trainer.num_sanity_val_steps=0", "logger={}"]
+
+
+@pytest.mark.parametrize("task", ["classification", "generation"])
+def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_its_checkpoint(
+        data_root, tmp_path, task):
+    # The presets stop early on val/acc (classification): a run of 2 steps never reaches a validation.
+    metrics = train(f"task={task}", f"data.root={data_root}", *SMALL, "trainer.max_steps=2", "data.max_tokens=20",
+                    "task.sample_metrics.per_category=2" if task == "generation" else "task.embedding_dim=8",
+                    run_dir=tmp_path)
+    metric = "val/acc" if task == "classification" else "val/loss"
+    assert metric in metrics and "test/loss" in metrics
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    assert checkpoint["global_step"] == 2
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+
+
+@pytest.mark.slow
+def test_an_optuna_sweep_optimises_the_validation_metric_that_selects_checkpoints(data_root, tmp_path):
+    seqtasks("--multirun", "sweep=char_rnn_optuna", "hydra.sweeper.n_trials=2", *TINY_LM, "samples.every_n_steps=0",
+             f"data.root={data_root}", "logger={}", f"hydra.sweep.dir={tmp_path}")
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    jobs = [json.loads((tmp_path / job / "metrics.json").read_text()) for job in ("0", "1")]
+    # The value each trial returned is its val/loss (never a test metric): the best is the lowest.
+    assert results["best_value"] == pytest.approx(min(job["val/loss"] for job in jobs))
+    assert {"task.optimizer.lr", "encoder.dropout"} <= set(results["best_params"])  # (hidden_size is fixed here)
