@@ -50,11 +50,19 @@ def seqtasks_chars_per_second(cfg, precision: str, steps: int, warmup: int) -> f
     task = build_task(cfg, data)
     clock = StepClock(warmup)
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        num_sanity_val_steps=0, limit_val_batches=0, precision=precision,
+        accelerator="cpu",
+        devices=1,
+        max_steps=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        precision=precision,
         gradient_clip_val=cfg.trainer.gradient_clip_val,
-        gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm, enable_progress_bar=True,
-        enable_model_summary=False, callbacks=[clock],
+        gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm,
+        enable_progress_bar=True,
+        enable_model_summary=False,
+        callbacks=[clock],
     )
     trainer.fit(task, datamodule=data)
     return steps * cfg.data.batch_size * cfg.task.tbptt_steps / (clock.end - clock.start)
@@ -73,23 +81,25 @@ class HandWrittenLM(nn.Module):
         return self.out(self.drop(y)), state
 
 
-def hand_written_chars_per_second(cfg, precision: str, vocab_size: int, tokens: torch.Tensor, steps: int,
-                                  warmup: int) -> float:
+def hand_written_chars_per_second(
+    cfg, precision: str, vocab_size: int, tokens: torch.Tensor, steps: int, warmup: int
+) -> float:
     batch, seq = cfg.data.batch_size, cfg.task.tbptt_steps
     bf16 = precision.startswith("bf16")  # the same autocast Lightning's bf16-mixed uses
-    model = HandWrittenLM(vocab_size, cfg.task.embedding_dim, cfg.encoder.hidden_size, cfg.encoder.num_layers,
-                          cfg.encoder.dropout)
+    model = HandWrittenLM(
+        vocab_size, cfg.task.embedding_dim, cfg.encoder.hidden_size, cfg.encoder.num_layers, cfg.encoder.dropout
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.task.optimizer.lr, weight_decay=cfg.task.optimizer.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / 10_000)))
     length = (len(tokens) - 1) // batch
     rows = tokens[: batch * length + 1]
-    streams = torch.stack([rows[i * length: i * length + length + 1] for i in range(batch)])  # (B, L+1)
+    streams = torch.stack([rows[i * length : i * length + length + 1] for i in range(batch)])  # (B, L+1)
     state, start = None, None
     for step in range(warmup + steps):
         if step == warmup:
             start = time.perf_counter()
         offset = (step * seq) % (length - seq)
-        x, y = streams[:, offset:offset + seq], streams[:, offset + 1:offset + seq + 1]
+        x, y = streams[:, offset : offset + seq], streams[:, offset + 1 : offset + seq + 1]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits, state = model(x, state)
         state = tuple(s.detach() for s in state)
@@ -116,27 +126,35 @@ def main() -> None:
     data = DATASETS.build(container(cfg.data))
     tokenizer = data.build_tokenizers(container(cfg.tokenizer))["text"]
     tokens = data.encoded("train")
-    print(f"model: {cfg.encoder.num_layers}x{cfg.encoder.hidden_size} {cfg.encoder.name}, batch "
-          f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, precision {precision}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model: {cfg.encoder.num_layers}x{cfg.encoder.hidden_size} {cfg.encoder.name}, batch "
+        f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, precision {precision}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     ours, theirs, ratios = [], [], []
     for round_ in range(args.rounds):
         torch.manual_seed(round_)
-        measure = {"hand-written": lambda: hand_written_chars_per_second(cfg, precision, len(tokenizer), tokens,
-                                                                         args.steps, args.warmup),
-                   "seqtasks": lambda: seqtasks_chars_per_second(cfg, precision, args.steps, args.warmup)}
+        measure = {
+            "hand-written": lambda: hand_written_chars_per_second(
+                cfg, precision, len(tokenizer), tokens, args.steps, args.warmup
+            ),
+            "seqtasks": lambda: seqtasks_chars_per_second(cfg, precision, args.steps, args.warmup),
+        }
         order = list(measure) if round_ % 2 == 0 else list(reversed(measure))
         result = {name: measure[name]() for name in order}
         theirs.append(result["hand-written"])
         ours.append(result["seqtasks"])
         ratios.append(ours[-1] / theirs[-1])
-        print(f"round {round_ + 1} ({' then '.join(order)}): hand-written {theirs[-1]:,.0f} chars/s, "
-              f"seqtasks {ours[-1]:,.0f} chars/s, ratio {ratios[-1]:.3f}")
-    print(f"hand-written loop: median {statistics.median(theirs):,.0f} chars/s "
-          f"({min(theirs):,.0f}-{max(theirs):,.0f})")
+        print(
+            f"round {round_ + 1} ({' then '.join(order)}): hand-written {theirs[-1]:,.0f} chars/s, "
+            f"seqtasks {ours[-1]:,.0f} chars/s, ratio {ratios[-1]:.3f}"
+        )
+    print(f"hand-written loop: median {statistics.median(theirs):,.0f} chars/s ({min(theirs):,.0f}-{max(theirs):,.0f})")
     print(f"seqtasks:          median {statistics.median(ours):,.0f} chars/s ({min(ours):,.0f}-{max(ours):,.0f})")
-    print(f"ratio seqtasks / hand-written: median {statistics.median(ratios):.3f} over {args.rounds} rounds "
-          f"(spread {min(ratios):.3f}-{max(ratios):.3f})")
+    print(
+        f"ratio seqtasks / hand-written: median {statistics.median(ratios):.3f} over {args.rounds} rounds "
+        f"(spread {min(ratios):.3f}-{max(ratios):.3f})"
+    )
 
 
 if __name__ == "__main__":

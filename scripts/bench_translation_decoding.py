@@ -37,15 +37,19 @@ def main() -> None:
     references = read_lines(root / args.reference if not Path(args.reference).is_file() else args.reference)
     task = load_task(args.ckpt)
     print(f"{len(sources)} sentences, torch threads {torch.get_num_threads()}")
-    strategies = {"greedy": Greedy(),
-                  f"beam {args.beam_size}": BeamSearch(args.beam_size, length_penalty=args.length_penalty)}
+    strategies = {
+        "greedy": Greedy(),
+        f"beam {args.beam_size}": BeamSearch(args.beam_size, length_penalty=args.length_penalty),
+    }
     for name, strategy in strategies.items():
         start = time.perf_counter()
         hypotheses = task.translate(sources, strategy, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
         metrics, signatures = corpus_scores(hypotheses, references)
-        print(f"{name:>8}: {seconds:6.1f} s  BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  "
-              f"({signatures['bleu']})")
+        print(
+            f"{name:>8}: {seconds:6.1f} s  BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  "
+            f"({signatures['bleu']})"
+        )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ def task_groups(cfg: DictConfig, task_class: type) -> dict[str, Any]:
                 raise ConfigError(f"task '{task_class.registered_name}' needs the {group} group: set {group}=...")
             groups[group] = container(value)
         elif value is not None:
-            raise ConfigError(f"task '{task_class.registered_name}' does not use the {group} group; drop "
-                              f"{group}={value.get('name', '...')} (or choose {group}=null)")
+            raise ConfigError(
+                f"task '{task_class.registered_name}' does not use the {group} group; drop "
+                f"{group}={value.get('name', '...')} (or choose {group}=null)"
+            )
     return groups
 
 
@@ -100,12 +102,15 @@ def agreement_from(path: str | None):
     if path is None:
         return None
     if not Path(path).is_file():
-        raise ConfigError(f"task.agreement_classifier: {path}: checkpoint not found "
-                          "(train one with experiment=names_classify, or set it to null)")
+        raise ConfigError(
+            f"task.agreement_classifier: {path}: checkpoint not found "
+            "(train one with experiment=names_classify, or set it to null)"
+        )
     classifier = restore_task(load_checkpoint(path))
     if not hasattr(classifier, "predict_labels"):
-        raise ConfigError(f"task.agreement_classifier: {path} holds a '{classifier.registered_name}' task, "
-                          "not a classifier")
+        raise ConfigError(
+            f"task.agreement_classifier: {path} holds a '{classifier.registered_name}' task, not a classifier"
+        )
     return classifier.predict_labels
 
 
@@ -124,9 +129,15 @@ def build_task(cfg: DictConfig, data, tokenizer_dir: Path | None = None):
     if tokenizer_dir is not None:
         save_tokenizers(tokenizers, tokenizer_dir)
     task_config = container(cfg.task)
-    return TASKS.build(task_config, "task", tokenizers={side: t.state() for side, t in tokenizers.items()},
-                       plugins=list(cfg.plugins), **task_groups(cfg, task_class), **task_class.data_inputs(data),
-                       **handed_in(task_class, task_config))
+    return TASKS.build(
+        task_config,
+        "task",
+        tokenizers={side: t.state() for side, t in tokenizers.items()},
+        plugins=list(cfg.plugins),
+        **task_groups(cfg, task_class),
+        **task_class.data_inputs(data),
+        **handed_in(task_class, task_config),
+    )
 
 
 @rank_zero_only

@@ -22,9 +22,28 @@ from seqtasks.errors import USER_ERROR, SeqtasksError
 log = logging.getLogger("seqtasks")
 
 # Arguments after which Hydra prints or does something other than a run (their own values follow them).
-HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve", "--package", "-p",
-               "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--shell-completion", "-sc",
-               "--version", "--experimental-rerun")
+HYDRA_FLAGS = (
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--resolve",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--shell-completion",
+    "-sc",
+    "--version",
+    "--experimental-rerun",
+)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")

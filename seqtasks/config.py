@@ -62,16 +62,24 @@ def check_choices(parsed: list[Override]) -> None:
             continue  # the group's node set to a mapping (logger={}), not an option chosen
         for value in values_of(override) if options else []:
             if value is not None and value not in options and not override.is_delete():
-                raise ConfigError(f"unknown {override.key_or_group} option '{value}'; choose from: "
-                                  f"{', '.join(options)}{did_you_mean(value, options)}")
+                raise ConfigError(
+                    f"unknown {override.key_or_group} option '{value}'; choose from: "
+                    f"{', '.join(options)}{did_you_mean(value, options)}"
+                )
 
 
 def check_keys(config_name: str, parsed: list[Override]) -> None:
     """A key override whose key the composed config lacks fails, naming the closest key."""
     is_group = {o.key_or_group: "." not in o.key_or_group and bool(group_options(o.key_or_group)) for o in parsed}
     # The groups shape the tree; a swept group is probed with its first choice.
-    base = compose(config_name, overrides=[f"{o.key_or_group}={values_of(o)[0]}" for o in parsed
-                                           if is_group[o.key_or_group] and values_of(o)[0] is not None])
+    base = compose(
+        config_name,
+        overrides=[
+            f"{o.key_or_group}={values_of(o)[0]}"
+            for o in parsed
+            if is_group[o.key_or_group] and values_of(o)[0] is not None
+        ],
+    )
     for override in parsed:
         key = override.key_or_group
         if override.type is not OverrideType.CHANGE or key.startswith("hydra") or is_group[key]:
@@ -129,4 +137,3 @@ def check_command_line(config_name: str, overrides: list[str]) -> None:
             check_overrides(config_name, overrides)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
             explain(config_name, overrides, error)
-

@@ -1,7 +1,6 @@
 """The project's error types: every user-facing failure is one of these, with a message that says
 what was wrong, where (file, line, byte offset, config key) and what was expected."""
 
-
 USER_ERROR = 2  # the exit code of every mistake in a command line, a config or the data
 
 

@@ -57,9 +57,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
     output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
-    trainer = L.Trainer(accelerator=cfg.device.replace("cuda", "gpu"), devices=1, logger=False,
-                        default_root_dir=str(output_dir),
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator=cfg.device.replace("cuda", "gpu"),
+        devices=1,
+        logger=False,
+        default_root_dir=str(output_dir),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     results = trainer.test(task, datamodule=data, verbose=False)
     return {**{k: float(v) for k, v in results[0].items()}, **task.report}
 

@@ -23,8 +23,10 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> tuple
     """sacreBLEU on detokenised text against raw references (cased, 13a tokenisation):
     {bleu, chrf}, {bleu, chrf signatures}."""
     bleu, chrf = BLEU(), CHRF()
-    scores = {"bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
-              "chrf": chrf.corpus_score(list(hypotheses), [list(references)]).score}
+    scores = {
+        "bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
+        "chrf": chrf.corpus_score(list(hypotheses), [list(references)]).score,
+    }
     return scores, {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
 
 
@@ -45,8 +47,13 @@ def classification_scores(confusion: Tensor, labels: list[str]) -> dict[str, flo
     f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
     scores = {"acc": float(true_positives.sum() / confusion.sum().clamp(min=1)), "macro_f1": float(f1.mean())}
     for i, label in enumerate(labels):
-        scores.update({f"precision/{label}": float(precision[i]), f"recall/{label}": float(recall[i]),
-                       f"f1/{label}": float(f1[i])})
+        scores.update(
+            {
+                f"precision/{label}": float(precision[i]),
+                f"recall/{label}": float(recall[i]),
+                f"f1/{label}": float(f1[i]),
+            }
+        )
     return scores
 
 
@@ -56,9 +63,11 @@ def tagging_scores(gold: Tensor, predicted: Tensor, unseen: Tensor, tags: list[s
     tag (`acc/<TAG>`: the share of that tag's words tagged right; tags absent from the gold left out)."""
     correct = gold == predicted  # (N,)
     total = max(len(gold), 1)
-    scores = {"acc": float(correct.sum()) / total,
-              "acc_unseen": float(correct[unseen].sum()) / max(int(unseen.sum()), 1),
-              "unseen_rate": float(unseen.sum()) / total}
+    scores = {
+        "acc": float(correct.sum()) / total,
+        "acc_unseen": float(correct[unseen].sum()) / max(int(unseen.sum()), 1),
+        "unseen_rate": float(unseen.sum()) / total,
+    }
     counts = torch.bincount(gold, minlength=len(tags))  # (K,)
     hits = torch.bincount(gold[correct], minlength=len(tags))  # (K,)
     for k, tag in enumerate(tags):
@@ -70,8 +79,9 @@ def tagging_scores(gold: Tensor, predicted: Tensor, unseen: Tensor, tags: list[s
 Classify = Callable[[list[str]], list[str]]  # texts -> one predicted label each
 
 
-def sample_scores(samples: dict[str, list[str]], training_texts: set[str],
-                  classify: Classify | None = None) -> tuple[dict[str, float], list[tuple[str, str, bool, str]]]:
+def sample_scores(
+    samples: dict[str, list[str]], training_texts: set[str], classify: Classify | None = None
+) -> tuple[dict[str, float], list[tuple[str, str, bool, str]]]:
     """Samples by requested category -> ({novelty, distinct[, agreement]} over all samples, plus
     `novelty/<category>` and `agreement/<category>`), rows (category, sample, novel, predicted label or '').
 
@@ -84,8 +94,10 @@ def sample_scores(samples: dict[str, list[str]], training_texts: set[str],
         return {}, []
     novel = [bool(text) and text not in training_texts for _, text in flat]
     predicted = classify([text for _, text in flat]) if classify is not None else None
-    scores = {"novelty": sum(novel) / len(flat),
-              "distinct": sum(len(set(texts)) for texts in samples.values()) / len(flat)}
+    scores = {
+        "novelty": sum(novel) / len(flat),
+        "distinct": sum(len(set(texts)) for texts in samples.values()) / len(flat),
+    }
     if predicted is not None:
         scores["agreement"] = sum(p == c for p, (c, _) in zip(predicted, flat, strict=True)) / len(flat)
     start = 0

@@ -40,18 +40,26 @@ def predict(cfg: DictConfig) -> tuple[list[str], str]:
     load_plugins(cfg.plugins)
     task = load_task(cfg.ckpt).to(cfg.device)
     torch.manual_seed(cfg.seed)  # sampled translations (back-translation) repeat for the same seed
-    strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding") \
-        if cfg.get("decoding") else None
+    strategy = (
+        DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding") if cfg.get("decoding") else None
+    )
     if strategy is not None and task.strategy is None:
         raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
     lines = None if cfg.input is None else read_lines(cfg.input, allow_empty=True)
     if lines is None and task.needs_input:
-        raise ConfigError(f"{cfg.ckpt}: task '{task.registered_name}' reads its input lines: set input=<file> or "
-                          "input=-")
-    options = PredictOptions(strategy=strategy, batch_size=cfg.batch_size, num_samples=cfg.num_samples,
-                             generator=torch.Generator(device=cfg.device).manual_seed(cfg.seed), prime=cfg.prime,
-                             length=cfg.length, input_format=cfg.input_format,
-                             source="<stdin>" if cfg.input == "-" else str(cfg.input))
+        raise ConfigError(
+            f"{cfg.ckpt}: task '{task.registered_name}' reads its input lines: set input=<file> or input=-"
+        )
+    options = PredictOptions(
+        strategy=strategy,
+        batch_size=cfg.batch_size,
+        num_samples=cfg.num_samples,
+        generator=torch.Generator(device=cfg.device).manual_seed(cfg.seed),
+        prime=cfg.prime,
+        length=cfg.length,
+        input_format=cfg.input_format,
+        source="<stdin>" if cfg.input == "-" else str(cfg.input),
+    )
     return task.predict_lines(lines, options), task.output_separator
 
 

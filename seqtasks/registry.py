@@ -52,8 +52,9 @@ def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
     return accepted
 
 
-def check_arguments(cls: type, options: Mapping[str, Any], path: str | None = None, what: str | None = None,
-                    given: tuple[str, ...] = ()) -> dict[str, Any]:
+def check_arguments(
+    cls: type, options: Mapping[str, Any], path: str | None = None, what: str | None = None, given: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Validate constructor arguments from a config against cls's signature -> them as a dict: an
     unknown key names the closest valid one, every value is checked against its annotation, and a
     required argument left out is named. `given`: arguments the builder passes itself."""
@@ -64,11 +65,16 @@ def check_arguments(cls: type, options: Mapping[str, Any], path: str | None = No
     accepted = constructor_parameters(cls)
     for key, value in options.items():
         if key not in accepted:
-            raise ConfigError(f"{what} has no option '{prefix}{key}'; valid options: "
-                              f"{', '.join(accepted)}{did_you_mean(key, accepted)}")
+            raise ConfigError(
+                f"{what} has no option '{prefix}{key}'; valid options: "
+                f"{', '.join(accepted)}{did_you_mean(key, accepted)}"
+            )
         check_value(f"{prefix}{key}", value, accepted[key].annotation)
-    missing = [name for name, param in accepted.items()
-               if param.default is inspect.Parameter.empty and name not in options and name not in given]
+    missing = [
+        name
+        for name, param in accepted.items()
+        if param.default is inspect.Parameter.empty and name not in options and name not in given
+    ]
     if missing:
         raise ConfigError(f"{what} needs option(s): {', '.join(prefix + name for name in missing)}")
     return dict(options)
@@ -99,8 +105,10 @@ class Registry:
                     f"and by {cls.__module__}.{cls.__qualname__}"
                 )
             if self.base is not None and not issubclass(cls, self.base):
-                raise ConfigError(f"{self.kind} '{name}' ({cls.__module__}.{cls.__qualname__}) must derive from "
-                                  f"{self.base.__module__}.{self.base.__qualname__}")
+                raise ConfigError(
+                    f"{self.kind} '{name}' ({cls.__module__}.{cls.__qualname__}) must derive from "
+                    f"{self.base.__module__}.{self.base.__qualname__}"
+                )
             self._classes[name] = cls
             cls.registered_name = name
             return cls
@@ -117,16 +125,25 @@ class Registry:
         where = f" ({path}.name)" if path else ""
         if name not in self._classes:
             choices = self.names(sort)
-            raise ConfigError(f"unknown {self.kind} '{name}'{where}; choose from: "
-                              f"{', '.join(choices)}{did_you_mean(name, choices)}")
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'{where}; choose from: {', '.join(choices)}{did_you_mean(name, choices)}"
+            )
         cls = self._classes[name]
         if sort is not None and not issubclass(cls, sort):
-            raise ConfigError(f"{user or 'this component'} cannot use {self.kind} '{name}'{where}: it needs a "
-                              f"{sort.__name__}; choose from: {', '.join(self.names(sort))}")
+            raise ConfigError(
+                f"{user or 'this component'} cannot use {self.kind} '{name}'{where}: it needs a "
+                f"{sort.__name__}; choose from: {', '.join(self.names(sort))}"
+            )
         return cls
 
-    def check(self, config: Mapping[str, Any], path: str | None = None, sort: type | None = None,
-              user: str | None = None, given: tuple[str, ...] = ()) -> type:
+    def check(
+        self,
+        config: Mapping[str, Any],
+        path: str | None = None,
+        sort: type | None = None,
+        user: str | None = None,
+        given: tuple[str, ...] = (),
+    ) -> type:
         """Validate a config mapping (its `name` picks the class, the other keys are constructor
         arguments) without building anything; -> the class. `given` names the arguments that the
         builder passes itself (sizes that flow forward), which the config need not hold."""
@@ -139,8 +156,14 @@ class Registry:
         check_arguments(cls, options, path, f"{self.kind} '{cls.registered_name}'", given)
         return cls
 
-    def build(self, config: Mapping[str, Any], path: str | None = None, sort: type | None = None,
-              user: str | None = None, **extra: Any) -> Any:
+    def build(
+        self,
+        config: Mapping[str, Any],
+        path: str | None = None,
+        sort: type | None = None,
+        user: str | None = None,
+        **extra: Any,
+    ) -> Any:
         """Check `config` (see `check`), then build it; `extra` passes sizes that flow forward (e.g.
         `input_size`)."""
         cls = self.check(config, path, sort, user, given=tuple(extra))
@@ -148,8 +171,10 @@ class Registry:
         clashes = sorted(set(options) & set(extra))
         if clashes:
             prefix = f"{path}." if path else ""
-            raise ConfigError(f"{', '.join(prefix + key for key in clashes)}: set by seqtasks itself (it flows "
-                              "forward from the data or the other components); drop it from the config")
+            raise ConfigError(
+                f"{', '.join(prefix + key for key in clashes)}: set by seqtasks itself (it flows "
+                "forward from the data or the other components); drop it from the config"
+            )
         unknown = [key for key in extra if key not in constructor_parameters(cls)]
         if unknown:
             raise ConfigError(f"{self.kind} '{cls.registered_name}' takes no {', '.join(unknown)}")

@@ -46,16 +46,27 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
     callbacks = [
         # Checkpoints and early stopping act after validation only: a run that stops before its
         # first validation is validated and saved by final_metrics instead of failing.
-        ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=metric, mode=mode,
-                        save_top_k=cfg.checkpoint.save_top_k, save_last=cfg.checkpoint.save_last,
-                        auto_insert_metric_name=False, enable_version_counter=False, save_on_train_epoch_end=False),
+        ModelCheckpoint(
+            dirpath=output_dir / "checkpoints",
+            filename="best",
+            monitor=metric,
+            mode=mode,
+            save_top_k=cfg.checkpoint.save_top_k,
+            save_last=cfg.checkpoint.save_last,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+            save_on_train_epoch_end=False,
+        ),
     ]
     if cfg.ema.decay:
         # Validation, test and checkpoints see the averaged weights: smoother than any single step's.
         callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay))
     if cfg.early_stopping.patience:
-        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cfg.early_stopping.patience,
-                                       check_on_train_epoch_end=False))
+        callbacks.append(
+            EarlyStopping(
+                monitor=metric, mode=mode, patience=cfg.early_stopping.patience, check_on_train_epoch_end=False
+            )
+        )
     if hasattr(task_class, "generate") and cfg.samples.every_n_steps > 0:
         callbacks.append(SampleEvolution(**container(cfg.samples), path=str(output_dir / "samples.jsonl")))
     if hasattr(task_class, "attention_map") and cfg.attention_images.sentences > 0:
@@ -70,8 +81,13 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
     options = container(cfg.trainer)
     options["precision"] = resolve_precision(options.get("precision"), str(options.get("accelerator", "auto")))
     try:
-        return instantiate(options, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
-                           default_root_dir=str(output_dir))
+        return instantiate(
+            options,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(output_dir),
+        )
     except Exception as error:  # Lightning's MisconfigurationException, ValueError, TypeError
         raise ConfigError(f"trainer: {error}") from None
 

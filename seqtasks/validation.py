@@ -86,8 +86,9 @@ def describe(annotation: Any) -> str:
         return f"a list of {describe(args[0])}" if args else "a list"
     if origin in (dict, collections.abc.Mapping) or annotation in (dict, collections.abc.Mapping):
         return "a mapping of keys to values"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-            type(None): "null"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
 
 
 def matches(value: Any, annotation: Any) -> bool:

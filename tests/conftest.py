@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-
-import lightning as L
 
 from seqtasks import evaluate, predict
 from seqtasks.build import restore_task
@@ -41,11 +40,21 @@ TINY_TEXT = (
 FP32 = "trainer.precision=32-true"
 
 # Overrides that make any language-model run take seconds.
-TINY_LM = [FP32,
-    "encoder.hidden_size=16", "encoder.num_layers=1", "task.embedding_dim=8", "task.tbptt_steps=16",
-    "data.batch_size=4", "trainer.max_steps=6", "trainer.max_epochs=1", "trainer.limit_val_batches=2",
-    "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
-    "samples.every_n_steps=3", "samples.length=20",
+TINY_LM = [
+    FP32,
+    "encoder.hidden_size=16",
+    "encoder.num_layers=1",
+    "task.embedding_dim=8",
+    "task.tbptt_steps=16",
+    "data.batch_size=4",
+    "trainer.max_steps=6",
+    "trainer.max_epochs=1",
+    "trainer.limit_val_batches=2",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "samples.every_n_steps=3",
+    "samples.length=20",
 ]
 
 
@@ -71,11 +80,18 @@ def seqtasks(*args, module="seqtasks", check=True, env=None, timeout=600, stdin=
     """Run `python -m <module> <args>` as a user would (wandb offline, no credentials)."""
     environment = {**os.environ, "WANDB_MODE": "offline", "NETRC": "/nonexistent", **(env or {})}
     environment.pop("WANDB_API_KEY", None)
-    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                            env=environment, timeout=timeout, input=stdin)
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        input=stdin,
+    )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -114,6 +130,12 @@ def validate_in_one_process(ckpt: Path) -> dict[str, float]:
     task = restore_task(checkpoint, with_callables=True)
     data = DATASETS.build(checkpoint["seqtasks"]["config"]["data"])
     data.use_tokenizers(task.tokenizers)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     return trainer.validate(task, datamodule=data, verbose=False)[0]

@@ -165,8 +165,13 @@ def test_sigkill_during_write_keeps_the_old_checkpoint(tmp_path):
 
     python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), str(marker)], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path), str(marker)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and child.poll() is None and not marker.exists():
@@ -210,8 +215,9 @@ def test_load_checkpoint_directory_is_not_a_checkpoint(tmp_path):
         load_checkpoint(tmp_path)
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not a checkpoint\n", os.urandom(4096)],
-                         ids=["empty", "text", "random"])
+@pytest.mark.parametrize(
+    "content", [b"", b"this is not a checkpoint\n", os.urandom(4096)], ids=["empty", "text", "random"]
+)
 def test_load_checkpoint_garbage_file(tmp_path, content):
     path = tmp_path / "garbage.ckpt"
     path.write_bytes(content)

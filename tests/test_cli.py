@@ -25,8 +25,13 @@ def data_root(tmp_path_factory) -> Path:
 def trained_run(tmp_path_factory, data_root) -> Path:
     """One tiny run of experiment=char_rnn_shakespeare, logging to csv, TensorBoard and wandb."""
     run_dir = tmp_path_factory.mktemp("run")
-    seqtasks("experiment=char_rnn_shakespeare", *TINY_LM, f"data.root={data_root}", "logger=[csv,tensorboard,wandb]",
-             f"hydra.run.dir={run_dir}")
+    seqtasks(
+        "experiment=char_rnn_shakespeare",
+        *TINY_LM,
+        f"data.root={data_root}",
+        "logger=[csv,tensorboard,wandb]",
+        f"hydra.run.dir={run_dir}",
+    )
     return run_dir
 
 
@@ -50,20 +55,22 @@ def test_run_directory_holds_everything(trained_run):
 def test_predict_writes_seeded_samples(trained_run, tmp_path):
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     out = tmp_path / "sample.txt"
-    args = [f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.temperature=0.8",
-            "seed=3"]
+    args = [f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.temperature=0.8", "seed=3"]
     result = command("seqtasks.predict", *args, f"output={out}")
     assert str(out) in result.stderr
     text = out.read_text()
     assert text.startswith("First") and len(text) == len("First") + 40 + 1
     assert command("seqtasks.predict", *args).stdout == text  # same seed, same text, to stdout
     greedy = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "decoding=greedy")
-    top1 = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling",
-                   "decoding.top_k=1")
+    top1 = command(
+        "seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "decoding=sampling", "decoding.top_k=1"
+    )
     assert greedy.stdout == top1.stdout
     default = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "seed=3")
-    assert default.stdout == command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "seed=3",
-                                     "decoding=sampling").stdout  # the language model's own: sampling
+    assert (
+        default.stdout
+        == command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "seed=3", "decoding=sampling").stdout
+    )  # the language model's own: sampling
 
 
 def test_predict_with_a_bad_checkpoint(tmp_path):
@@ -83,8 +90,15 @@ def test_cfg_job_and_help():
 
 @pytest.mark.slow
 def test_multirun_sweeps(tmp_path, data_root):
-    seqtasks("--multirun", "encoder=lstm,gru", *TINY_LM, "samples.every_n_steps=0", f"data.root={data_root}",
-             f"hydra.sweep.dir={tmp_path}", "logger=csv")
+    seqtasks(
+        "--multirun",
+        "encoder=lstm,gru",
+        *TINY_LM,
+        "samples.every_n_steps=0",
+        f"data.root={data_root}",
+        f"hydra.sweep.dir={tmp_path}",
+        "logger=csv",
+    )
     for job in ("0", "1"):
         assert "val/loss" in json.loads((tmp_path / job / "metrics.json").read_text())
     assert "name: gru" in (tmp_path / "1" / "config.yaml").read_text()
@@ -92,8 +106,15 @@ def test_multirun_sweeps(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path, data_root):
-    result = seqtasks("trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY_LM,
-                      "samples.every_n_steps=0", f"data.root={data_root}", f"hydra.run.dir={tmp_path}")
+    result = seqtasks(
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        *TINY_LM,
+        "samples.every_n_steps=0",
+        f"data.root={data_root}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert "GLOBAL_RANK: 1" in result.stdout + result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val/loss"] < 4.5
@@ -101,14 +122,17 @@ def test_ddp_on_two_cpu_processes(tmp_path, data_root):
     assert checkpoint["global_step"] == 6
 
 
-@pytest.mark.parametrize(("overrides", "messages"), [
-    (["encoder=lstmm"], ["error: unknown encoder option 'lstmm'; choose from: gru, ", "(did you mean 'lstm'?)"]),
-    (["encoder.hiden_size=3"], ["error: no config key 'encoder.hiden_size' (did you mean 'encoder.hidden_size'?)"]),
-    (["--multirun", "encoder=lstm,grru"], ["error: unknown encoder option 'grru'", "(did you mean 'gru'?)"]),
-    (["data=text_file"], ["config key 'data.path' must be set"]),
-    (["encoder.num_layers=two"], ["encoder.num_layers='two': expected an integer >= 1"]),
-    (["data.batch_size=0"], ["data.batch_size=0: expected an integer >= 1"]),
-])
+@pytest.mark.parametrize(
+    ("overrides", "messages"),
+    [
+        (["encoder=lstmm"], ["error: unknown encoder option 'lstmm'; choose from: gru, ", "(did you mean 'lstm'?)"]),
+        (["encoder.hiden_size=3"], ["error: no config key 'encoder.hiden_size' (did you mean 'encoder.hidden_size'?)"]),
+        (["--multirun", "encoder=lstm,grru"], ["error: unknown encoder option 'grru'", "(did you mean 'gru'?)"]),
+        (["data=text_file"], ["config key 'data.path' must be set"]),
+        (["encoder.num_layers=two"], ["encoder.num_layers='two': expected an integer >= 1"]),
+        (["data.batch_size=0"], ["data.batch_size=0: expected an integer >= 1"]),
+    ],
+)
 def test_a_mistake_in_the_command_line_is_one_line_and_exit_code_2(tmp_path, data_root, overrides, messages):
     data = [] if "data=text_file" in overrides else [f"data.root={data_root}"]
     result = seqtasks(*TINY_LM, *data, *overrides, f"hydra.run.dir={tmp_path}", check=False)
@@ -125,14 +149,20 @@ def test_a_group_the_task_does_not_use_fails_before_training(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize(("module", "arguments", "message"), [
-    ("seqtasks.predict", [], "error: ckpt must be set, e.g. ckpt=..."),
-    ("seqtasks.predict", ["ckpt=x.ckpt", "decoding=beem"], "error: unknown decoding option 'beem'; choose from: beam, "
-                                                           "greedy, sampling (did you mean 'beam'?)"),
-    ("seqtasks.predict", ["ckpt=x.ckpt", "inptu=a.txt"], "error: no config key 'inptu' (did you mean 'input'?)"),
-    ("seqtasks.evaluate", [], "error: ckpt must be set, e.g. ckpt=..."),
-    ("seqtasks.evaluate", ["ckpt=x.ckpt", "tset=a.tsv"], "error: no config key 'tset' (did you mean 'test'?)"),
-])
+@pytest.mark.parametrize(
+    ("module", "arguments", "message"),
+    [
+        ("seqtasks.predict", [], "error: ckpt must be set, e.g. ckpt=..."),
+        (
+            "seqtasks.predict",
+            ["ckpt=x.ckpt", "decoding=beem"],
+            "error: unknown decoding option 'beem'; choose from: beam, greedy, sampling (did you mean 'beam'?)",
+        ),
+        ("seqtasks.predict", ["ckpt=x.ckpt", "inptu=a.txt"], "error: no config key 'inptu' (did you mean 'input'?)"),
+        ("seqtasks.evaluate", [], "error: ckpt must be set, e.g. ckpt=..."),
+        ("seqtasks.evaluate", ["ckpt=x.ckpt", "tset=a.tsv"], "error: no config key 'tset' (did you mean 'test'?)"),
+    ],
+)
 def test_predict_and_evaluate_mistakes_are_one_line(module, arguments, message):
     result = command(module, *arguments, check=False)
     assert result.returncode == 2
@@ -140,8 +170,13 @@ def test_predict_and_evaluate_mistakes_are_one_line(module, arguments, message):
 
 
 def test_unknown_decoding_strategy_lists_choices(trained_run):
-    result = command("seqtasks.predict", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "decoding=greedy",
-                     "decoding.name=beem", check=False)
+    result = command(
+        "seqtasks.predict",
+        f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}",
+        "decoding=greedy",
+        "decoding.name=beem",
+        check=False,
+    )
     assert result.returncode == 2
     assert "unknown decoding strategy 'beem' (decoding.name); choose from: beam, greedy, sampling" in result.stderr
 

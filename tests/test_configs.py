@@ -19,8 +19,13 @@ from seqtasks.tasks.generation import SampleMetrics
 from seqtasks.tokenizers import LabelVocabulary, WordTokenizer
 
 CONF = config_dir()
-REGISTRY_OF_GROUP = {"encoder": ENCODERS, "head": HEADS, "decoding": DECODING, "tokenizer": TOKENIZERS,
-                     "data": DATASETS}
+REGISTRY_OF_GROUP = {
+    "encoder": ENCODERS,
+    "head": HEADS,
+    "decoding": DECODING,
+    "tokenizer": TOKENIZERS,
+    "data": DATASETS,
+}
 
 
 def options(group: str) -> list[str]:
@@ -43,8 +48,11 @@ def assert_defaults_equal(values: dict, cls: type, where: str) -> None:
     (the task's optimizer and scheduler are the homes of their own groups)."""
     parameters = constructor_parameters(cls)
     for key, value in values.items():
-        if key in ("name", "optimizer", "scheduler") or key not in parameters \
-                or parameters[key].default is inspect.Parameter.empty:
+        if (
+            key in ("name", "optimizer", "scheduler")
+            or key not in parameters
+            or parameters[key].default is inspect.Parameter.empty
+        ):
             continue
         default = parameters[key].default
         if default is None and isinstance(value, dict):  # nested options with defaults of their own
@@ -85,13 +93,16 @@ def test_any_trainer_argument_can_be_set_on_the_command_line(compose_config):
 
 
 # --- precision: auto -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("on_gpu", "gpu_bf16", "flags", "expected"), [
-    (False, False, {"avx2", "fma"}, "32-true"),                     # AMD Zen 3, Intel Skylake
-    (False, False, {"avx512f", "avx512_bf16"}, "bf16-mixed"),       # AMD Zen 4, Intel Cooper Lake
-    (False, False, {"avx512f", "amx_bf16", "amx_tile"}, "bf16-mixed"),  # Intel Sapphire Rapids
-    (True, True, set(), "bf16-mixed"),                              # A100, H100
-    (True, False, {"amx_bf16"}, "32-true"),                         # an older GPU: the GPU decides
-])
+@pytest.mark.parametrize(
+    ("on_gpu", "gpu_bf16", "flags", "expected"),
+    [
+        (False, False, {"avx2", "fma"}, "32-true"),  # AMD Zen 3, Intel Skylake
+        (False, False, {"avx512f", "avx512_bf16"}, "bf16-mixed"),  # AMD Zen 4, Intel Cooper Lake
+        (False, False, {"avx512f", "amx_bf16", "amx_tile"}, "bf16-mixed"),  # Intel Sapphire Rapids
+        (True, True, set(), "bf16-mixed"),  # A100, H100
+        (True, False, {"amx_bf16"}, "32-true"),  # an older GPU: the GPU decides
+    ],
+)
 def test_precision_auto_follows_the_hardware(on_gpu, gpu_bf16, flags, expected):
     chosen, why = choose_precision(on_gpu, gpu_bf16, flags)
     assert chosen == expected and why
@@ -157,12 +168,16 @@ def test_data_options_build(compose_config, option, tiny_text_file, tmp_path):
 
 def tokenizers_for(task: str, tokenizer: dict) -> dict:
     labels = LabelVocabulary().fit(["a", "b"]).state()
-    return {"translation": {"source": tokenizer, "target": tokenizer},
-            "classification": {"text": tokenizer, "labels": labels},
-            "generation": {"text": tokenizer, "labels": labels},
-            "tagging": {"words": WordTokenizer().fit(["some text"]).state(), "chars": tokenizer,
-                        "tags": LabelVocabulary().fit(["X", "Y"]).state()},
-            }.get(task, {"text": tokenizer})
+    return {
+        "translation": {"source": tokenizer, "target": tokenizer},
+        "classification": {"text": tokenizer, "labels": labels},
+        "generation": {"text": tokenizer, "labels": labels},
+        "tagging": {
+            "words": WordTokenizer().fit(["some text"]).state(),
+            "chars": tokenizer,
+            "tags": LabelVocabulary().fit(["X", "Y"]).state(),
+        },
+    }.get(task, {"text": tokenizer})
 
 
 @pytest.mark.parametrize("option", options("task"))
@@ -170,8 +185,9 @@ def test_task_options_build_and_train_a_step(compose_config, option):
     cfg = compose_config([f"task={option}", "encoder.hidden_size=8", "tokenizer=char"])
     task_class = check_config(cfg)
     tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"]).state()
-    task = TASKS.build(container(cfg.task), "task", tokenizers=tokenizers_for(option, tokenizer),
-                       **task_groups(cfg, task_class))
+    task = TASKS.build(
+        container(cfg.task), "task", tokenizers=tokenizers_for(option, tokenizer), **task_groups(cfg, task_class)
+    )
     optimizers = task.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
     parameter = next(task.parameters())
@@ -244,8 +260,12 @@ def test_command_configs_compose(compose_config, name):
 
 def test_a_task_option_chooses_its_groups_and_its_recipe_and_the_command_line_wins(compose_config):
     cfg = compose_config(["task=translation"])
-    assert (cfg.data.name, cfg.tokenizer.name, cfg.head.name, cfg.decoding.name) == \
-        ("multi30k", "sentencepiece", "decoder", "beam")
+    assert (cfg.data.name, cfg.tokenizer.name, cfg.head.name, cfg.decoding.name) == (
+        "multi30k",
+        "sentencepiece",
+        "decoder",
+        "beam",
+    )
     assert cfg.encoder.bidirectional and cfg.early_stopping.patience == 5  # the Multi30k recipe
     assert cfg.trainer.max_time == "00:00:55:00"
     cfg = compose_config(["task=translation", "encoder=lstm", "decoding=greedy", "encoder.hidden_size=64"])
@@ -255,18 +275,25 @@ def test_a_task_option_chooses_its_groups_and_its_recipe_and_the_command_line_wi
     assert compose_config([]).early_stopping.patience is None  # the language model's defaults are untouched
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["task=classification", "decoding=beam"], "task 'classification' does not use the decoding group; drop "
-                                               "decoding=beam"),
-    (["task=tagging", "head=classifier"], "task 'tagging' cannot use head 'classifier'.*choose from: crf_tagger, "
-                                         "softmax_tagger"),
-    (["encoder.num_layers=0"], r"encoder.num_layers=0: expected an integer >= 1"),
-    (["data.batch_size=0"], r"data.batch_size=0: expected an integer >= 1"),
-    (["task.optimizer.lr=-1"], r"task.optimizer: .*Invalid learning rate: -1"),
-    (["task=classification", "task.word_dropout=1.5"], r"task.word_dropout=1.5: expected a number in \[0, 1\)"),
-    (["head.dropout=-0.1"], r"head.dropout=-0.1: expected a number in \[0, 1\)"),
-    (["tokenizer.min_frequency=0"], r"tokenizer.min_frequency=0: expected an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["task=classification", "decoding=beam"],
+            "task 'classification' does not use the decoding group; drop decoding=beam",
+        ),
+        (
+            ["task=tagging", "head=classifier"],
+            "task 'tagging' cannot use head 'classifier'.*choose from: crf_tagger, softmax_tagger",
+        ),
+        (["encoder.num_layers=0"], r"encoder.num_layers=0: expected an integer >= 1"),
+        (["data.batch_size=0"], r"data.batch_size=0: expected an integer >= 1"),
+        (["task.optimizer.lr=-1"], r"task.optimizer: .*Invalid learning rate: -1"),
+        (["task=classification", "task.word_dropout=1.5"], r"task.word_dropout=1.5: expected a number in \[0, 1\)"),
+        (["head.dropout=-0.1"], r"head.dropout=-0.1: expected a number in \[0, 1\)"),
+        (["tokenizer.min_frequency=0"], r"tokenizer.min_frequency=0: expected an integer >= 1"),
+    ],
+)
 def test_a_config_is_checked_whole_before_anything_is_read(compose_config, overrides, message):
     with pytest.raises(ConfigError, match=message):
         check_config(compose_config(overrides))

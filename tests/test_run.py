@@ -26,17 +26,29 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-SMALL = ["encoder.hidden_size=8", "encoder.num_layers=1", "trainer.enable_progress_bar=false",
-         "trainer.num_sanity_val_steps=0", "logger={}"]
+SMALL = [
+    "encoder.hidden_size=8",
+    "encoder.num_layers=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.num_sanity_val_steps=0",
+    "logger={}",
+]
 
 
 @pytest.mark.parametrize("task", ["classification", "generation"])
 def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_its_checkpoint(
-        data_root, tmp_path, task):
+    data_root, tmp_path, task
+):
     # The presets stop early on val/acc (classification): a run of 2 steps never reaches a validation.
-    metrics = train(f"task={task}", f"data.root={data_root}", *SMALL, "trainer.max_steps=2", "data.max_tokens=20",
-                    "task.sample_metrics.per_category=2" if task == "generation" else "task.embedding_dim=8",
-                    run_dir=tmp_path)
+    metrics = train(
+        f"task={task}",
+        f"data.root={data_root}",
+        *SMALL,
+        "trainer.max_steps=2",
+        "data.max_tokens=20",
+        "task.sample_metrics.per_category=2" if task == "generation" else "task.embedding_dim=8",
+        run_dir=tmp_path,
+    )
     metric = "val/acc" if task == "classification" else "val/loss"
     assert metric in metrics and "test/loss" in metrics
     checkpoint = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
@@ -46,8 +58,16 @@ def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_i
 
 @pytest.mark.slow
 def test_an_optuna_sweep_optimises_the_validation_metric_that_selects_checkpoints(data_root, tmp_path):
-    seqtasks("--multirun", "sweep=char_rnn_optuna", "hydra.sweeper.n_trials=2", *TINY_LM, "samples.every_n_steps=0",
-             f"data.root={data_root}", "logger={}", f"hydra.sweep.dir={tmp_path}")
+    seqtasks(
+        "--multirun",
+        "sweep=char_rnn_optuna",
+        "hydra.sweeper.n_trials=2",
+        *TINY_LM,
+        "samples.every_n_steps=0",
+        f"data.root={data_root}",
+        "logger={}",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     jobs = [json.loads((tmp_path / job / "metrics.json").read_text()) for job in ("0", "1")]
     # The value each trial returned is its val/loss (never a test metric): the best is the lowest.

@@ -36,7 +36,7 @@ class AttentionImages(L.Callback):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         # The first sentences of the validation file: the same ones every time, so images compare.
-        sources = [source for source, _ in trainer.datamodule.read("val")[:self.sentences]]
+        sources = [source for source, _ in trainer.datamodule.read("val")[: self.sentences]]
         for i, source in enumerate(sources):
             figure = attention_figure(*task.attention_map(source))
             figure.savefig(self.directory / f"sentence_{i}.png", dpi=100)
@@ -45,5 +45,8 @@ class AttentionImages(L.Callback):
                 if hasattr(experiment, "add_figure"):  # TensorBoard
                     experiment.add_figure(f"attention/sentence_{i}", figure, trainer.global_step, close=False)
                 if hasattr(logger, "log_image"):  # wandb
-                    logger.log_image(key=f"attention/sentence_{i}", images=[str(self.directory / f"sentence_{i}.png")],
-                                     step=trainer.global_step)
+                    logger.log_image(
+                        key=f"attention/sentence_{i}",
+                        images=[str(self.directory / f"sentence_{i}.png")],
+                        step=trainer.global_step,
+                    )

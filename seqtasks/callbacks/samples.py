@@ -29,8 +29,14 @@ def log_text(loggers: Sequence, key: str, text: str, step: int) -> None:
             logger.log_text(key=key, columns=["text"], data=[[text]], step=step)
 
 
-def write_sample_table(rows: Sequence[tuple[str, str, bool, str]], directory: Path, loggers: Sequence,
-                       shown: int, temperature: float, step: int) -> None:
+def write_sample_table(
+    rows: Sequence[tuple[str, str, bool, str]],
+    directory: Path,
+    loggers: Sequence,
+    shown: int,
+    temperature: float,
+    step: int,
+) -> None:
     """rows (category, sample, novel, classifier's label) -> <directory>/samples.tsv; the first
     `shown` samples of every category are printed and sent to the loggers."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -47,8 +53,15 @@ def write_sample_table(rows: Sequence[tuple[str, str, bool, str]], directory: Pa
 
 
 class SampleEvolution(L.Callback):
-    def __init__(self, every_n_steps: int = 200, temperatures: tuple[float, ...] = (0.5, 0.8, 1.0),
-                 length: int = 300, prime: str = "\n", seed: int = 0, path: str = "samples.jsonl"):
+    def __init__(
+        self,
+        every_n_steps: int = 200,
+        temperatures: tuple[float, ...] = (0.5, 0.8, 1.0),
+        length: int = 300,
+        prime: str = "\n",
+        seed: int = 0,
+        path: str = "samples.jsonl",
+    ):
         self.every_n_steps = every_n_steps
         self.temperatures = list(temperatures)
         self.length = length
@@ -76,5 +89,9 @@ class SampleEvolution(L.Callback):
                 if hasattr(experiment, "add_text"):  # TensorBoard
                     experiment.add_text(f"samples/temperature_{r['temperature']}", f"```\n{r['text']}\n```", step)
             if hasattr(logger, "log_text"):  # wandb
-                logger.log_text(key="samples", columns=["step", "temperature", "text"],
-                                data=[[r["step"], r["temperature"], r["text"]] for r in records], step=step)
+                logger.log_text(
+                    key="samples",
+                    columns=["step", "temperature", "text"],
+                    data=[[r["step"], r["temperature"], r["text"]] for r in records],
+                    step=step,
+                )

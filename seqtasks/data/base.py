@@ -128,8 +128,9 @@ class TokenBudgetData(SeqDataModule):
     tokens. Subclasses give `lengths(encoded)` and `collate()`; `encode_split` returns a sequence of
     examples (whatever the collate object takes)."""
 
-    def __init__(self, max_tokens: PositiveInt, val_max_tokens: PositiveInt | None = None,
-                 num_workers: NonNegativeInt = 0):
+    def __init__(
+        self, max_tokens: PositiveInt, val_max_tokens: PositiveInt | None = None, num_workers: NonNegativeInt = 0
+    ):
         super().__init__(num_workers)
         self.max_tokens = max_tokens
         self.val_max_tokens = val_max_tokens or max_tokens
@@ -157,13 +158,19 @@ class TokenBudgetData(SeqDataModule):
         """The split's batch sampler, made once; Lightning sets the training sampler's epoch."""
         if split not in self._samplers:
             budget = self.max_tokens if split == "train" else self.val_max_tokens
-            self._samplers[split] = TokenBatchSampler(self.lengths(self.encoded(split)), budget,
-                                                      shuffle=split == "train", seed=TRAIN_SEED)
+            self._samplers[split] = TokenBatchSampler(
+                self.lengths(self.encoded(split)), budget, shuffle=split == "train", seed=TRAIN_SEED
+            )
         return self._samplers[split]
 
     def loader(self, split: str) -> DataLoader:
-        return DataLoader(Examples(self.encoded(split)), batch_sampler=self.sampler(split), collate_fn=self.collate(),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            Examples(self.encoded(split)),
+            batch_sampler=self.sampler(split),
+            collate_fn=self.collate(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", SPLITS)

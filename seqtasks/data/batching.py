@@ -26,9 +26,14 @@ class TensorBatch:
     indices or strings) stay. A batch's len() is its number of examples."""
 
     def _map_tensors(self, fn):
-        return dataclasses.replace(self, **{field.name: fn(getattr(self, field.name))
-                                            for field in dataclasses.fields(self)
-                                            if isinstance(getattr(self, field.name), Tensor)})
+        return dataclasses.replace(
+            self,
+            **{
+                field.name: fn(getattr(self, field.name))
+                for field in dataclasses.fields(self)
+                if isinstance(getattr(self, field.name), Tensor)
+            },
+        )
 
     def to(self, device: torch.device | str, non_blocking: bool = False):
         return self._map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
@@ -37,13 +42,14 @@ class TensorBatch:
         return self._map_tensors(Tensor.pin_memory)
 
 
-def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int,
-                  device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
     """Token id lists -> padded ids (B, T) long, with T the longest length, and lengths (B,)."""
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     padded = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
     for row, ids in enumerate(sequences):
-        padded[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return padded.to(device), lengths.to(device)
 
 
@@ -52,7 +58,7 @@ def length_sorted_chunks(sequences: Sequence[Sequence[int]], batch_size: int) ->
     batches with little padding (callers put results back by index)."""
     order = sorted((i for i, ids in enumerate(sequences) if ids), key=lambda i: len(sequences[i]))
     for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 TRAIN_SEED = 0  # the bucketing order is a function of (this, epoch): reruns see the same batches

@@ -69,8 +69,10 @@ class LabelledTextData(TokenBudgetData):
 
     def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
         train = self.read("train")
-        return {"text": TOKENIZERS.build(config, "tokenizer").fit([text for text, _ in train]),
-                "labels": LabelVocabulary().fit([label for _, label in train])}
+        return {
+            "text": TOKENIZERS.build(config, "tokenizer").fit([text for text, _ in train]),
+            "labels": LabelVocabulary().fit([label for _, label in train]),
+        }
 
     def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
         if tokenizers["text"].vocab.pad_id is None:
@@ -101,9 +103,14 @@ class NamesData(LabelledTextData):
 
     `test=<file.tsv>` (header `name<TAB>language`) replaces the test split, e.g. to evaluate on new names."""
 
-    def __init__(self, root: str | None = None, seed: int = 0,
-                 fractions: tuple[Probability, Probability, Probability] = (0.8, 0.1, 0.1),
-                 test: str | None = None, **options: Any):
+    def __init__(
+        self,
+        root: str | None = None,
+        seed: int = 0,
+        fractions: tuple[Probability, Probability, Probability] = (0.8, 0.1, 0.1),
+        test: str | None = None,
+        **options: Any,
+    ):
         super().__init__(**options)
         self.directory = dataset_directory(root, "names") / "by_language"
         self.seed = seed
@@ -132,9 +139,16 @@ class SST2Data(LabelledTextData):
     on the 872 `dev.tsv` sentences. The labelled test split is not distributed: `test` is None
     unless given a file. Relative paths are under <root>/sst2."""
 
-    def __init__(self, root: str | None = None, train: str = "train.tsv", val: str = "dev.tsv",
-                 test: str | None = None, text_column: str = "sentence", label_column: str = "label",
-                 **options: Any):
+    def __init__(
+        self,
+        root: str | None = None,
+        train: str = "train.tsv",
+        val: str = "dev.tsv",
+        test: str | None = None,
+        text_column: str = "sentence",
+        label_column: str = "label",
+        **options: Any,
+    ):
         super().__init__(**options)
         self.files = split_paths(dataset_directory(root, "sst2"), train, val, test)
         self.text_column = text_column

@@ -128,19 +128,23 @@ def parse_conllu(lines: Sequence[str], path: str | Path) -> list[Sentence]:
             raise DataError(path, f"expected 10 tab-separated columns, found {len(columns)}", line=number)
         for position, (name, value) in enumerate(zip(COLUMNS, columns, strict=True), start=1):
             if value == "":
-                raise DataError(path, f"column {position} ({name.upper()}) is empty; write '_' for no value",
-                                line=number)
+                raise DataError(
+                    path, f"column {position} ({name.upper()}) is empty; write '_' for no value", line=number
+                )
         token = Token(*columns)
         if token.is_word:
             if int(token.id) != next_word:
                 raise DataError(
-                    path, f"word id {token.id} out of order; expected {next_word} (word ids count 1, 2, 3, ... "
-                    "in each sentence)", line=number,
+                    path,
+                    f"word id {token.id} out of order; expected {next_word} (word ids count 1, 2, 3, ... "
+                    "in each sentence)",
+                    line=number,
                 )
             next_word += 1
         elif not (token.is_multiword or token.is_empty_node):
             raise DataError(
-                path, f"expected an integer word id, a range like 3-4 or an empty node like 8.1, found {token.id!r}",
+                path,
+                f"expected an integer word id, a range like 3-4 or an empty node like 8.1, found {token.id!r}",
                 line=number,
             )
         current.lines.append(token)
@@ -148,9 +152,7 @@ def parse_conllu(lines: Sequence[str], path: str | Path) -> list[Sentence]:
     return sentences
 
 
-def _replace_column(
-    sentences: Sequence[Sentence], tags: Sequence[Sequence[str]] | None, column: str
-) -> list[Sentence]:
+def _replace_column(sentences: Sequence[Sentence], tags: Sequence[Sequence[str]] | None, column: str) -> list[Sentence]:
     if tags is None:
         return list(sentences)
     if len(tags) != len(sentences):
@@ -159,13 +161,12 @@ def _replace_column(
     for index, (sentence, sentence_tags) in enumerate(zip(sentences, tags, strict=True)):
         n_words = sum(1 for token in sentence.lines if token.is_word)
         if len(sentence_tags) != n_words:
-            raise ValueError(
-                f"sentence {index}: {len(sentence_tags)} {column} tags given for {n_words} words"
-            )
+            raise ValueError(f"sentence {index}: {len(sentence_tags)} {column} tags given for {n_words} words")
         for tag in sentence_tags:
             if not isinstance(tag, str) or not tag or any(c in tag for c in "\t\n\r"):
-                raise ValueError(f"sentence {index}: {column} tag {tag!r} is not a non-empty string without tabs "
-                                 "or line breaks")
+                raise ValueError(
+                    f"sentence {index}: {column} tag {tag!r} is not a non-empty string without tabs or line breaks"
+                )
         new_tags = iter(sentence_tags)
         lines = [
             dataclasses.replace(token, **{column: next(new_tags)}) if token.is_word else token

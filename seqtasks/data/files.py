@@ -58,8 +58,11 @@ class RemoteFile:
             return path
         if download and self.url:
             return self.download(path)
-        hint = ("set data.download=true to fetch it from " + self.url) if self.url else \
-            "this dataset has no download URL; copy the file there"
+        hint = (
+            ("set data.download=true to fetch it from " + self.url)
+            if self.url
+            else "this dataset has no download URL; copy the file there"
+        )
         raise DataError(path, f"dataset file not found (data root: {root}; set data.root or $SEQTASKS_DATA); {hint}")
 
     def download(self, path: Path, timeout: float = 60.0) -> Path:

@@ -18,8 +18,10 @@ def read_parallel(source: str | Path, target: str | Path) -> list[tuple[str, str
     sources, targets = read_lines(source), read_lines(target)
     if len(sources) != len(targets):
         raise DataError(
-            source, f"has {len(sources)} lines, but its parallel file {target} has {len(targets)} lines; "
-            "parallel files must be line-aligned (one sentence per line, the same number of lines)")
+            source,
+            f"has {len(sources)} lines, but its parallel file {target} has {len(targets)} lines; "
+            "parallel files must be line-aligned (one sentence per line, the same number of lines)",
+        )
     return list(zip(sources, targets, strict=True))
 
 
@@ -34,6 +36,7 @@ def read_parallel_tsv(path: str | Path) -> list[tuple[str, str]]:
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(
-                path, f"expected 'source<TAB>target' (exactly one tab), found {len(fields) - 1} tabs", line=number)
+                path, f"expected 'source<TAB>target' (exactly one tab), found {len(fields) - 1} tabs", line=number
+            )
         pairs.append((fields[0], fields[1]))
     return pairs

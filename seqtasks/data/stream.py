@@ -49,12 +49,14 @@ def stream_rows(tokens: Tensor, rows: int, seq_len: int) -> Tensor:
     """(N,) -> (rows, L+1) contiguous rows; L a multiple of seq_len; the extra column is the last target."""
     steps = steps_per_row(len(tokens), rows, seq_len)
     if steps == 0:
-        raise ValueError(f"{len(tokens)} tokens cannot fill even one batch of {rows} rows x {seq_len} steps "
-                         "(+1 for the targets); lower data.batch_size or data.seq_len")
+        raise ValueError(
+            f"{len(tokens)} tokens cannot fill even one batch of {rows} rows x {seq_len} steps "
+            "(+1 for the targets); lower data.batch_size or data.seq_len"
+        )
     length = steps * seq_len
     # Row r starts at r*length; its last target is the first token of row r+1.
     starts = torch.arange(rows) * length
-    return torch.stack([tokens[s:s + length + 1] for s in starts.tolist()])  # (rows, L+1)
+    return torch.stack([tokens[s : s + length + 1] for s in starts.tolist()])  # (rows, L+1)
 
 
 class StreamBatches(IterableDataset):
@@ -73,8 +75,8 @@ class StreamBatches(IterableDataset):
     def __iter__(self):
         rank, world = rank_and_world()
         first = rank * self.batch_size
-        rows = stream_rows(self.tokens, self.batch_size * world, self.seq_len)[first:first + self.batch_size]
+        rows = stream_rows(self.tokens, self.batch_size * world, self.seq_len)[first : first + self.batch_size]
         row_ids = list(range(first, first + self.batch_size))
         for position, start in enumerate(range(0, rows.shape[1] - 1, self.seq_len)):
-            chunk = rows[:, start:start + self.seq_len + 1]  # (B, T+1)
+            chunk = rows[:, start : start + self.seq_len + 1]  # (B, T+1)
             yield StreamBatch(chunk[:, :-1], chunk[:, 1:], row_ids, position)

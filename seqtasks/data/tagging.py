@@ -88,8 +88,9 @@ def word_id(words: Tokenizer, form: str) -> int:
     return ids[0] if len(ids) == 1 else words.vocab.unk_id
 
 
-def encode_sentence(forms: Sequence[str], words: Tokenizer, chars: Tokenizer,
-                    cache: dict[str, tuple[int, list[int]]] | None = None) -> EncodedSentence:
+def encode_sentence(
+    forms: Sequence[str], words: Tokenizer, chars: Tokenizer, cache: dict[str, tuple[int, list[int]]] | None = None
+) -> EncodedSentence:
     """Word ids, char ids and unseen flags of one sentence's forms (cache: form -> (word id, char ids))."""
     cache = {} if cache is None else cache
     word_ids, char_ids = [], []
@@ -103,8 +104,7 @@ def encode_sentence(forms: Sequence[str], words: Tokenizer, chars: Tokenizer,
     return EncodedSentence(list(forms), word_ids, char_ids, [w == unk for w in word_ids])
 
 
-def collate(sentences: Sequence[EncodedSentence], word_pad: int, char_pad: int,
-            indices: Sequence[int]) -> TaggingBatch:
+def collate(sentences: Sequence[EncodedSentence], word_pad: int, char_pad: int, indices: Sequence[int]) -> TaggingBatch:
     """Encoded sentences (each >= 1 word) -> one padded batch; the distinct forms' characters once each."""
     words, lengths = pad_sequences([s.word_ids for s in sentences], word_pad)  # (B, T), (B,)
     B, T = words.shape
@@ -136,8 +136,9 @@ class CollateSentences:
         self.word_pad, self.char_pad = word_pad, char_pad
 
     def __call__(self, examples: Sequence[tuple[int, EncodedSentence]]) -> TaggingBatch:
-        return collate([sentence for _, sentence in examples], self.word_pad, self.char_pad,
-                       [index for index, _ in examples])
+        return collate(
+            [sentence for _, sentence in examples], self.word_pad, self.char_pad, [index for index, _ in examples]
+        )
 
 
 @DATASETS.register("conllu")
@@ -147,10 +148,17 @@ class TaggingData(TokenBudgetData):
     Relative file paths are under <root>/ud_english_ewt, absolute ones are used as given, so
     `data.test=/some/file.conllu` scores a model on any CoNLL-U file; `test: null` means no test split."""
 
-    def __init__(self, root: str | None = None, train: str = "en_ewt-ud-train.conllu",
-                 val: str = "en_ewt-ud-dev.conllu", test: str | None = "en_ewt-ud-test.conllu",
-                 column: Literal["upos", "xpos"] = "upos", max_tokens: PositiveInt = 1000,
-                 val_max_tokens: PositiveInt | None = None, num_workers: NonNegativeInt = 0):
+    def __init__(
+        self,
+        root: str | None = None,
+        train: str = "en_ewt-ud-train.conllu",
+        val: str = "en_ewt-ud-dev.conllu",
+        test: str | None = "en_ewt-ud-test.conllu",
+        column: Literal["upos", "xpos"] = "upos",
+        max_tokens: PositiveInt = 1000,
+        val_max_tokens: PositiveInt | None = None,
+        num_workers: NonNegativeInt = 0,
+    ):
         super().__init__(max_tokens, val_max_tokens, num_workers)
         self.files = split_paths(dataset_directory(root, "ud_english_ewt"), train, val, test)
         self.column = column
@@ -166,13 +174,17 @@ class TaggingData(TokenBudgetData):
         """Fit `words` (from the `tokenizer` group, which must be a word tokenizer), `chars` and `tags`
         on the training split."""
         if config.get("name") != "word":
-            raise ConfigError("tagging needs tokenizer=word for its word vocabulary, "
-                              f"got tokenizer={config.get('name')}")
+            raise ConfigError(
+                f"tagging needs tokenizer=word for its word vocabulary, got tokenizer={config.get('name')}"
+            )
         sentences = self.read("train")
         forms = [word.form for sentence in sentences for word in sentence.words]
         tags = [tag for sentence in sentences for tag in self.gold_tags("train", sentence)]
-        return {"words": TOKENIZERS.build(config, "tokenizer").fit(forms), "chars": CharTokenizer().fit(forms),
-                "tags": LabelVocabulary().fit(tags)}
+        return {
+            "words": TOKENIZERS.build(config, "tokenizer").fit(forms),
+            "chars": CharTokenizer().fit(forms),
+            "tags": LabelVocabulary().fit(tags),
+        }
 
     def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
         check_tokenizers(tokenizers)
@@ -185,9 +197,12 @@ class TaggingData(TokenBudgetData):
                 continue
             tag = getattr(token, self.column)
             if tag == "_":
-                raise DataError(self.files[split], f"word {token.id} ({token.form!r}) has no {self.column.upper()} "
-                                f"tag ('_'); every word needs one (data.column: upos | xpos)",
-                                line=self.line_of(sentence, position))
+                raise DataError(
+                    self.files[split],
+                    f"word {token.id} ({token.form!r}) has no {self.column.upper()} "
+                    f"tag ('_'); every word needs one (data.column: upos | xpos)",
+                    line=self.line_of(sentence, position),
+                )
             tags.append(tag)
         return tags
 
@@ -209,9 +224,13 @@ class TaggingData(TokenBudgetData):
                     continue
                 tag = next(gold)
                 if tag not in tags.vocab:
-                    raise DataError(self.files[split], f"word {token.id} ({token.form!r}): "
-                                    f"{self.column.upper()} tag {tag!r} was not seen in training (known: "
-                                    f"{', '.join(tags.vocab.tokens)})", line=self.line_of(sentence, position))
+                    raise DataError(
+                        self.files[split],
+                        f"word {token.id} ({token.form!r}): "
+                        f"{self.column.upper()} tag {tag!r} was not seen in training (known: "
+                        f"{', '.join(tags.vocab.tokens)})",
+                        line=self.line_of(sentence, position),
+                    )
                 item.tag_ids.append(tags.vocab.index[tag])
             encoded.append(item)
         return encoded

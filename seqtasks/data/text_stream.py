@@ -76,9 +76,12 @@ class TextStreamData(SeqDataModule):
         rows = self.batch_size if split == "train" else self.val_batch_size
         _, world = rank_and_world()
         if steps_per_row(len(tokens), rows * world, self.seq_len) == 0:
-            raise DataError(self.text_path(), f"the {split} split has {len(tokens)} tokens, too few for one batch: "
-                            f"{rows * world} rows x {self.seq_len} steps + 1 = {rows * world * self.seq_len + 1} "
-                            f"needed; lower data.batch_size (or data.val_batch_size) or data.seq_len")
+            raise DataError(
+                self.text_path(),
+                f"the {split} split has {len(tokens)} tokens, too few for one batch: "
+                f"{rows * world} rows x {self.seq_len} steps + 1 = {rows * world * self.seq_len + 1} "
+                f"needed; lower data.batch_size (or data.val_batch_size) or data.seq_len",
+            )
         return tokens
 
     def _stream(self, split: str, batch_size: int) -> DataLoader:

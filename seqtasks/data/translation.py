@@ -80,22 +80,33 @@ class CollatePairs:
         source, lengths = pad_sequences([p.source_ids for p in pairs], self.source_pad)
         target_in, _ = pad_sequences([[self.bos, *p.target_ids] for p in pairs], self.target_pad)
         target_out, _ = pad_sequences([[*p.target_ids, self.eos] for p in pairs], self.target_pad)
-        return TranslationBatch(source=source, source_lengths=lengths, target_in=target_in, target_out=target_out,
-                                references=[p.reference for p in pairs], indices=[index for index, _ in examples],
-                                num_tokens=sum(len(p.target_ids) + 1 for p in pairs))
+        return TranslationBatch(
+            source=source,
+            source_lengths=lengths,
+            target_in=target_in,
+            target_out=target_out,
+            references=[p.reference for p in pairs],
+            indices=[index for index, _ in examples],
+            num_tokens=sum(len(p.target_ids) + 1 for p in pairs),
+        )
 
 
 def _split_spec(split: str, value: Any) -> Path | tuple[Path, Path]:
     """A TSV path, or [source_file, target_file] -> Path or (Path, Path)."""
     if isinstance(value, str | Path) and str(value):
         return Path(value).expanduser()
-    if (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
-            and all(isinstance(v, str | Path) and str(v) for v in value)):
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(isinstance(v, str | Path) and str(v) for v in value)
+    ):
         return Path(value[0]).expanduser(), Path(value[1]).expanduser()
     raise ConfigError(
         f"data.{split} must be either one TSV file of 'source<TAB>target' lines "
         f"(data.{split}=pairs.tsv) or two line-aligned files [source_file, target_file] "
-        f"(data.{split}=[{split}.de,{split}.en]); got {value!r}")
+        f"(data.{split}=[{split}.de,{split}.en]); got {value!r}"
+    )
 
 
 @DATASETS.register("parallel")
@@ -114,8 +125,11 @@ class ParallelData(TokenBudgetData):
         num_workers: NonNegativeInt = 0,
     ):
         super().__init__(max_tokens, val_max_tokens, num_workers)
-        self.splits: dict[str, Any] = {"train": _split_spec("train", train), "val": _split_spec("val", val),
-                                       "test": None if test is None else _split_spec("test", test)}
+        self.splits: dict[str, Any] = {
+            "train": _split_spec("train", train),
+            "val": _split_spec("val", val),
+            "test": None if test is None else _split_spec("test", test),
+        }
         self.max_length = max_length
         self.joint_vocabulary = joint_vocabulary
 
@@ -156,8 +170,10 @@ class ParallelData(TokenBudgetData):
         if self.joint_vocabulary:
             joint = TOKENIZERS.build(config, "tokenizer").fit(sources + targets)
             return {"source": joint, "target": joint}
-        return {"source": TOKENIZERS.build(config, "tokenizer").fit(sources),
-                "target": TOKENIZERS.build(config, "tokenizer").fit(targets)}
+        return {
+            "source": TOKENIZERS.build(config, "tokenizer").fit(sources),
+            "target": TOKENIZERS.build(config, "tokenizer").fit(targets),
+        }
 
     def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
         target = tokenizers["target"].vocab
@@ -176,11 +192,23 @@ class ParallelData(TokenBudgetData):
             cut_sources += len(src) > self.max_length
             cut_targets += len(tgt) > self.max_length - 1
             cut_pairs += len(src) > self.max_length or len(tgt) > self.max_length - 1
-            encoded.append(EncodedPair(src[:self.max_length] or [source_tok.vocab.unk_id],  # never 0 long: packing
-                                       tgt[:self.max_length - 1], target))
+            encoded.append(
+                EncodedPair(
+                    src[: self.max_length] or [source_tok.vocab.unk_id],  # never 0 long: packing
+                    tgt[: self.max_length - 1],
+                    target,
+                )
+            )
         if cut_pairs:
-            _warn("truncated %d of %d %s sentences to data.max_length=%d tokens (%d sources, %d targets)",
-                  cut_pairs, len(pairs), split, self.max_length, cut_sources, cut_targets)
+            _warn(
+                "truncated %d of %d %s sentences to data.max_length=%d tokens (%d sources, %d targets)",
+                cut_pairs,
+                len(pairs),
+                split,
+                self.max_length,
+                cut_sources,
+                cut_targets,
+            )
         return encoded
 
     def lengths(self, examples: Sequence[EncodedPair]) -> list[int]:
@@ -212,18 +240,25 @@ class Multi30k(ParallelData):
         **options: Any,
     ):
         if source_lang == target_lang:
-            raise ConfigError(f"data.source_lang and data.target_lang are both {source_lang!r}; choose two "
-                              f"different languages from: {', '.join(MULTI30K_LANGUAGES)}")
+            raise ConfigError(
+                f"data.source_lang and data.target_lang are both {source_lang!r}; choose two "
+                f"different languages from: {', '.join(MULTI30K_LANGUAGES)}"
+            )
         given = [key for key in ("train", "val") if key in options]
         if given:
-            raise ConfigError(f"dataset 'multi30k' knows its files; data.{given[0]} cannot be set "
-                              "(use data=parallel for your own files)")
+            raise ConfigError(
+                f"dataset 'multi30k' knows its files; data.{given[0]} cannot be set "
+                "(use data=parallel for your own files)"
+            )
         self.root = root
         self.source_lang, self.target_lang = source_lang, target_lang
         self.test_set = test_set
         names = {"train": "train", "val": "val", "test": test_set}
-        files = {split: [f"multi30k/{name}.{source_lang}.gz", f"multi30k/{name}.{target_lang}.gz"]
-                 for split, name in names.items() if name}
+        files = {
+            split: [f"multi30k/{name}.{source_lang}.gz", f"multi30k/{name}.{target_lang}.gz"]
+            for split, name in names.items()
+            if name
+        }
         super().__init__(train=files["train"], val=files["val"], test=test or files.get("test"), **options)
         self.own_test = test is not None
 

@@ -32,15 +32,18 @@ def read_labelled_tsv(
             if isinstance(column, int):
                 if not 0 <= column < len(names):
                     raise DataError(
-                        path, f"column position {column} is out of range; the header has {len(names)} columns "
-                        f"({', '.join(map(repr, names))})", line=header_number,
+                        path,
+                        f"column position {column} is out of range; the header has {len(names)} columns "
+                        f"({', '.join(map(repr, names))})",
+                        line=header_number,
                     )
                 positions.append(column)
             elif column in names:
                 positions.append(names.index(column))
             else:
                 raise DataError(
-                    path, f"header has no column {column!r}; found columns {', '.join(map(repr, names))}",
+                    path,
+                    f"header has no column {column!r}; found columns {', '.join(map(repr, names))}",
                     line=header_number,
                 )
         n_fields = len(names)
@@ -51,7 +54,8 @@ def read_labelled_tsv(
         n_fields = len(numbered[0][1].split("\t")) if numbered else 0
         if numbered and max(positions) >= n_fields:
             raise DataError(
-                path, f"column position {max(positions)} is out of range; the first row has {n_fields} fields",
+                path,
+                f"column position {max(positions)} is out of range; the first row has {n_fields} fields",
                 line=numbered[0][0],
             )
     text_at, label_at = positions
@@ -86,8 +90,9 @@ def read_label_first_lines(path: str | Path) -> list[tuple[str, str]]:
         if not space:
             raise DataError(path, "expected '<label> <sentence>', found no space after the label", line=number)
         if not label:
-            raise DataError(path, "label is empty (the line starts with a space); expected '<label> <sentence>'",
-                            line=number)
+            raise DataError(
+                path, "label is empty (the line starts with a space); expected '<label> <sentence>'", line=number
+            )
         if any(c.isspace() for c in label):
             raise DataError(path, f"label {label!r} contains whitespace; expected '<label> <sentence>'", line=number)
         text = text.strip()

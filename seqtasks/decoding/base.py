@@ -48,16 +48,30 @@ class DecodingStrategy:
     def __init__(self, n_best: PositiveInt = 1):
         self.n_best = n_best
 
-    def search(self, step: StepFunction, state: Any, first_tokens: Tensor, max_len: int | Tensor,
-               eos_id: int | None = None, generator: torch.Generator | None = None,
-               n: int | None = None) -> tuple[Tensor, Tensor]:
+    def search(
+        self,
+        step: StepFunction,
+        state: Any,
+        first_tokens: Tensor,
+        max_len: int | Tensor,
+        eos_id: int | None = None,
+        generator: torch.Generator | None = None,
+        n: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """n (default n_best) hypotheses per row after first_tokens (B,), best first -> tokens
         (B, N, T) and scores (B, N). T is the number of steps taken, at most max_len (or its largest
         row); after a hypothesis's eos, or past its row's limit, it holds eos_id."""
         raise NotImplementedError
 
-    def decode(self, step: StepFunction, state: Any, first_tokens: Tensor, max_len: int | Tensor,
-               eos_id: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def decode(
+        self,
+        step: StepFunction,
+        state: Any,
+        first_tokens: Tensor,
+        max_len: int | Tensor,
+        eos_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """The best hypothesis of each row: (B, T)."""
         return self.search(step, state, first_tokens, max_len, eos_id, generator, n=1)[0][:, 0]
 

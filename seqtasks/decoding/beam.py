@@ -36,8 +36,10 @@ class BeamSearch(DecodingStrategy):
 
     def check_n(self, n: int) -> None:
         if n > self.beam_size:
-            raise ConfigError(f"beam search returns at most beam_size={self.beam_size} hypotheses per row; asked "
-                              f"for {n} (decoding.n_best or num_samples): raise decoding.beam_size")
+            raise ConfigError(
+                f"beam search returns at most beam_size={self.beam_size} hypotheses per row; asked "
+                f"for {n} (decoding.n_best or num_samples): raise decoding.beam_size"
+            )
 
     def length_normaliser(self, lengths: Tensor) -> Tensor:
         """GNMT's lp(Y) = ((5 + |Y|) / 6) ** alpha, elementwise over lengths."""

@@ -33,8 +33,13 @@ def filter_top_p(logits: Tensor, p: float) -> Tensor:
 class Sampling(TokenByToken):
     """Random sampling with temperature, optionally restricted to the top-k or top-p tokens."""
 
-    def __init__(self, temperature: NonNegativeFloat = 1.0, top_k: PositiveInt | None = None,
-                 top_p: NucleusMass | None = None, n_best: PositiveInt = 1):
+    def __init__(
+        self,
+        temperature: NonNegativeFloat = 1.0,
+        top_k: PositiveInt | None = None,
+        top_p: NucleusMass | None = None,
+        n_best: PositiveInt = 1,
+    ):
         super().__init__(n_best)
         self.temperature = temperature
         self.top_k = top_k

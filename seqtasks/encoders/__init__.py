@@ -4,5 +4,14 @@ from seqtasks.encoders.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.encoders.rnn import GRUEncoder, LSTMEncoder, RecurrentEncoder, RNNEncoder
 
-__all__ = ["ElmanCell", "GRUCell", "GRUEncoder", "LSTMCell", "LSTMEncoder", "RNNEncoder",
-           "RecurrentCell", "RecurrentEncoder", "ReferenceRNN"]
+__all__ = [
+    "ElmanCell",
+    "GRUCell",
+    "GRUEncoder",
+    "LSTMCell",
+    "LSTMEncoder",
+    "RNNEncoder",
+    "RecurrentCell",
+    "RecurrentEncoder",
+    "ReferenceRNN",
+]

@@ -32,9 +32,9 @@ def init_forget_bias(rnn: nn.Module, hidden_size: int, value: float) -> None:
     for name, param in rnn.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         if leaf.startswith("bias_ih"):
-            param[hidden_size:2 * hidden_size] = value
+            param[hidden_size : 2 * hidden_size] = value
         elif leaf.startswith("bias_hh"):
-            param[hidden_size:2 * hidden_size] = 0.0
+            param[hidden_size : 2 * hidden_size] = 0.0
 
 
 @ENCODERS.base_class
@@ -66,15 +66,23 @@ class RecurrentEncoder(nn.Module):
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
         self.implementation = implementation
-        sizes = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
-                     bidirectional=bidirectional, dropout=dropout)
+        sizes = dict(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+        )
         if implementation == "fused":
             if self.fused_module is None:
-                raise ConfigError(f"encoder '{self.registered_name}' has no fused kernel; "
-                                  "set encoder.implementation=reference")
+                raise ConfigError(
+                    f"encoder '{self.registered_name}' has no fused kernel; set encoder.implementation=reference"
+                )
             if self.cell_options():
-                raise ConfigError(f"encoder '{self.registered_name}' with {self.cell_options()} exists only as "
-                                  "reference cells; set encoder.implementation=reference")
+                raise ConfigError(
+                    f"encoder '{self.registered_name}' with {self.cell_options()} exists only as "
+                    "reference cells; set encoder.implementation=reference"
+                )
             self.rnn = self.fused_module(batch_first=True, **sizes, **self.fused_options())
         else:
             self.rnn = ReferenceRNN(self.reference_cell, **sizes, **self.reference_options())
@@ -88,7 +96,7 @@ class RecurrentEncoder(nn.Module):
         """The final hidden state of the top layer, directions concatenated: (B, D*H). For an LSTM
         the hidden state h, not the cell c. With packed input it is each sequence's own last step."""
         hidden = state[0] if isinstance(state, tuple) else state  # (B, L*D, H), layer-major
-        return hidden[:, -self.num_directions:].reshape(hidden.shape[0], -1)  # (B, D*H)
+        return hidden[:, -self.num_directions :].reshape(hidden.shape[0], -1)  # (B, D*H)
 
     def state_from_hidden(self, hidden: Tensor) -> State:
         """A state whose hidden vectors are `hidden` (B, L*D, H); memory cells (LSTM c) start at zero."""

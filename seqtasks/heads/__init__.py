@@ -7,5 +7,17 @@ from seqtasks.heads.decoder import RecurrentDecoder
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.heads.tagger import CRFTagger, SoftmaxTagger, TaggerHead
 
-__all__ = ["AdditiveAttention", "Attention", "CRFTagger", "ConcatAttention", "DotAttention", "GeneralAttention",
-           "Head", "LanguageModelHead", "RecurrentDecoder", "SequenceClassifier", "SoftmaxTagger", "TaggerHead"]
+__all__ = [
+    "AdditiveAttention",
+    "Attention",
+    "CRFTagger",
+    "ConcatAttention",
+    "DotAttention",
+    "GeneralAttention",
+    "Head",
+    "LanguageModelHead",
+    "RecurrentDecoder",
+    "SequenceClassifier",
+    "SoftmaxTagger",
+    "TaggerHead",
+]

@@ -50,8 +50,10 @@ class DotAttention(Attention):
 
     def __init__(self, query_size: PositiveInt, memory_size: PositiveInt):
         if query_size != memory_size:
-            raise ConfigError(f"dot attention needs the decoder state size ({query_size}) to equal the encoder "
-                              f"output size ({memory_size}); use attention 'general' or change the sizes")
+            raise ConfigError(
+                f"dot attention needs the decoder state size ({query_size}) to equal the encoder "
+                f"output size ({memory_size}); use attention 'general' or change the sizes"
+            )
         super().__init__(query_size, memory_size)
 
     def score(self, query, keys):

@@ -12,8 +12,15 @@ from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 class SequenceClassifier(Head):
     """Many-to-one: pool the encoder states (last, mean, max, attention), dropout, then class logits."""
 
-    def __init__(self, input_size: PositiveInt, num_classes: PositiveInt, pooling: PoolingMethod = "max",
-                 num_directions: PositiveInt = 1, attention_size: NonNegativeInt = 0, dropout: Rate = 0.3):
+    def __init__(
+        self,
+        input_size: PositiveInt,
+        num_classes: PositiveInt,
+        pooling: PoolingMethod = "max",
+        num_directions: PositiveInt = 1,
+        attention_size: NonNegativeInt = 0,
+        dropout: Rate = 0.3,
+    ):
         super().__init__()
         self.pool = SequencePooling(input_size, pooling, num_directions, attention_size)
         self.dropout = nn.Dropout(dropout)

@@ -46,30 +46,36 @@ class RecurrentDecoder(Head):
     ):
         super().__init__()
         if attention is None and (init == "zero" or input_feeding):
-            raise ConfigError("a decoder without attention sees the source only through its initial state: "
-                              "use head.init=bridge or last, and head.input_feeding=false")
+            raise ConfigError(
+                "a decoder without attention sees the source only through its initial state: "
+                "use head.init=bridge or last, and head.input_feeding=false"
+            )
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
         self.input_feeding = input_feeding
         self.init = init
         rnn_class = ENCODERS.check(rnn, "head.rnn", given=("input_size",))
         # Input feeding joins the previous attentional vector (the RNN's width) to each step's input.
-        feed_size = rnn.get("hidden_size", constructor_parameters(rnn_class)["hidden_size"].default) \
-            if input_feeding else 0
+        feed_size = (
+            rnn.get("hidden_size", constructor_parameters(rnn_class)["hidden_size"].default) if input_feeding else 0
+        )
         self.rnn = ENCODERS.build(rnn, "head.rnn", input_size=embedding_dim + feed_size)
         if self.rnn.bidirectional:
             raise ConfigError("the decoder generates left to right: set head.rnn.bidirectional=false")
         self.hidden_size = self.rnn.hidden_size
         self.num_layers = self.rnn.num_layers
         if init == "last" and input_size != self.hidden_size:
-            raise ConfigError(f"head.init=last copies the encoder's final state ({input_size} wide) into the "
-                              f"decoder ({self.hidden_size} wide): make them equal or use head.init=bridge")
+            raise ConfigError(
+                f"head.init=last copies the encoder's final state ({input_size} wide) into the "
+                f"decoder ({self.hidden_size} wide): make them equal or use head.init=bridge"
+            )
         if init == "bridge":
             self.bridge = nn.Linear(input_size, self.num_layers * self.hidden_size)
         self.attention = None
         if attention is not None:
-            self.attention = ATTENTION.build(attention, "head.attention", query_size=self.hidden_size,
-                                             memory_size=input_size)
+            self.attention = ATTENTION.build(
+                attention, "head.attention", query_size=self.hidden_size, memory_size=input_size
+            )
             self.combine = nn.Linear(self.hidden_size + input_size, self.hidden_size, bias=False)
         # The output layer reads the attentional vector; tied weights need it in embedding space.
         self.to_embedding = None

@@ -87,9 +87,11 @@ class SequencePooling(nn.Module):
         if method == "attention":
             # No bias on the last layer: softmax ignores a score added to every step.
             self.scorer = (
-                nn.Linear(input_size, 1, bias=False) if attention_size == 0
-                else nn.Sequential(nn.Linear(input_size, attention_size), nn.Tanh(),
-                                   nn.Linear(attention_size, 1, bias=False))
+                nn.Linear(input_size, 1, bias=False)
+                if attention_size == 0
+                else nn.Sequential(
+                    nn.Linear(input_size, attention_size), nn.Tanh(), nn.Linear(attention_size, 1, bias=False)
+                )
             )
 
     @property

@@ -83,5 +83,5 @@ class CRFTagger(TaggerHead):
         paths = self.crf.decode(self(states), mask)  # B lists, each as long as its mask
         out = torch.full(mask.shape, PADDING, dtype=torch.long, device=mask.device)  # (B, T)
         for row, path in enumerate(paths):
-            out[row, :len(path)] = torch.tensor(path, dtype=torch.long, device=mask.device)
+            out[row, : len(path)] = torch.tensor(path, dtype=torch.long, device=mask.device)
         return out

@@ -64,8 +64,14 @@ class SeqTask(L.LightningModule):
     output_separator: ClassVar[str] = "\n"  # predict: what goes between two outputs
     strategy: DecodingStrategy | None = None  # tasks that decode set their own (the decoding group)
 
-    def __init__(self, tokenizers: dict[str, dict], optimizer: dict, scheduler: dict | None = None,
-                 nonfinite_loss: Literal["raise", "skip"] = "raise", plugins: list[str] | None = None):
+    def __init__(
+        self,
+        tokenizers: dict[str, dict],
+        optimizer: dict,
+        scheduler: dict | None = None,
+        nonfinite_loss: Literal["raise", "skip"] = "raise",
+        plugins: list[str] | None = None,
+    ):
         super().__init__()
         # Collects the subclass's constructor arguments too. Tokenizer states (sentencepiece models)
         # are large: run() logs the resolved config to the loggers instead.
@@ -163,8 +169,9 @@ class SeqTask(L.LightningModule):
         self._records = {}
         records = [gathered[key] for key in sorted(gathered)]
         scores = self.score(records, stage) if records else {}
-        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k in self.headline}, prog_bar=True,
-                      sync_dist=False)
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in scores.items() if k in self.headline}, prog_bar=True, sync_dist=False
+        )
         self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k not in self.headline}, sync_dist=False)
         self.scored(stage, records, scores)
         return scores

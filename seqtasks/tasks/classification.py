@@ -40,11 +40,21 @@ def confusion_figure(confusion: Tensor, labels: list[str]) -> Figure:
     axes.set_yticks(range(len(labels)), labels, fontsize=8)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    for (row, column), count in zip(torch.cartesian_prod(torch.arange(len(labels)), torch.arange(len(labels))).tolist(),
-                                    confusion.flatten().tolist(), strict=True):
+    for (row, column), count in zip(
+        torch.cartesian_prod(torch.arange(len(labels)), torch.arange(len(labels))).tolist(),
+        confusion.flatten().tolist(),
+        strict=True,
+    ):
         if count:
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=6,
-                      color="white" if rates[row, column] > 0.5 else "black")
+            axes.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if rates[row, column] > 0.5 else "black",
+            )
     figure.tight_layout()
     return figure
 
@@ -57,19 +67,33 @@ class ClassificationTask(SeqTask):
     headline = ("acc", "macro_f1")
     head_sort = SequenceClassifier
 
-    def __init__(self, encoder: dict, head: dict, embedding_dim: PositiveInt = 64, dropout: Rate = 0.1,
-                 word_dropout: Rate = 0.0, **shared: Any):
+    def __init__(
+        self,
+        encoder: dict,
+        head: dict,
+        embedding_dim: PositiveInt = 64,
+        dropout: Rate = 0.1,
+        word_dropout: Rate = 0.0,
+        **shared: Any,
+    ):
         super().__init__(**shared)
         self.word_dropout = word_dropout
         self.text_tokenizer = self.tokenizers["text"]
         self.labels = self.tokenizers["labels"].vocab.tokens
-        self.embedding = nn.Embedding(len(self.text_tokenizer), embedding_dim,
-                                      padding_idx=self.text_tokenizer.vocab.pad_id)
+        self.embedding = nn.Embedding(
+            len(self.text_tokenizer), embedding_dim, padding_idx=self.text_tokenizer.vocab.pad_id
+        )
         self.dropout = nn.Dropout(dropout)
         self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
-        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'classification'",
-                                input_size=self.encoder.output_size, num_classes=len(self.labels),
-                                num_directions=self.encoder.num_directions)
+        self.head = HEADS.build(
+            head,
+            "head",
+            sort=self.head_sort,
+            user="task 'classification'",
+            input_size=self.encoder.output_size,
+            num_classes=len(self.labels),
+            num_directions=self.encoder.num_directions,
+        )
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens (B, T), lengths (B,) -> class logits (B, C)."""
@@ -97,8 +121,9 @@ class ClassificationTask(SeqTask):
         if stage != "test" or not self.trainer.is_global_zero:
             return
         gold, predicted, _ = zip(*records, strict=True)
-        figure = confusion_figure(confusion_matrix(torch.tensor(gold), torch.tensor(predicted), len(self.labels)),
-                                  self.labels)
+        figure = confusion_figure(
+            confusion_matrix(torch.tensor(gold), torch.tensor(predicted), len(self.labels)), self.labels
+        )
         figure.savefig(Path(self.trainer.default_root_dir) / "confusion_matrix.png", dpi=100)
         for logger in self.trainer.loggers:
             if hasattr(getattr(logger, "experiment", None), "add_figure"):  # TensorBoard
@@ -111,8 +136,9 @@ class ClassificationTask(SeqTask):
             encoded = [self.text_tokenizer.encode(text) if text.strip() else [] for text in texts]
             results: list[tuple[str, float] | None] = [None] * len(texts)
             for rows in length_sorted_chunks(encoded, batch_size):
-                tokens, lengths = pad_sequences([encoded[i] for i in rows], self.text_tokenizer.vocab.pad_id,
-                                                self.device)
+                tokens, lengths = pad_sequences(
+                    [encoded[i] for i in rows], self.text_tokenizer.vocab.pad_id, self.device
+                )
                 probabilities, labels = self(tokens, lengths).float().softmax(-1).max(-1)  # (B,) each
                 for i, label, probability in zip(rows, labels.tolist(), probabilities.tolist(), strict=True):
                     results[i] = (self.labels[label], probability)
@@ -125,5 +151,7 @@ class ClassificationTask(SeqTask):
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """label<TAB>probability per line; an empty line stays empty, so outputs align with inputs."""
         lines = self.require_input(lines, "classifies lines")
-        return ["" if result is None else f"{result[0]}\t{result[1]:.4f}"
-                for result in self.classify(lines, batch_size=options.batch_size)]
+        return [
+            "" if result is None else f"{result[0]}\t{result[1]:.4f}"
+            for result in self.classify(lines, batch_size=options.batch_size)
+        ]

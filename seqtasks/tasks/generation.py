@@ -95,8 +95,9 @@ class GenerationTask(SeqTask):
         self.pad_id, self.bos_id, self.eos_id = vocab.pad_id, vocab.bos_id, vocab.eos_id
         self.max_length = max_length
         self.feed_category = feed_category
-        self.sample_metrics = SampleMetrics(**check_arguments(SampleMetrics, sample_metrics or {},
-                                                              "task.sample_metrics"))
+        self.sample_metrics = SampleMetrics(
+            **check_arguments(SampleMetrics, sample_metrics or {}, "task.sample_metrics")
+        )
         self.training_names = set(training_names or ())
         self.agreement = agreement
         self._sample_rows: list[tuple[str, str, bool, str]] = []
@@ -105,16 +106,22 @@ class GenerationTask(SeqTask):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=self.pad_id)
         self.category_embedding = nn.Embedding(len(self.categories), category_dim)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(encoder, "encoder",
-                                      input_size=embedding_dim + (category_dim if feed_category else 0))
+        self.encoder = ENCODERS.build(
+            encoder, "encoder", input_size=embedding_dim + (category_dim if feed_category else 0)
+        )
         if self.encoder.bidirectional:
             raise ConfigError("generation produces a sequence left to right: set encoder.bidirectional=false")
         # One vector per state tensor (h; h and c for an LSTM) of every layer.
         self.state_tensors = self.encoder.reference_cell.state_size
-        self.initial = nn.Linear(category_dim,
-                                 self.state_tensors * self.encoder.num_layers * self.encoder.hidden_size)
-        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'generation'",
-                                input_size=self.encoder.output_size, vocab_size=vocab_size)
+        self.initial = nn.Linear(category_dim, self.state_tensors * self.encoder.num_layers * self.encoder.hidden_size)
+        self.head = HEADS.build(
+            head,
+            "head",
+            sort=self.head_sort,
+            user="task 'generation'",
+            input_size=self.encoder.output_size,
+            vocab_size=vocab_size,
+        )
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
 
         # Never predicted: <pad> and <bos> (training and decoding alike); decoding also never emits <unk>.
@@ -122,8 +129,9 @@ class GenerationTask(SeqTask):
         not_emitted = sorted({*never, *([vocab.unk_id] if vocab.unk_id is not None else [])})
         self.register_buffer("never_ids", torch.tensor(never, dtype=torch.long), persistent=False)
         self.register_buffer("not_emitted_ids", torch.tensor(not_emitted, dtype=torch.long), persistent=False)
-        self.register_buffer("category_weights", self.balance(category_counts or {}, balance_categories),
-                             persistent=False)
+        self.register_buffer(
+            "category_weights", self.balance(category_counts or {}, balance_categories), persistent=False
+        )
 
     @classmethod
     def data_inputs(cls, data: Any) -> dict[str, Any]:
@@ -204,8 +212,14 @@ class GenerationTask(SeqTask):
 
     def scored(self, stage: str, records: list[tuple[float, int]], scores: dict[str, float]) -> None:
         if stage == "test" and self.trainer.is_global_zero:
-            write_sample_table(self._sample_rows, Path(self.trainer.default_root_dir), self.trainer.loggers,
-                               self.sample_metrics.logged, self.sample_metrics.temperature, self.global_step)
+            write_sample_table(
+                self._sample_rows,
+                Path(self.trainer.default_root_dir),
+                self.trainer.loggers,
+                self.sample_metrics.logged,
+                self.sample_metrics.temperature,
+                self.global_step,
+            )
 
     # --- decoding ----------------------------------------------------------------------------------
     def next_token_log_probs(self, logits: Tensor) -> Tensor:
@@ -222,13 +236,20 @@ class GenerationTask(SeqTask):
         index = {category: i for i, category in enumerate(self.categories)}
         unknown = [c for c in categories if c not in index]
         if unknown:
-            raise ConfigError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} "
-                              f"{', '.join(repr(c) for c in unknown)}; choose from: {', '.join(self.categories)}")
+            raise ConfigError(
+                f"unknown categor{'y' if len(unknown) == 1 else 'ies'} "
+                f"{', '.join(repr(c) for c in unknown)}; choose from: {', '.join(self.categories)}"
+            )
         return [index[c] for c in categories]
 
-    def generate_for(self, categories: list[str], strategy: DecodingStrategy | None = None,
-                     num_samples: int = 1, max_len: int | None = None,
-                     generator: torch.Generator | None = None) -> list[list[str]]:
+    def generate_for(
+        self,
+        categories: list[str],
+        strategy: DecodingStrategy | None = None,
+        num_samples: int = 1,
+        max_len: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[str]]:
         """`num_samples` sequences for each category, in one batched decoding call (default strategy:
         the task's own, `task.decoding`): independent samples, or beam search's best hypotheses, best
         first. max_len: at most this many characters (default task.max_length)."""
@@ -238,15 +259,21 @@ class GenerationTask(SeqTask):
         ids = torch.tensor(self.category_ids(list(categories)), dtype=torch.long, device=self.device)
         first = ids.new_full((len(ids),), self.bos_id)
         with self.inference():
-            tokens, _ = strategy.search(self.step_function, self.initial_state(ids), first,
-                                        self.max_length if max_len is None else max_len, eos_id=self.eos_id,
-                                        generator=generator, n=num_samples)  # (C, N, T)
+            tokens, _ = strategy.search(
+                self.step_function,
+                self.initial_state(ids),
+                first,
+                self.max_length if max_len is None else max_len,
+                eos_id=self.eos_id,
+                generator=generator,
+                n=num_samples,
+            )  # (C, N, T)
         return [[self.to_text(row) for row in per_category] for per_category in tokens.tolist()]
 
     def to_text(self, ids: list[int]) -> str:
         """Decoded tokens up to (not including) the first <eos>."""
         if self.eos_id in ids:
-            ids = ids[:ids.index(self.eos_id)]
+            ids = ids[: ids.index(self.eos_id)]
         return self.tokenizer.decode(ids)
 
     def sample_scores(self) -> tuple[dict[str, float], list[tuple[str, str, bool, str]]]:
@@ -254,16 +281,24 @@ class GenerationTask(SeqTask):
         (seqtasks.metrics.sample_scores): the same on every rank (same weights, same seed)."""
         settings = self.sample_metrics
         generator = torch.Generator(device=self.device).manual_seed(settings.seed)
-        samples = self.generate_for(self.categories, Sampling(temperature=settings.temperature),
-                                    num_samples=settings.per_category, generator=generator)
+        samples = self.generate_for(
+            self.categories,
+            Sampling(temperature=settings.temperature),
+            num_samples=settings.per_category,
+            generator=generator,
+        )
         return sample_scores(dict(zip(self.categories, samples, strict=True)), self.training_names, self.agreement)
 
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """Input lines are categories -> `num_samples` samples each, tab-separated, one line per input
         line (an empty line stays empty). Without input: `category<TAB>samples` for every category."""
+
         def samples(categories: list[str]) -> list[list[str]]:
-            return self.generate_for(categories, options.strategy, options.num_samples,
-                                     generator=options.generator) if categories else []
+            return (
+                self.generate_for(categories, options.strategy, options.num_samples, generator=options.generator)
+                if categories
+                else []
+            )
 
         if lines is None:
             return ["\t".join([c, *names]) for c, names in zip(self.categories, samples(self.categories), strict=True)]

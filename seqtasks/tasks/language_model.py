@@ -35,8 +35,15 @@ class LanguageModelTask(SeqTask):
     needs_input = False
     output_separator = "\n\n"
 
-    def __init__(self, encoder: dict, head: dict, decoding: dict, embedding_dim: PositiveInt = 128,
-                 tbptt_steps: PositiveInt = 128, **shared: Any):
+    def __init__(
+        self,
+        encoder: dict,
+        head: dict,
+        decoding: dict,
+        embedding_dim: PositiveInt = 128,
+        tbptt_steps: PositiveInt = 128,
+        **shared: Any,
+    ):
         super().__init__(**shared)
         self.tokenizer = self.tokenizers["text"]
         self.tbptt_steps = tbptt_steps
@@ -44,10 +51,17 @@ class LanguageModelTask(SeqTask):
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
         if self.encoder.bidirectional:
-            raise ConfigError("a language model predicts the next token from the past only: "
-                              "set encoder.bidirectional=false")
-        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'language_model'",
-                                input_size=self.encoder.output_size, vocab_size=vocab_size)
+            raise ConfigError(
+                "a language model predicts the next token from the past only: set encoder.bidirectional=false"
+            )
+        self.head = HEADS.build(
+            head,
+            "head",
+            sort=self.head_sort,
+            user="task 'language_model'",
+            input_size=self.encoder.output_size,
+            vocab_size=vocab_size,
+        )
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
         # Special tokens never occur inside the text stream, so generation never emits them.
         specials = [self.tokenizer.vocab.id(t) for t in self.tokenizer.specials if t in self.tokenizer.vocab]
@@ -94,8 +108,14 @@ class LanguageModelTask(SeqTask):
         logits = logits[:, 0].float().index_fill(1, self.special_ids, float("-inf"))
         return logits.log_softmax(dim=-1), state
 
-    def generate(self, prime: str, length: int, strategy: DecodingStrategy | None = None, num_samples: int = 1,
-                 generator: torch.Generator | None = None) -> list[str]:
+    def generate(
+        self,
+        prime: str,
+        length: int,
+        strategy: DecodingStrategy | None = None,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[str]:
         """`num_samples` continuations of `prime`, `length` tokens each (prime included in the text);
         by default with the task's own strategy (sampling at temperature 1, as char-rnn does)."""
         strategy = self.strategy_or_default(strategy)
@@ -105,13 +125,16 @@ class LanguageModelTask(SeqTask):
             state = None
             if prime_ids.shape[1] > 1:
                 _, state = self(prime_ids[:, :-1])  # the prime in one fused call
-            tokens, _ = strategy.search(self.step_function, state, prime_ids[:, -1], length, generator=generator,
-                                        n=num_samples)  # (1, N, length)
+            tokens, _ = strategy.search(
+                self.step_function, state, prime_ids[:, -1], length, generator=generator, n=num_samples
+            )  # (1, N, length)
             return [prime + self.tokenizer.decode(row) for row in tokens[0].tolist()]
 
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """`num_samples` samples of `length` tokens for each prime: the input lines, or `prime`."""
         primes = [options.prime] if lines is None else lines
-        return [sample for prime in primes
-                for sample in self.generate(prime, options.length, options.strategy, options.num_samples,
-                                            options.generator)]
+        return [
+            sample
+            for prime in primes
+            for sample in self.generate(prime, options.length, options.strategy, options.num_samples, options.generator)
+        ]

@@ -59,9 +59,18 @@ class TaggingTask(SeqTask):
     headline = ("acc", "acc_unseen")
     head_sort = TaggerHead
 
-    def __init__(self, encoder: dict, head: dict, word_embedding_dim: NonNegativeInt = 100,
-                 char_embedding_dim: PositiveInt = 50, char_hidden_size: NonNegativeInt = 100,
-                 word_dropout: Rate = 0.25, dropout: Rate = 0.33, tag_column: str = "upos", **shared: Any):
+    def __init__(
+        self,
+        encoder: dict,
+        head: dict,
+        word_embedding_dim: NonNegativeInt = 100,
+        char_embedding_dim: PositiveInt = 50,
+        char_hidden_size: NonNegativeInt = 100,
+        word_dropout: Rate = 0.25,
+        dropout: Rate = 0.33,
+        tag_column: str = "upos",
+        **shared: Any,
+    ):
         super().__init__(**shared)
         check_tokenizers(self.tokenizers)
         self.words, self.chars = self.tokenizers["words"], self.tokenizers["chars"]
@@ -69,20 +78,30 @@ class TaggingTask(SeqTask):
         self.word_dropout = word_dropout
         self.tag_column = tag_column
         if word_embedding_dim > 0:
-            self.word_embedding = nn.Embedding(len(self.words), word_embedding_dim,
-                                               padding_idx=self.words.vocab.pad_id)
+            self.word_embedding = nn.Embedding(len(self.words), word_embedding_dim, padding_idx=self.words.vocab.pad_id)
         else:
             self.word_embedding = None
-        self.char_encoder = (CharEncoder(len(self.chars), char_embedding_dim, char_hidden_size,
-                                         self.chars.vocab.pad_id) if char_hidden_size > 0 else None)
+        self.char_encoder = (
+            CharEncoder(len(self.chars), char_embedding_dim, char_hidden_size, self.chars.vocab.pad_id)
+            if char_hidden_size > 0
+            else None
+        )
         input_size = word_embedding_dim + (self.char_encoder.output_size if self.char_encoder else 0)
         if input_size == 0:
-            raise ConfigError("tagging needs word embeddings or character features: set task.word_embedding_dim "
-                              "or task.char_hidden_size above 0")
+            raise ConfigError(
+                "tagging needs word embeddings or character features: set task.word_embedding_dim "
+                "or task.char_hidden_size above 0"
+            )
         self.dropout = nn.Dropout(dropout)
         self.encoder = ENCODERS.build(encoder, "encoder", input_size=input_size)
-        self.head = HEADS.build(head, "head", sort=self.head_sort, user="task 'tagging'",
-                                input_size=self.encoder.output_size, num_tags=len(self.tags))
+        self.head = HEADS.build(
+            head,
+            "head",
+            sort=self.head_sort,
+            user="task 'tagging'",
+            input_size=self.encoder.output_size,
+            num_tags=len(self.tags),
+        )
 
     @classmethod
     def data_inputs(cls, data: Any) -> dict[str, Any]:
@@ -116,8 +135,10 @@ class TaggingTask(SeqTask):
         predicted = self.head.decode(states, mask).cpu()  # (B, T), -1 at padding
         tags, unseen, lengths = batch.tags.cpu(), batch.unseen.cpu(), batch.lengths.tolist()
         total = sum(lengths)
-        return {index: (tags[row, :n], predicted[row, :n], unseen[row, :n], loss * n / total)
-                for row, (index, n) in enumerate(zip(batch.indices, lengths, strict=True))}
+        return {
+            index: (tags[row, :n], predicted[row, :n], unseen[row, :n], loss * n / total)
+            for row, (index, n) in enumerate(zip(batch.indices, lengths, strict=True))
+        }
 
     def score(self, records: list[tuple[Tensor, Tensor, Tensor, float]], stage: str) -> dict[str, float]:
         gold, predicted, unseen, loss = zip(*records, strict=True)
@@ -129,12 +150,12 @@ class TaggingTask(SeqTask):
         """The tags of each sentence's words (one list per sentence; an empty sentence gets [])."""
         with self.inference():
             cache: dict[str, tuple[int, list[int]]] = {}
-            encoded = [encode_sentence(words, self.words, self.chars, cache) if words else None
-                       for words in sentences]
+            encoded = [encode_sentence(words, self.words, self.chars, cache) if words else None for words in sentences]
             results: list[list[str]] = [[] for _ in sentences]
             for rows in length_sorted_chunks(sentences, batch_size):
-                batch = collate([encoded[i] for i in rows], self.words.vocab.pad_id, self.chars.vocab.pad_id,
-                                rows).to(self.device)
+                batch = collate([encoded[i] for i in rows], self.words.vocab.pad_id, self.chars.vocab.pad_id, rows).to(
+                    self.device
+                )
                 predicted = self.head.decode(self(batch), batch.mask).tolist()  # (B, T)
                 for i, tags, n in zip(rows, predicted, batch.lengths.tolist(), strict=True):
                     results[i] = [self.tags[t] for t in tags[:n]]
@@ -147,7 +168,8 @@ class TaggingTask(SeqTask):
         one line per line (an empty line stays empty)."""
         lines = self.require_input(lines, "tags sentences")
         conllu = options.input_format == "conllu" or (
-            options.input_format == "auto" and options.source.endswith((".conllu", ".conllu.gz")))
+            options.input_format == "auto" and options.source.endswith((".conllu", ".conllu.gz"))
+        )
         if not conllu:
             return [" ".join(tags) for tags in self.tag([line.split() for line in lines], options.batch_size)]
         sentences = parse_conllu(lines, options.source)

@@ -43,9 +43,18 @@ class TranslationTask(SeqTask):
     headline = ("bleu", "chrf")
     head_sort = RecurrentDecoder
 
-    def __init__(self, encoder: dict, head: dict, decoding: dict, embedding_dim: PositiveInt = 256,
-                 dropout: Rate = 0.25, label_smoothing: Rate = 0.1, max_length: PositiveInt = 100,
-                 max_length_ratio: PositiveFloat = 1.5, **shared: Any):
+    def __init__(
+        self,
+        encoder: dict,
+        head: dict,
+        decoding: dict,
+        embedding_dim: PositiveInt = 256,
+        dropout: Rate = 0.25,
+        label_smoothing: Rate = 0.1,
+        max_length: PositiveInt = 100,
+        max_length_ratio: PositiveFloat = 1.5,
+        **shared: Any,
+    ):
         super().__init__(**shared)
         self.source_tokenizer = self.tokenizers["source"]
         self.target_tokenizer = self.tokenizers["target"]
@@ -57,13 +66,20 @@ class TranslationTask(SeqTask):
         self.max_length = max_length
         self.max_length_ratio = max_length_ratio
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
-        self.embedding = nn.Embedding(len(self.source_tokenizer), embedding_dim,
-                                      padding_idx=self.source_tokenizer.vocab.pad_id)
+        self.embedding = nn.Embedding(
+            len(self.source_tokenizer), embedding_dim, padding_idx=self.source_tokenizer.vocab.pad_id
+        )
         self.dropout = nn.Dropout(dropout)
         self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
-        self.decoder = HEADS.build(head, "head", sort=self.head_sort, user="task 'translation'",
-                                   input_size=self.encoder.output_size, vocab_size=len(self.target_tokenizer),
-                                   pad_id=self.pad_id)
+        self.decoder = HEADS.build(
+            head,
+            "head",
+            sort=self.head_sort,
+            user="task 'translation'",
+            input_size=self.encoder.output_size,
+            vocab_size=len(self.target_tokenizer),
+            pad_id=self.pad_id,
+        )
 
     # --- model -------------------------------------------------------------------------------------
     def encode(self, source: Tensor, lengths: Tensor) -> dict[str, Any]:
@@ -79,8 +95,13 @@ class TranslationTask(SeqTask):
     def token_nll(self, batch: TranslationBatch, smoothing: float = 0.0) -> Tensor:
         """Cross-entropy of every target token (B, T), 0 at padding."""
         logits, _ = self(batch.source, batch.source_lengths, batch.target_in)  # (B, T, V)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.target_out.flatten(), ignore_index=self.pad_id,
-                              label_smoothing=smoothing, reduction="none")
+        nll = F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            batch.target_out.flatten(),
+            ignore_index=self.pad_id,
+            label_smoothing=smoothing,
+            reduction="none",
+        )
         return nll.view_as(batch.target_out)
 
     def training_loss(self, batch: TranslationBatch) -> Tensor:
@@ -104,8 +125,9 @@ class TranslationTask(SeqTask):
         return {**scores, **loss_scores(sum(nll), sum(tokens))}
 
     # --- decoding ----------------------------------------------------------------------------------
-    def decode_batch(self, source: Tensor, lengths: Tensor, strategy: DecodingStrategy,
-                     n: int | None = None) -> list[Hypotheses]:
+    def decode_batch(
+        self, source: Tensor, lengths: Tensor, strategy: DecodingStrategy, n: int | None = None
+    ) -> list[Hypotheses]:
         """source (B, S), lengths (B,) -> per sentence its n (default: the strategy's n_best)
         detokenised hypotheses, best first, with their scores."""
         state = self.encode(source, lengths)
@@ -113,28 +135,36 @@ class TranslationTask(SeqTask):
         first = torch.full_like(lengths, self.bos_id)
         tokens, scores = strategy.search(self.decoder.step, state, first, max_len, eos_id=self.eos_id, n=n)
         detokenise = self.target_tokenizer.decode
-        return [[(detokenise(self.until_eos(ids)), score) for ids, score in zip(row, row_scores, strict=True)]
-                for row, row_scores in zip(tokens.tolist(), scores.tolist(), strict=True)]  # tokens: (B, N, T)
+        return [
+            [(detokenise(self.until_eos(ids)), score) for ids, score in zip(row, row_scores, strict=True)]
+            for row, row_scores in zip(tokens.tolist(), scores.tolist(), strict=True)
+        ]  # tokens: (B, N, T)
 
     def until_eos(self, ids: list[int]) -> list[int]:
-        return ids[:ids.index(self.eos_id)] if self.eos_id in ids else ids
+        return ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
 
     def encode_sources(self, sources: list[str]) -> list[list[int]]:
         """Token ids of each source, truncated to max_length with a counted warning."""
         encoded = [self.source_tokenizer.encode(s) for s in sources]
         truncated = sum(len(ids) > self.max_length for ids in encoded)
         if truncated:
-            log.warning("truncated %d of %d source sentences to task.max_length=%d tokens",
-                        truncated, len(sources), self.max_length)
-        return [ids[:self.max_length] for ids in encoded]
+            log.warning(
+                "truncated %d of %d source sentences to task.max_length=%d tokens",
+                truncated,
+                len(sources),
+                self.max_length,
+            )
+        return [ids[: self.max_length] for ids in encoded]
 
-    def translate(self, sources: list[str], strategy: DecodingStrategy | None = None,
-                  batch_size: int = 64) -> list[str]:
+    def translate(
+        self, sources: list[str], strategy: DecodingStrategy | None = None, batch_size: int = 64
+    ) -> list[str]:
         """Translate raw sentences (best hypothesis each); an empty line translates to ''."""
         return [best[0][0] for best in self.translate_n_best(sources, strategy, batch_size, n=1)]
 
-    def translate_n_best(self, sources: list[str], strategy: DecodingStrategy | None = None,
-                         batch_size: int = 64, n: int | None = None) -> list[Hypotheses]:
+    def translate_n_best(
+        self, sources: list[str], strategy: DecodingStrategy | None = None, batch_size: int = 64, n: int | None = None
+    ) -> list[Hypotheses]:
         """Per sentence, its hypotheses best first with scores (see decode_batch), batched by
         similar length; an empty line gives [('', 0.0)]. Default strategy: the run's (task.decoding)."""
         strategy = self.strategy_or_default(strategy)
@@ -167,9 +197,17 @@ class TranslationTask(SeqTask):
         with self.inference():
             ids = self.encode_sources([source])[0] or [self.source_tokenizer.vocab.unk_id]
             src, lengths = self.pad([ids])
-            hypothesis = self.until_eos(Greedy().decode(
-                self.decoder.step, self.encode(src, lengths), torch.full_like(lengths, self.bos_id),
-                self.max_length, eos_id=self.eos_id)[0].tolist())
+            hypothesis = self.until_eos(
+                Greedy()
+                .decode(
+                    self.decoder.step,
+                    self.encode(src, lengths),
+                    torch.full_like(lengths, self.bos_id),
+                    self.max_length,
+                    eos_id=self.eos_id,
+                )[0]
+                .tolist()
+            )
             target_in = torch.tensor([[self.bos_id, *hypothesis]], device=self.device)
             _, weights = self(src, lengths, target_in)  # teacher forcing replays the same decisions
         if weights is None:

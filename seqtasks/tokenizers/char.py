@@ -37,8 +37,12 @@ class CharTokenizer(Tokenizer):
         return "".join(t for t in (tokens[i] for i in ids) if t not in specials)
 
     def state(self) -> dict[str, Any]:
-        return {"name": "char", "specials": self.specials, "min_frequency": self.min_frequency,
-                "vocab": self.vocab.tokens}
+        return {
+            "name": "char",
+            "specials": self.specials,
+            "min_frequency": self.min_frequency,
+            "vocab": self.vocab.tokens,
+        }
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> CharTokenizer:

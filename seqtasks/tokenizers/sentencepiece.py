@@ -40,8 +40,9 @@ VocabularySize = Annotated[int, Range(low=len(SPECIALS) + 1)]
 class SentencePieceTokenizer(Tokenizer):
     """Sentencepiece subwords (unigram/BPE/char/word) learned from the training text; <pad> <unk> <bos> <eos> = 0-3."""
 
-    def __init__(self, vocab_size: VocabularySize = 8000, model_type: ModelType = "unigram",
-                 character_coverage: Coverage = 1.0):
+    def __init__(
+        self, vocab_size: VocabularySize = 8000, model_type: ModelType = "unigram", character_coverage: Coverage = 1.0
+    ):
         self.vocab_size = vocab_size
         self.model_type = model_type
         self.character_coverage = float(character_coverage)
@@ -65,21 +66,36 @@ class SentencePieceTokenizer(Tokenizer):
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=sentences(), model_writer=model,
-                vocab_size=self.vocab_size, model_type=self.model_type,
-                character_coverage=self.character_coverage, hard_vocab_limit=False,
+                sentence_iterator=sentences(),
+                model_writer=model,
+                vocab_size=self.vocab_size,
+                model_type=self.model_type,
+                character_coverage=self.character_coverage,
+                hard_vocab_limit=False,
                 input_sentence_size=0,  # all sentences, no random sample
-                pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-                pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
+                pad_id=0,
+                unk_id=1,
+                bos_id=2,
+                eos_id=3,
+                pad_piece=PAD,
+                unk_piece=UNK,
+                bos_piece=BOS,
+                eos_piece=EOS,
                 minloglevel=2,  # quiet: errors only (and those raise)
             )
         except RuntimeError as error:
             raise self._training_error(str(error), count) from None
         self._load(model.getvalue())
         if len(self.vocab) < self.vocab_size and self.model_type != "char":
-            log.warning("tokenizer.vocab_size=%d, but the training text (%d sentences) yields only %d %s pieces; "
-                        "the vocabulary has %d", self.vocab_size, count, len(self.vocab), self.model_type,
-                        len(self.vocab))
+            log.warning(
+                "tokenizer.vocab_size=%d, but the training text (%d sentences) yields only %d %s pieces; "
+                "the vocabulary has %d",
+                self.vocab_size,
+                count,
+                len(self.vocab),
+                self.model_type,
+                len(self.vocab),
+            )
         return self
 
     def _training_error(self, message: str, count: int) -> ConfigError:
@@ -90,14 +106,15 @@ class SentencePieceTokenizer(Tokenizer):
             return ConfigError(
                 f"tokenizer.vocab_size={self.vocab_size} is too small: the training text has {match.group(2)} "
                 f"distinct characters (at tokenizer.character_coverage={self.character_coverage}); set "
-                f"tokenizer.vocab_size={needed} or more, or lower tokenizer.character_coverage")
+                f"tokenizer.vocab_size={needed} or more, or lower tokenizer.character_coverage"
+            )
         detail = message.split("] ", 1)[-1].strip()
         return ConfigError(f"sentencepiece training failed on {count} sentences: {detail}")
 
     def _load(self, model: bytes) -> None:
         processor = spm.SentencePieceProcessor(model_proto=model)
         pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
-        if tuple(pieces[:len(SPECIALS)]) != SPECIALS:
+        if tuple(pieces[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"sentencepiece model does not start with {', '.join(SPECIALS)}: {pieces[:4]}")
         self._processor = processor
         self.vocab = Vocab(pieces)
@@ -124,14 +141,21 @@ class SentencePieceTokenizer(Tokenizer):
 
     # --- persistence -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"name": "sentencepiece", "vocab_size": self.vocab_size, "model_type": self.model_type,
-                "character_coverage": self.character_coverage,
-                "model": base64.b64encode(self.model_bytes()).decode("ascii")}
+        return {
+            "name": "sentencepiece",
+            "vocab_size": self.vocab_size,
+            "model_type": self.model_type,
+            "character_coverage": self.character_coverage,
+            "model": base64.b64encode(self.model_bytes()).decode("ascii"),
+        }
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> SentencePieceTokenizer:
-        tokenizer = cls(vocab_size=state["vocab_size"], model_type=state["model_type"],
-                        character_coverage=state["character_coverage"])
+        tokenizer = cls(
+            vocab_size=state["vocab_size"],
+            model_type=state["model_type"],
+            character_coverage=state["character_coverage"],
+        )
         tokenizer._load(base64.b64decode(state["model"]))
         return tokenizer
 
@@ -141,16 +165,19 @@ class SentencePieceTokenizer(Tokenizer):
         model, vocab = directory / f"{name}.model", directory / f"{name}.vocab"
         with atomic_write(model) as f:
             f.write(self.model_bytes())
-        lines = "".join(f"{self.processor.id_to_piece(i)}\t{self.processor.get_score(i):g}\n"
-                        for i in range(len(self.vocab)))
+        lines = "".join(
+            f"{self.processor.id_to_piece(i)}\t{self.processor.get_score(i):g}\n" for i in range(len(self.vocab))
+        )
         with atomic_write(vocab) as f:
             f.write(lines.encode("utf-8"))
         return [model, vocab]
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers and deepcopy: carry the model bytes, not the C++ processor.
-        return {"options": (self.vocab_size, self.model_type, self.character_coverage),
-                "model": self.model_bytes() if self._processor is not None else None}
+        return {
+            "options": (self.vocab_size, self.model_type, self.character_coverage),
+            "model": self.model_bytes() if self._processor is not None else None,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(*state["options"])

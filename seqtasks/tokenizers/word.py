@@ -21,8 +21,13 @@ from seqtasks.validation import PositiveInt
 class WordTokenizer(Tokenizer):
     """Whitespace words; the most frequent training words first (ties alphabetical), after the specials."""
 
-    def __init__(self, lowercase: bool = False, min_frequency: PositiveInt = 1, max_size: PositiveInt | None = None,
-                 specials: list[str] = SPECIALS):
+    def __init__(
+        self,
+        lowercase: bool = False,
+        min_frequency: PositiveInt = 1,
+        max_size: PositiveInt | None = None,
+        specials: list[str] = SPECIALS,
+    ):
         if UNK not in specials:
             raise ConfigError(f"tokenizer.specials must include {UNK}: unseen words map to it")
         if max_size is not None and max_size <= len(specials):
@@ -56,12 +61,22 @@ class WordTokenizer(Tokenizer):
         return " ".join(t for t in (tokens[i] for i in ids) if t not in specials)
 
     def state(self) -> dict[str, Any]:
-        return {"name": "word", "lowercase": self.lowercase, "min_frequency": self.min_frequency,
-                "max_size": self.max_size, "specials": self.specials, "vocab": self.vocab.tokens}
+        return {
+            "name": "word",
+            "lowercase": self.lowercase,
+            "min_frequency": self.min_frequency,
+            "max_size": self.max_size,
+            "specials": self.specials,
+            "vocab": self.vocab.tokens,
+        }
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> WordTokenizer:
-        tokenizer = cls(lowercase=state["lowercase"], min_frequency=state["min_frequency"],
-                        max_size=state["max_size"], specials=state["specials"])
+        tokenizer = cls(
+            lowercase=state["lowercase"],
+            min_frequency=state["min_frequency"],
+            max_size=state["max_size"],
+            specials=state["specials"],
+        )
         tokenizer.vocab = Vocab(state["vocab"])
         return tokenizer

@@ -104,8 +104,8 @@ def test_ddp_ranks_split_the_batches_evenly(monkeypatch, world, shuffle):
     assert len(per_rank[0]) == -(-len(all_batches) // world)
     # interleaved, the ranks' batches are the single-process batches, then repeats from the start
     interleaved = [per_rank[r][k] for k in range(len(per_rank[0])) for r in range(world)]
-    assert interleaved[:len(all_batches)] == all_batches
-    assert interleaved[len(all_batches):] == all_batches[:len(interleaved) - len(all_batches)]
+    assert interleaved[: len(all_batches)] == all_batches
+    assert interleaved[len(all_batches) :] == all_batches[: len(interleaved) - len(all_batches)]
     assert set(flat(interleaved)) == set(range(len(lengths)))
 
 

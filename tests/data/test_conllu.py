@@ -142,22 +142,49 @@ def test_tag_count_mismatch_names_the_sentence(tiny, tmp_path):
     [
         (5, "2\tsaid\tsay\tVERB", "expected 10 tab-separated columns, found 4"),
         (18, "1 Go go VERB VB Mood=Imp 0 root 0:root _", "expected 10 tab-separated columns, found 1"),
-        (19, _line(*"2 home home ADV RB _ 1 advmod 1:advmod _ extra".split())[:-1],
-         "expected 10 tab-separated columns, found 11"),
-        (8, _line(*"x n't not PART RB _ 5 advmod 5:advmod _".split())[:-1],
-         "expected an integer word id, a range like 3-4 or an empty node like 8.1, found 'x'"),
-        (6, _line(*"3- can't _ _ _ _ _ _ _ _".split())[:-1],
-         "expected an integer word id, a range like 3-4 or an empty node like 8.1, found '3-'"),
-        (13, _line(*"8.a come come VERB VB _ _ _ 2:conj _".split())[:-1],
-         "expected an integer word id, a range like 3-4 or an empty node like 8.1, found '8.a'"),
-        (8, _line(*"5 n't not PART RB _ 5 advmod 5:advmod _".split())[:-1],
-         "word id 5 out of order; expected 4 (word ids count 1, 2, 3, ... in each sentence)"),
-        (18, _line(*"0 Go go VERB VB _ 0 root 0:root _".split())[:-1],
-         "word id 0 out of order; expected 1 (word ids count 1, 2, 3, ... in each sentence)"),
+        (
+            19,
+            _line(*"2 home home ADV RB _ 1 advmod 1:advmod _ extra".split())[:-1],
+            "expected 10 tab-separated columns, found 11",
+        ),
+        (
+            8,
+            _line(*"x n't not PART RB _ 5 advmod 5:advmod _".split())[:-1],
+            "expected an integer word id, a range like 3-4 or an empty node like 8.1, found 'x'",
+        ),
+        (
+            6,
+            _line(*"3- can't _ _ _ _ _ _ _ _".split())[:-1],
+            "expected an integer word id, a range like 3-4 or an empty node like 8.1, found '3-'",
+        ),
+        (
+            13,
+            _line(*"8.a come come VERB VB _ _ _ 2:conj _".split())[:-1],
+            "expected an integer word id, a range like 3-4 or an empty node like 8.1, found '8.a'",
+        ),
+        (
+            8,
+            _line(*"5 n't not PART RB _ 5 advmod 5:advmod _".split())[:-1],
+            "word id 5 out of order; expected 4 (word ids count 1, 2, 3, ... in each sentence)",
+        ),
+        (
+            18,
+            _line(*"0 Go go VERB VB _ 0 root 0:root _".split())[:-1],
+            "word id 0 out of order; expected 1 (word ids count 1, 2, 3, ... in each sentence)",
+        ),
         (5, "2\tsaid\tsay\t\tVBD\t_\t0\troot\t0:root\t_", "column 4 (UPOS) is empty; write '_' for no value"),
     ],
-    ids=["too-few-columns", "spaces-not-tabs", "too-many-columns", "non-integer-id", "bad-range", "bad-empty-node",
-         "skipped-id", "zero-id", "empty-column"],
+    ids=[
+        "too-few-columns",
+        "spaces-not-tabs",
+        "too-many-columns",
+        "non-integer-id",
+        "bad-range",
+        "bad-empty-node",
+        "skipped-id",
+        "zero-id",
+        "empty-column",
+    ],
 )
 def test_malformed_line_is_an_error_with_its_line_number(tmp_path, number, replacement, message):
     path = tmp_path / "bad.conllu"
@@ -223,14 +250,23 @@ def test_empty_file_is_an_error(tmp_path):
 def test_sentence_from_tokens(tmp_path):
     sentence = sentence_from_tokens("Hello , world !".split())
     assert [(t.id, t.form, t.upos, t.misc) for t in sentence.words] == [
-        ("1", "Hello", "_", "_"), ("2", ",", "_", "_"), ("3", "world", "_", "_"), ("4", "!", "_", "_")]
+        ("1", "Hello", "_", "_"),
+        ("2", ",", "_", "_"),
+        ("3", "world", "_", "_"),
+        ("4", "!", "_", "_"),
+    ]
     assert sentence.comments == [] and sentence.line is None
     path = tmp_path / "built.conllu"
     write_conllu([sentence], path, upos=[["INTJ", "PUNCT", "NOUN", "PUNCT"]])
     assert path.read_text(encoding="utf-8").split("\n")[0] == "1\tHello\t_\tINTJ\t_\t_\t_\t_\t_\t_"
     words, tags = ["Hello", ",", "world", "!"], ["INTJ", "PUNCT", "NOUN", "PUNCT"]
-    assert read_conllu(path) == [Sentence(lines=[
-        Token(str(i), w, "_", tag, *["_"] * 6) for i, (w, tag) in enumerate(zip(words, tags, strict=True), 1)])]
+    assert read_conllu(path) == [
+        Sentence(
+            lines=[
+                Token(str(i), w, "_", tag, *["_"] * 6) for i, (w, tag) in enumerate(zip(words, tags, strict=True), 1)
+            ]
+        )
+    ]
     with pytest.raises(ValueError, match="at least one word"):
         sentence_from_tokens([])
     with pytest.raises(ValueError, match="tabs"):

@@ -33,21 +33,33 @@ def _corpus(sizes: dict[str, int], shared: dict[str, list[str]] | None = None) -
 
 
 def test_reads_stripped_names_with_language_from_file_stem(tmp_path):
-    directory = _write(tmp_path / "names", {
-        "Arabic": "Khoury\nNahas\nKhoury\n",
-        "German": "\ufeffMüller\n  Abel \n\n   \nAbel",
-        "English": "Abel\r\nSmith\r\n",
-    })
+    directory = _write(
+        tmp_path / "names",
+        {
+            "Arabic": "Khoury\nNahas\nKhoury\n",
+            "German": "\ufeffMüller\n  Abel \n\n   \nAbel",
+            "English": "Abel\r\nSmith\r\n",
+        },
+    )
     (directory / "README.md").write_text("not a language\n", encoding="utf-8")
     pairs = read_names_by_language(directory)
     assert pairs == [
-        ("Khoury", "Arabic"), ("Nahas", "Arabic"), ("Khoury", "Arabic"),
-        ("Abel", "English"), ("Smith", "English"),
-        ("Müller", "German"), ("Abel", "German"), ("Abel", "German"),
+        ("Khoury", "Arabic"),
+        ("Nahas", "Arabic"),
+        ("Khoury", "Arabic"),
+        ("Abel", "English"),
+        ("Smith", "English"),
+        ("Müller", "German"),
+        ("Abel", "German"),
+        ("Abel", "German"),
     ]  # Unicode kept as is (no ASCII folding)
     assert deduplicate(pairs) == [
-        ("Khoury", "Arabic"), ("Nahas", "Arabic"), ("Abel", "English"), ("Smith", "English"),
-        ("Müller", "German"), ("Abel", "German"),
+        ("Khoury", "Arabic"),
+        ("Nahas", "Arabic"),
+        ("Abel", "English"),
+        ("Smith", "English"),
+        ("Müller", "German"),
+        ("Abel", "German"),
     ]
 
 

@@ -19,10 +19,20 @@ from seqtasks.registry import DATASETS
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
-DE = ["Ein Hund läuft.", "Zwei Kinder spielen im Park.", "Eine Frau liest ein Buch.", "Ein Mann.",
-      "Die Katze schläft auf dem Sofa neben dem Fenster."]
-EN = ["A dog runs.", "Two children play in the park.", "A woman reads a book.", "A man.",
-      "The cat sleeps on the sofa next to the window."]
+DE = [
+    "Ein Hund läuft.",
+    "Zwei Kinder spielen im Park.",
+    "Eine Frau liest ein Buch.",
+    "Ein Mann.",
+    "Die Katze schläft auf dem Sofa neben dem Fenster.",
+]
+EN = [
+    "A dog runs.",
+    "Two children play in the park.",
+    "A woman reads a book.",
+    "A man.",
+    "The cat sleeps on the sofa next to the window.",
+]
 CHAR = {"name": "char"}
 
 
@@ -116,9 +126,9 @@ def test_batches_have_bos_eos_and_padding_in_place(files):
             assert int(batch.source_lengths[row]) == n
             assert batch.source[row, :n].tolist() == source_ids
             assert (batch.source[row, n:] == pad).all()
-            assert batch.target_in[row, :t + 1].tolist() == [bos, *target_ids]
-            assert batch.target_out[row, :t + 1].tolist() == [*target_ids, eos]
-            assert (batch.target_in[row, t + 1:] == pad).all() and (batch.target_out[row, t + 1:] == pad).all()
+            assert batch.target_in[row, : t + 1].tolist() == [bos, *target_ids]
+            assert batch.target_out[row, : t + 1].tolist() == [*target_ids, eos]
+            assert (batch.target_in[row, t + 1 :] == pad).all() and (batch.target_out[row, t + 1 :] == pad).all()
 
 
 def test_val_batches_cover_the_file_once_in_length_order(files):
@@ -239,8 +249,15 @@ def test_lightning_drives_the_epoch_of_the_training_order(files):
 
     data = build(files, max_tokens=120)
     model = Recorder()
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(model, datamodule=data)
     assert sorted(model.seen) == [0, 1, 2]
     for epoch, batches in model.seen.items():
@@ -251,12 +268,15 @@ def test_lightning_drives_the_epoch_of_the_training_order(files):
 
 
 # --- multi30k --------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("options", "message"), [
-    ({"source_lang": "cs"}, r"data\.source_lang='cs': expected one of 'de', 'en', 'fr'"),
-    ({"target_lang": "xx"}, r"data\.target_lang='xx': expected one of 'de', 'en', 'fr'"),
-    ({"source_lang": "en", "target_lang": "en"}, r"both 'en'; choose two different languages from: de, en, fr"),
-    ({"train": "x.tsv"}, r"multi30k' knows its files; data\.train cannot be set"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"source_lang": "cs"}, r"data\.source_lang='cs': expected one of 'de', 'en', 'fr'"),
+        ({"target_lang": "xx"}, r"data\.target_lang='xx': expected one of 'de', 'en', 'fr'"),
+        ({"source_lang": "en", "target_lang": "en"}, r"both 'en'; choose two different languages from: de, en, fr"),
+        ({"train": "x.tsv"}, r"multi30k' knows its files; data\.train cannot be set"),
+    ],
+)
 def test_multi30k_validates_its_options(options, message):
     with pytest.raises(ConfigError, match=message):
         DATASETS.build({"name": "multi30k", **options}, "data")

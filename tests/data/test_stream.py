@@ -36,8 +36,9 @@ def _batches(dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(batch.inputs, batch.targets) for batch in dataset]
 
 
-@pytest.mark.parametrize(("n", "batch_size", "seq_len"), [(100, 4, 5), (101, 4, 5), (81, 4, 5), (1000, 3, 7),
-                                                        (9, 2, 4), (64, 1, 8)])
+@pytest.mark.parametrize(
+    ("n", "batch_size", "seq_len"), [(100, 4, 5), (101, 4, 5), (81, 4, 5), (1000, 3, 7), (9, 2, 4), (64, 1, 8)]
+)
 def test_batches_continue_rows_and_shift_targets(n, batch_size, seq_len):
     dataset = StreamBatches(torch.arange(n), batch_size, seq_len)
     batches = _batches(dataset)

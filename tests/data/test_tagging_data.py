@@ -26,13 +26,23 @@ def word(i: int | str, form: str, upos: str, xpos: str = "X") -> str:
 # Lines: 1-2 comments, 3-14 tokens (3-4 range on line 5, 8.1 on line 12), 15 blank, 16 comment, 17-18, 19 blank.
 TRAIN = (
     "# sent_id = s1\n# text = They said can't come, so Bill today.\n"
-    + word(1, "They", "PRON", "PRP") + word(2, "said", "VERB", "VBD")
+    + word(1, "They", "PRON", "PRP")
+    + word(2, "said", "VERB", "VBD")
     + _line("3-4", "can't", *["_"] * 8)
-    + word(3, "ca", "AUX", "MD") + word(4, "n't", "PART", "RB") + word(5, "come", "VERB", "VB")
-    + word(6, ",", "PUNCT", ",") + word(7, "so", "ADV", "RB") + word(8, "Bill", "PROPN", "NNP")
+    + word(3, "ca", "AUX", "MD")
+    + word(4, "n't", "PART", "RB")
+    + word(5, "come", "VERB", "VB")
+    + word(6, ",", "PUNCT", ",")
+    + word(7, "so", "ADV", "RB")
+    + word(8, "Bill", "PROPN", "NNP")
     + _line("8.1", "come", "_", "VERB", "VB", "_", "_", "_", "_", "_")
-    + word(9, "today", "NOUN", "NN") + word(10, ".", "PUNCT", ".") + "\n"
-    + "# sent_id = s2\n" + word(1, "they", "PRON", "PRP") + word(2, "came", "VERB", "VBD") + "\n"
+    + word(9, "today", "NOUN", "NN")
+    + word(10, ".", "PUNCT", ".")
+    + "\n"
+    + "# sent_id = s2\n"
+    + word(1, "they", "PRON", "PRP")
+    + word(2, "came", "VERB", "VBD")
+    + "\n"
 )
 S1_FORMS = ["They", "said", "ca", "n't", "come", ",", "so", "Bill", "today", "."]
 S1_UPOS = ["PRON", "VERB", "AUX", "PART", "VERB", "PUNCT", "ADV", "PROPN", "NOUN", "PUNCT"]
@@ -49,8 +59,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 
 def make(files, column: str = "upos", **options) -> TaggingData:
-    data = TaggingData(train=str(files["train"]), val=str(files["val"]), test=str(files["val"]), column=column,
-                       **options)
+    data = TaggingData(
+        train=str(files["train"]), val=str(files["val"]), test=str(files["val"]), column=column, **options
+    )
     data.build_tokenizers(WORD_TOKENIZER)
     return data
 
@@ -80,14 +91,22 @@ def test_batches_pad_tags_flag_unseen_and_share_the_characters_of_repeated_forms
     data = make(files, max_tokens=100)
     (batch,) = list(data.train_dataloader())
     order = batch.indices
-    assert sorted(order) == [0, 1] and batch.words.shape == (2, 10) and batch.lengths.tolist() == [
-        [10, 2][i] for i in order]
+    assert (
+        sorted(order) == [0, 1]
+        and batch.words.shape == (2, 10)
+        and batch.lengths.tolist() == [[10, 2][i] for i in order]
+    )
     row = order.index(1)  # the two-word sentence
     assert (batch.tags[row, 2:] == IGNORE).all() and (batch.tags[row, :2] != IGNORE).all()
     assert batch.mask.tolist()[row] == [True, True] + [False] * 8
     chars = data.tokenizers["chars"]
-    forms = [[chars.decode(batch.chars[batch.forms[r, t], :batch.char_lengths[batch.forms[r, t]]].tolist())
-              for t in range(int(batch.lengths[r]))] for r in range(2)]
+    forms = [
+        [
+            chars.decode(batch.chars[batch.forms[r, t], : batch.char_lengths[batch.forms[r, t]]].tolist())
+            for t in range(int(batch.lengths[r]))
+        ]
+        for r in range(2)
+    ]
     assert forms[order.index(0)] == S1_FORMS and forms[row] == ["they", "came"]
     assert batch.chars.shape[0] == len(set(S1_FORMS) | {"they", "came"})  # "come" and "." would repeat
     moved = batch.to("cpu")
@@ -115,8 +134,15 @@ def test_a_malformed_line_names_the_file_and_line(files, tmp_path):
 def test_a_tag_training_never_saw_names_the_file_and_word_line(files, tmp_path):
     data = make(files)
     test = tmp_path / "test.conllu"
-    test.write_text("# c\n" + word(1, "Bill", "PROPN") + _line("2-3", "xy", *["_"] * 8) + word(2, "x", "PROPN")
-                    + word(3, "y", "INTJ") + "\n", encoding="utf-8")
+    test.write_text(
+        "# c\n"
+        + word(1, "Bill", "PROPN")
+        + _line("2-3", "xy", *["_"] * 8)
+        + word(2, "x", "PROPN")
+        + word(3, "y", "INTJ")
+        + "\n",
+        encoding="utf-8",
+    )
     data = TaggingData(train=str(files["train"]), val=str(files["val"]), test=str(test))
     data.build_tokenizers(WORD_TOKENIZER)
     with pytest.raises(DataError, match=rf"{test}:5: word 3 \('y'\): UPOS tag 'INTJ' was not seen in training"):

@@ -18,7 +18,7 @@ STSA_DEV = SHARED_DATA / "sst2" / "sentence_level" / "stsa.binary.dev"
 GLUE = (
     "sentence\tlabel\n"
     "it 's a charming and often affecting journey . \t1\n"
-    "\"quoted\" start and an unbalanced \" quote \t0\n"
+    '"quoted" start and an unbalanced " quote \t0\n'
     "unflinchingly bleak and desperate \t0\n"
 )
 
@@ -33,7 +33,7 @@ def test_reads_glue_rows_with_quotes_as_text(tmp_path):
     rows = read_labelled_tsv(_write(tmp_path, GLUE))
     assert rows == [
         ("it 's a charming and often affecting journey .", "1"),
-        ("\"quoted\" start and an unbalanced \" quote", "0"),
+        ('"quoted" start and an unbalanced " quote', "0"),
         ("unflinchingly bleak and desperate", "0"),
     ]
 
@@ -45,8 +45,10 @@ def test_columns_are_found_by_name_in_any_order(tmp_path):
 
 def test_without_header_columns_are_positions(tmp_path):
     path = _write(tmp_path, "good film\t1\nbad film\t0\n")
-    assert read_labelled_tsv(path, text_column=0, label_column=1, header=False) == [("good film", "1"),
-                                                                                    ("bad film", "0")]
+    assert read_labelled_tsv(path, text_column=0, label_column=1, header=False) == [
+        ("good film", "1"),
+        ("bad film", "0"),
+    ]
     with pytest.raises(ValueError, match="0-based positions"):
         read_labelled_tsv(path, header=False)
 
@@ -85,8 +87,8 @@ def test_malformed_rows_are_errors_with_their_line_number(tmp_path, content, lin
 
 
 def test_label_first_lines(tmp_path):
-    path = _write(tmp_path, "1 a gorgeous , witty film .\n\n0 \"dull\" and  slow \r\n", name="stsa.binary.dev")
-    assert read_label_first_lines(path) == [("a gorgeous , witty film .", "1"), ("\"dull\" and  slow", "0")]
+    path = _write(tmp_path, '1 a gorgeous , witty film .\n\n0 "dull" and  slow \r\n', name="stsa.binary.dev")
+    assert read_label_first_lines(path) == [("a gorgeous , witty film .", "1"), ('"dull" and  slow', "0")]
 
 
 @pytest.mark.parametrize(

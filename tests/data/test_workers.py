@@ -9,8 +9,10 @@ import torch
 
 from seqtasks.registry import DATASETS
 
-CONLLU = "".join(f"1\t{w}\t_\tNOUN\t_\t_\t0\troot\t_\t_\n2\tran\t_\tVERB\t_\t_\t1\tdep\t_\t_\n\n"
-                 for w in ("dog", "cat", "bird", "fish"))
+CONLLU = "".join(
+    f"1\t{w}\t_\tNOUN\t_\t_\t0\troot\t_\t_\n2\tran\t_\tVERB\t_\t_\t1\tdep\t_\t_\n\n"
+    for w in ("dog", "cat", "bird", "fish")
+)
 
 
 @pytest.fixture(params=["names", "conllu", "parallel"])
@@ -25,8 +27,16 @@ def datamodule(request, tmp_path):
     if request.param == "conllu":
         for split in ("train", "val"):
             (tmp_path / f"{split}.conllu").write_text(CONLLU)
-        return ({"name": "conllu", "train": str(tmp_path / "train.conllu"), "val": str(tmp_path / "val.conllu"),
-                 "test": None, "max_tokens": 4}, {"name": "word"})
+        return (
+            {
+                "name": "conllu",
+                "train": str(tmp_path / "train.conllu"),
+                "val": str(tmp_path / "val.conllu"),
+                "test": None,
+                "max_tokens": 4,
+            },
+            {"name": "word"},
+        )
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"ein Hund {i}\ta dog {i}\n" for i in range(12)))
     return {"name": "parallel", "train": str(pairs), "val": str(pairs), "max_tokens": 60}, {"name": "char"}
@@ -36,8 +46,9 @@ def batches(loader) -> list[dict]:
     """Every batch's tensors and index lists, comparable across processes."""
     out = []
     for batch in loader:
-        out.append({name: value.tolist() if isinstance(value, torch.Tensor) else value
-                    for name, value in vars(batch).items()})
+        out.append(
+            {name: value.tolist() if isinstance(value, torch.Tensor) else value for name, value in vars(batch).items()}
+        )
     return out
 
 

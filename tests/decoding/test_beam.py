@@ -36,14 +36,16 @@ class TinyModel:
 
     def row(self, b):
         """Step inputs of row b alone."""
-        return select_state(self.state, torch.tensor([b])), self.first[b:b + 1]
+        return select_state(self.state, torch.tensor([b])), self.first[b : b + 1]
 
 
 def no_eos_step(step, eos_id):
     """The step with eos made (practically) impossible, so rows run to their limits."""
+
     def wrapped(prev, state):
         log_probs, state = step(prev, state)
         return log_probs.index_fill(1, torch.tensor([eos_id]), -50.0), state
+
     return wrapped
 
 
@@ -88,8 +90,9 @@ LIMITS = torch.tensor([2, 5, 0, 7, 3])
 EOS = 4
 
 
-@pytest.mark.parametrize("strategy", [Greedy(), Sampling(), BeamSearch(beam_size=3)],
-                         ids=["greedy", "sampling", "beam"])
+@pytest.mark.parametrize(
+    "strategy", [Greedy(), Sampling(), BeamSearch(beam_size=3)], ids=["greedy", "sampling", "beam"]
+)
 def test_each_row_stops_at_its_own_limit_and_is_filled_with_eos(strategy):
     model = TinyModel()
     step = no_eos_step(model.step, EOS)
@@ -202,13 +205,15 @@ def short_or_long_step():
 def test_length_penalty_decides_between_a_short_and_a_long_hypothesis(alpha, expected):
     # alpha 0: -0.60 beats -0.86. alpha 3: lp(1) = 1, lp(3) = (8/6)**3 = 2.37: -0.60 loses to -0.36.
     tokens, scores = BeamSearch(beam_size=2, length_penalty=alpha, n_best=2).search(
-        short_or_long_step(), None, torch.tensor([0]), 6, eos_id=1)
+        short_or_long_step(), None, torch.tensor([0]), 6, eos_id=1
+    )
     assert tokens.shape == (1, 2, 3)  # both finished after 3 steps: the search stopped there
     assert tokens[0, 0].tolist() == expected
     assert sorted(tokens[0].tolist()) == [[1, 1, 1], [2, 3, 1]]
     short, long = math.log(0.55), math.log(0.45 * 0.95 * 0.99)
-    assert scores[0].tolist() == pytest.approx(sorted([short / lp(1, alpha), long / lp(3, alpha)], reverse=True),
-                                               abs=1e-4)
+    assert scores[0].tolist() == pytest.approx(
+        sorted([short / lp(1, alpha), long / lp(3, alpha)], reverse=True), abs=1e-4
+    )
 
 
 @pytest.mark.parametrize("with_eos", [False, True])
@@ -220,7 +225,7 @@ def test_batching_does_not_change_beam_results(with_eos):
     tokens, scores = beam.search(model.step, model.state, model.first, max_len, eos_id=eos)
     for b in range(5):
         state, first = model.row(b)
-        alone_max = max_len[b:b + 1] if with_eos else max_len
+        alone_max = max_len[b : b + 1] if with_eos else max_len
         alone, alone_scores = beam.search(model.step, state, first, alone_max, eos_id=eos)
         steps = alone.shape[2]
         assert torch.equal(tokens[b, :, :steps], alone[0])
@@ -229,12 +234,15 @@ def test_batching_does_not_change_beam_results(with_eos):
         torch.testing.assert_close(scores[b], alone_scores[0], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"beam_size": 0}, r"decoding.beam_size=0: expected an integer >= 1"),
-    ({"beam_size": 2, "n_best": 3}, r"at most beam_size=2 hypotheses per row; asked for 3 \(decoding.n_best"),
-    ({"n_best": 0}, r"decoding.n_best=0: expected an integer >= 1"),
-    ({"length_penalty": -0.5}, r"decoding.length_penalty=-0.5: expected a number >= 0"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"beam_size": 0}, r"decoding.beam_size=0: expected an integer >= 1"),
+        ({"beam_size": 2, "n_best": 3}, r"at most beam_size=2 hypotheses per row; asked for 3 \(decoding.n_best"),
+        ({"n_best": 0}, r"decoding.n_best=0: expected an integer >= 1"),
+        ({"length_penalty": -0.5}, r"decoding.length_penalty=-0.5: expected a number >= 0"),
+    ],
+)
 def test_invalid_beam_options(options, message):
     with pytest.raises(ConfigError, match=message):
         DECODING.build({"name": "beam", **options}, "decoding")
@@ -243,8 +251,16 @@ def test_invalid_beam_options(options, message):
 # --- on a language model -----------------------------------------------------------------------------
 @pytest.fixture(params=["gru", "lstm"])
 def language_model(request, compose_config, tiny_text_file):
-    cfg = compose_config(["data=text_file", f"data.path={tiny_text_file}", f"encoder={request.param}",
-                          "encoder.hidden_size=8", "encoder.num_layers=2", "task.embedding_dim=4"])
+    cfg = compose_config(
+        [
+            "data=text_file",
+            f"data.path={tiny_text_file}",
+            f"encoder={request.param}",
+            "encoder.hidden_size=8",
+            "encoder.num_layers=2",
+            "task.embedding_dim=4",
+        ]
+    )
     data = TextStreamData(**{k: v for k, v in container(cfg.data).items() if k != "name"})
     torch.manual_seed(0)
     return build_task(cfg, data).eval()
@@ -267,10 +283,11 @@ def test_beam_scores_on_a_language_model_match_the_model_run_on_the_whole_text(l
     with torch.no_grad():
         _, state = task(ids[:, :-1])
         tokens, scores = BeamSearch(beam_size=3, length_penalty=0.0, n_best=3).search(
-            task.step_function, state, ids[:, -1], 12)
+            task.step_function, state, ids[:, -1], 12
+        )
         for k in range(3):
             text = torch.cat([ids[:1], tokens[0, k][None]], dim=1)  # (1, P + 12)
             logits, _ = task(text[:, :-1])
             log_probs = logits.float().index_fill(-1, task.special_ids, float("-inf")).log_softmax(-1)
-            expected = log_probs[0, ids.shape[1] - 1:].gather(-1, tokens[0, k][:, None]).sum()
+            expected = log_probs[0, ids.shape[1] - 1 :].gather(-1, tokens[0, k][:, None]).sum()
             assert math.isclose(float(scores[0, k]), float(expected), rel_tol=1e-4, abs_tol=1e-4)

@@ -77,13 +77,16 @@ def test_eos_stops_rows_and_pads_with_eos():
     assert torch.all(out[0, first_eos:] == out[0, 1])
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"temperature": -1}, r"decoding.temperature=-1: expected a number >= 0"),
-    ({"top_k": 0}, r"decoding.top_k=0: expected an integer >= 1 or null"),
-    ({"top_p": 1.5}, r"decoding.top_p=1.5: expected a number in \(0, 1\] or null"),
-    ({"top_p": 0.0}, r"decoding.top_p=0.0: expected a number in \(0, 1\] or null"),
-    ({"tempreature": 1.0}, r"has no option 'decoding.tempreature'.*did you mean 'temperature'"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"temperature": -1}, r"decoding.temperature=-1: expected a number >= 0"),
+        ({"top_k": 0}, r"decoding.top_k=0: expected an integer >= 1 or null"),
+        ({"top_p": 1.5}, r"decoding.top_p=1.5: expected a number in \(0, 1\] or null"),
+        ({"top_p": 0.0}, r"decoding.top_p=0.0: expected a number in \(0, 1\] or null"),
+        ({"tempreature": 1.0}, r"has no option 'decoding.tempreature'.*did you mean 'temperature'"),
+    ],
+)
 def test_invalid_options(options, message):
     with pytest.raises(ConfigError, match=message):
         DECODING.build({"name": "sampling", **options}, "decoding")
@@ -98,9 +101,11 @@ def replayed_score(tokens: torch.Tensor, first: int) -> float:
     return total
 
 
-@pytest.mark.parametrize("strategy", [Greedy(n_best=3), Sampling(n_best=5), BeamSearch(beam_size=4, n_best=4,
-                                                                                          length_penalty=0.0)],
-                         ids=["greedy", "sampling", "beam"])
+@pytest.mark.parametrize(
+    "strategy",
+    [Greedy(n_best=3), Sampling(n_best=5), BeamSearch(beam_size=4, n_best=4, length_penalty=0.0)],
+    ids=["greedy", "sampling", "beam"],
+)
 def test_every_strategy_returns_n_best_lists_best_first_scored_by_their_log_probs(strategy):
     first = torch.tensor([0, 3, 7])
     state = torch.zeros(3)  # the Markov model ignores it, but strategies may repeat and reorder it
@@ -110,15 +115,16 @@ def test_every_strategy_returns_n_best_lists_best_first_scored_by_their_log_prob
     for row in range(3):
         for k in range(strategy.n_best):
             assert abs(float(scores[row, k]) - replayed_score(tokens[row, k], int(first[row]))) < 1e-4
-    assert torch.equal(tokens[:, 0], strategy.decode(markov_step(), state, first, 6,
-                                                     generator=torch.Generator().manual_seed(0))) or \
-        isinstance(strategy, Sampling)  # sampling's first draw need not be its best
+    assert torch.equal(
+        tokens[:, 0], strategy.decode(markov_step(), state, first, 6, generator=torch.Generator().manual_seed(0))
+    ) or isinstance(strategy, Sampling)  # sampling's first draw need not be its best
 
 
 def test_n_samples_are_independent_draws_with_the_same_distribution():
     first = torch.tensor([0])
-    tokens, _ = Sampling().search(markov_step(), torch.zeros(1), first, 1, generator=torch.Generator().manual_seed(0),
-                                  n=4000)
+    tokens, _ = Sampling().search(
+        markov_step(), torch.zeros(1), first, 1, generator=torch.Generator().manual_seed(0), n=4000
+    )
     probs = markov_step()(first, 0)[0].exp()[0]
     frequencies = torch.bincount(tokens[0, :, 0], minlength=VOCAB).float() / 4000
     torch.testing.assert_close(frequencies, probs, atol=0.03, rtol=0)

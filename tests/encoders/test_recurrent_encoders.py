@@ -11,8 +11,16 @@ CASES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 3], ["
 
 @pytest.mark.parametrize(("kind", "bidirectional", "num_layers", "implementation"), CASES)
 def test_shapes(kind, bidirectional, num_layers, implementation):
-    encoder = ENCODERS.build({"name": kind, "hidden_size": 5, "num_layers": num_layers,
-                              "bidirectional": bidirectional, "implementation": implementation}, input_size=4)
+    encoder = ENCODERS.build(
+        {
+            "name": kind,
+            "hidden_size": 5,
+            "num_layers": num_layers,
+            "bidirectional": bidirectional,
+            "implementation": implementation,
+        },
+        input_size=4,
+    )
     directions = 2 if bidirectional else 1
     out, state = encoder(torch.randn(3, 6, 4), torch.tensor([6, 3, 1]))
     assert out.shape == (3, 6, 5 * directions) == (3, 6, encoder.output_size)
@@ -23,8 +31,16 @@ def test_shapes(kind, bidirectional, num_layers, implementation):
 @pytest.mark.parametrize(("kind", "bidirectional", "num_layers", "implementation"), CASES)
 def test_padding_never_changes_a_result(kind, bidirectional, num_layers, implementation):
     torch.manual_seed(0)
-    encoder = ENCODERS.build({"name": kind, "hidden_size": 5, "num_layers": num_layers,
-                              "bidirectional": bidirectional, "implementation": implementation}, input_size=4)
+    encoder = ENCODERS.build(
+        {
+            "name": kind,
+            "hidden_size": 5,
+            "num_layers": num_layers,
+            "bidirectional": bidirectional,
+            "implementation": implementation,
+        },
+        input_size=4,
+    )
     alone = torch.randn(1, 3, 4)
     padded = torch.cat([alone, torch.full((1, 4, 4), 7.0)], dim=1)  # garbage in the padding
     batch = torch.cat([padded, torch.randn(1, 7, 4)])
@@ -32,8 +48,11 @@ def test_padding_never_changes_a_result(kind, bidirectional, num_layers, impleme
     out_batch, state_batch = encoder(batch, torch.tensor([3, 7]))
     torch.testing.assert_close(out_batch[:1, :3], out_alone, atol=1e-6, rtol=0)
     assert out_batch[0, 3:].abs().max() == 0  # padded positions give zeros
-    for a, b in zip(state_alone if kind == "lstm" else (state_alone,),
-                    state_batch if kind == "lstm" else (state_batch,), strict=True):
+    for a, b in zip(
+        state_alone if kind == "lstm" else (state_alone,),
+        state_batch if kind == "lstm" else (state_batch,),
+        strict=True,
+    ):
         torch.testing.assert_close(b[:1], a, atol=1e-6, rtol=0)
 
 
@@ -60,8 +79,9 @@ def test_initialisation_orthogonal_and_forget_bias():
             torch.testing.assert_close(block @ block.T, torch.eye(8), atol=1e-5, rtol=0)
         b_ih, b_hh = getattr(encoder.rnn, f"bias_ih_l{layer}"), getattr(encoder.rnn, f"bias_hh_l{layer}")
         assert torch.all(b_ih[8:16] + b_hh[8:16] == 1.5)  # the forget gate's total bias
-    reference = ENCODERS.build({"name": "lstm", "hidden_size": 8, "implementation": "reference",
-                                "forget_bias": 2.0}, input_size=3)
+    reference = ENCODERS.build(
+        {"name": "lstm", "hidden_size": 8, "implementation": "reference", "forget_bias": 2.0}, input_size=3
+    )
     assert torch.all(reference.rnn.cells[0].bias_ih[8:16] + reference.rnn.cells[0].bias_hh[8:16] == 2.0)
 
 
@@ -86,15 +106,21 @@ def test_a_state_passed_in_continues_the_sequence():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"name": "lstm", "forget_gate": False}, "exists only as reference cells; set encoder.implementation=reference"),
-    ({"name": "gru", "implementation": "cudnn"}, "encoder.implementation='cudnn': expected one of 'fused', "),
-    ({"name": "rnn", "nonlinearity": "sigmoid"}, "encoder.nonlinearity='sigmoid': expected one of 'tanh', 'relu'"),
-    ({"name": "rnn", "dropout": 1.0}, r"encoder.dropout=1.0: expected a number in \[0, 1\)"),
-    ({"name": "gru", "num_layers": "two"}, "encoder.num_layers='two': expected an integer >= 1"),
-    ({"name": "gru", "hidden_size": -1}, "encoder.hidden_size=-1: expected an integer >= 1"),
-    ({"name": "gru", "bidirectional": "yes"}, "encoder.bidirectional='yes': expected true or false"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"name": "lstm", "forget_gate": False},
+            "exists only as reference cells; set encoder.implementation=reference",
+        ),
+        ({"name": "gru", "implementation": "cudnn"}, "encoder.implementation='cudnn': expected one of 'fused', "),
+        ({"name": "rnn", "nonlinearity": "sigmoid"}, "encoder.nonlinearity='sigmoid': expected one of 'tanh', 'relu'"),
+        ({"name": "rnn", "dropout": 1.0}, r"encoder.dropout=1.0: expected a number in \[0, 1\)"),
+        ({"name": "gru", "num_layers": "two"}, "encoder.num_layers='two': expected an integer >= 1"),
+        ({"name": "gru", "hidden_size": -1}, "encoder.hidden_size=-1: expected an integer >= 1"),
+        ({"name": "gru", "bidirectional": "yes"}, "encoder.bidirectional='yes': expected true or false"),
+    ],
+)
 def test_invalid_options_fail_clearly(options, message):
     with pytest.raises(ConfigError, match=message):
         ENCODERS.build(options, "encoder", input_size=3)

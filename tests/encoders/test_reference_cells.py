@@ -24,8 +24,9 @@ def test_reference_matches_fused_with_padding(kind, bidirectional, num_layers):
     out_fused, state_fused = fused(x, lengths)
     out_ref, state_ref = reference(x, lengths)
     torch.testing.assert_close(out_ref, out_fused, atol=1e-5, rtol=0)
-    for a, b in zip(state_ref if kind == "lstm" else (state_ref,),
-                    state_fused if kind == "lstm" else (state_fused,), strict=True):
+    for a, b in zip(
+        state_ref if kind == "lstm" else (state_ref,), state_fused if kind == "lstm" else (state_fused,), strict=True
+    ):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 

@@ -10,8 +10,7 @@ from seqtasks.registry import HEADS
 @pytest.mark.parametrize("pooling", POOLING_METHODS)
 def test_logits_per_sequence_ignore_padding(pooling):
     torch.manual_seed(0)
-    head = HEADS.build({"name": "classifier", "pooling": pooling}, input_size=6, num_classes=3,
-                       num_directions=2).eval()
+    head = HEADS.build({"name": "classifier", "pooling": pooling}, input_size=6, num_classes=3, num_directions=2).eval()
     states = torch.randn(2, 4, 6)
     logits = head(states, torch.tensor([4, 2]))
     assert logits.shape == (2, 3)

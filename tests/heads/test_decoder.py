@@ -13,7 +13,8 @@ MEMORY_SIZE = 10
 COMBINATIONS = [
     (cell, attention, init, feeding)
     for cell, attention, init, feeding in itertools.product(
-        ["gru", "lstm", "rnn"], [None, "general", "additive"], ["bridge", "last", "zero"], [False, True])
+        ["gru", "lstm", "rnn"], [None, "general", "additive"], ["bridge", "last", "zero"], [False, True]
+    )
     if not (attention is None and (init == "zero" or feeding))
 ]
 
@@ -21,10 +22,21 @@ COMBINATIONS = [
 def build(cell="gru", attention="general", init="bridge", input_feeding=False, tie_embeddings=True):
     torch.manual_seed(0)
     decoder = HEADS.build(
-        {"name": "decoder", "embedding_dim": 6, "rnn": {"name": cell, "hidden_size": MEMORY_SIZE, "num_layers": 2},
-         "attention": None if attention is None else {"name": attention}, "init": init,
-         "input_feeding": input_feeding, "tie_embeddings": tie_embeddings, "dropout": 0.0},
-        "head", input_size=MEMORY_SIZE, vocab_size=13, pad_id=0)
+        {
+            "name": "decoder",
+            "embedding_dim": 6,
+            "rnn": {"name": cell, "hidden_size": MEMORY_SIZE, "num_layers": 2},
+            "attention": None if attention is None else {"name": attention},
+            "init": init,
+            "input_feeding": input_feeding,
+            "tie_embeddings": tie_embeddings,
+            "dropout": 0.0,
+        },
+        "head",
+        input_size=MEMORY_SIZE,
+        vocab_size=13,
+        pad_id=0,
+    )
     return decoder.eval()
 
 
@@ -57,8 +69,9 @@ def test_state_is_batch_first_for_beam_search():
     # Selecting rows of the state gives the same predictions as decoding those rows alone.
     picked = {k: tuple(t[[2, 0]] for t in v) if isinstance(v, tuple) else v[[2, 0]] for k, v in state.items()}
     both, _ = decoder.step(torch.tensor([4, 5]), picked)
-    alone, _ = decoder.step(torch.tensor([4]), {k: tuple(t[[2]] for t in v) if isinstance(v, tuple) else v[[2]]
-                                                for k, v in state.items()})
+    alone, _ = decoder.step(
+        torch.tensor([4]), {k: tuple(t[[2]] for t in v) if isinstance(v, tuple) else v[[2]] for k, v in state.items()}
+    )
     torch.testing.assert_close(both[:1], alone)
 
 
@@ -74,11 +87,24 @@ def test_bad_combinations_fail_clearly():
     with pytest.raises(ConfigError, match="without attention sees the source only through its initial state"):
         build(attention=None, init="zero")
     with pytest.raises(ConfigError, match="head.init=last copies"):
-        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8}, "attention": None, "init": "last"},
-                    input_size=MEMORY_SIZE, vocab_size=5)
+        HEADS.build(
+            {"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8}, "attention": None, "init": "last"},
+            input_size=MEMORY_SIZE,
+            vocab_size=5,
+        )
     with pytest.raises(ConfigError, match="bidirectional=false"):
-        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 8, "bidirectional": True},
-                     "attention": {"name": "general"}}, input_size=MEMORY_SIZE, vocab_size=5)
+        HEADS.build(
+            {
+                "name": "decoder",
+                "rnn": {"name": "gru", "hidden_size": 8, "bidirectional": True},
+                "attention": {"name": "general"},
+            },
+            input_size=MEMORY_SIZE,
+            vocab_size=5,
+        )
     with pytest.raises(ConfigError, match="head.rnn.hidden_size=0: expected an integer >= 1"):
-        HEADS.build({"name": "decoder", "rnn": {"name": "gru", "hidden_size": 0}, "attention": None},
-                    input_size=MEMORY_SIZE, vocab_size=5)
+        HEADS.build(
+            {"name": "decoder", "rnn": {"name": "gru", "hidden_size": 0}, "attention": None},
+            input_size=MEMORY_SIZE,
+            vocab_size=5,
+        )

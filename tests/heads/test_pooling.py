@@ -69,8 +69,10 @@ def test_last_of_a_bidirectional_encoder_takes_each_direction_where_it_ends():
     expected = torch.tensor([[f] * half + [k] * half for f, k in zip(forward, backward, strict=True)]).float()
     torch.testing.assert_close(out, expected)
     # A unidirectional `last` reads every feature at length-1.
-    torch.testing.assert_close(SequencePooling(2 * half, "last")(states, LENGTHS)[:, half:],
-                               -torch.tensor(forward).float().unsqueeze(1).expand(B, half))
+    torch.testing.assert_close(
+        SequencePooling(2 * half, "last")(states, LENGTHS)[:, half:],
+        -torch.tensor(forward).float().unsqueeze(1).expand(B, half),
+    )
 
 
 def test_attention_weights_sum_to_one_and_are_zero_on_padding():

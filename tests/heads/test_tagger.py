@@ -56,8 +56,10 @@ def test_padding_never_changes_loss_gradients_or_predictions(name):
         assert states.grad[~mask].abs().max() == 0
         results.append((loss.detach(), head.decode(states, mask)))
         # The batch loss is the words' mean: per-sentence losses weighted by their lengths.
-        parts = [head.loss(alone, alone_tags, torch.ones(1, 2, dtype=torch.bool)),
-                 head.loss(other, other_tags, torch.ones(1, 4, dtype=torch.bool))]
+        parts = [
+            head.loss(alone, alone_tags, torch.ones(1, 2, dtype=torch.bool)),
+            head.loss(other, other_tags, torch.ones(1, 4, dtype=torch.bool)),
+        ]
         torch.testing.assert_close(loss.detach(), (2 * parts[0] + 4 * parts[1]).detach() / 6)
     for loss, decoded in results[1:]:
         torch.testing.assert_close(loss, results[0][0])

@@ -17,10 +17,29 @@ from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 
 # Two languages a character model separates at once: -ov/-ova vs -ez/-es endings.
 NAMES = {
-    "Russian": [f"{stem}{end}" for stem in ("Ivan", "Petr", "Smirn", "Volk", "Sokol", "Kuzn", "Pop", "Lebed",
-                                            "Koz", "Novik", "Morozh", "Orl") for end in ("ov", "ova", "in")],
-    "Spanish": [f"{stem}{end}" for stem in ("Gonzal", "Rodrigu", "Fernand", "Lop", "Martin", "Sanch", "Per",
-                                            "Gom", "Diaz", "Alvar", "Jimen", "Ruiz") for end in ("ez", "es", "o")],
+    "Russian": [
+        f"{stem}{end}"
+        for stem in ("Ivan", "Petr", "Smirn", "Volk", "Sokol", "Kuzn", "Pop", "Lebed", "Koz", "Novik", "Morozh", "Orl")
+        for end in ("ov", "ova", "in")
+    ],
+    "Spanish": [
+        f"{stem}{end}"
+        for stem in (
+            "Gonzal",
+            "Rodrigu",
+            "Fernand",
+            "Lop",
+            "Martin",
+            "Sanch",
+            "Per",
+            "Gom",
+            "Diaz",
+            "Alvar",
+            "Jimen",
+            "Ruiz",
+        )
+        for end in ("ez", "es", "o")
+    ],
 }
 
 
@@ -38,9 +57,17 @@ def names_root(tmp_path_factory) -> Path:
 def names_run(names_root, tmp_path_factory) -> Path:
     """One tiny run of the real experiment (smoke run of experiment=names_classify)."""
     run_dir = tmp_path_factory.mktemp("names_run")
-    train("experiment=names_classify", f"data.root={names_root}", "encoder.hidden_size=32", "trainer.max_epochs=25",
-          "trainer.max_time=null", "trainer.enable_progress_bar=false", "data.max_tokens=60",
-          "early_stopping.patience=null", run_dir=run_dir)
+    train(
+        "experiment=names_classify",
+        f"data.root={names_root}",
+        "encoder.hidden_size=32",
+        "trainer.max_epochs=25",
+        "trainer.max_time=null",
+        "trainer.enable_progress_bar=false",
+        "data.max_tokens=60",
+        "early_stopping.patience=null",
+        run_dir=run_dir,
+    )
     return run_dir
 
 
@@ -90,8 +117,9 @@ def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
     new_names = tmp_path / "new_names.tsv"
     new_names.write_text("name\tlanguage\nBorisova\tRussian\nDominguez\tSpanish\nVasilyevin\tRussian\n")
     output = tmp_path / "scores.json"
-    result = command("seqtasks.evaluate", f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"test={new_names}",
-                     f"output={output}")
+    result = command(
+        "seqtasks.evaluate", f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}", f"test={new_names}", f"output={output}"
+    )
     metrics = json.loads(result.stdout)
     assert metrics == json.loads(output.read_text())
     assert metrics["test/acc"] == pytest.approx(1.0) and "test/macro_f1" in metrics
@@ -102,10 +130,22 @@ def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
 def test_ddp_on_two_cpu_processes_scores_every_example_once(names_root, tmp_path):
     # 16 tokens a batch: the 8 val names come in 5 batches, so DDP repeats one of them on the second
     # rank; gathered by example index, each name must count once.
-    seqtasks("experiment=names_classify", f"data.root={names_root}", "encoder.hidden_size=16", "trainer.max_epochs=2",
-             "trainer.max_time=null", "trainer.enable_progress_bar=false", "data.max_tokens=16", "trainer.precision=32-true",
-             "early_stopping.patience=null", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-             "logger={}", f"hydra.run.dir={tmp_path}")
+    seqtasks(
+        "experiment=names_classify",
+        f"data.root={names_root}",
+        "encoder.hidden_size=16",
+        "trainer.max_epochs=2",
+        "trainer.max_time=null",
+        "trainer.enable_progress_bar=false",
+        "data.max_tokens=16",
+        "trainer.precision=32-true",
+        "early_stopping.patience=null",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "logger={}",
+        f"hydra.run.dir={tmp_path}",
+    )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     single = validate_in_one_process(tmp_path / "checkpoints" / "best.ckpt")
     for key in ("val/acc", "val/macro_f1", "val/loss"):

@@ -11,8 +11,7 @@ from conftest import command, train
 
 from seqtasks.build import load_task
 
-SHRINK = ["trainer.max_time=null", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
-          "logger={}"]
+SHRINK = ["trainer.max_time=null", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger={}"]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +29,17 @@ def sst_root(tmp_path_factory) -> Path:
 
 def test_sst2_bilstm_runs_and_evaluates_a_new_file(sst_root, tmp_path):
     run_dir = tmp_path / "run"
-    train("experiment=sst2_bilstm", f"data.root={sst_root}", "tokenizer.vocab_size=40", "task.embedding_dim=16",
-          "encoder.hidden_size=16", "trainer.max_epochs=3", "trainer.val_check_interval=1.0", *SHRINK, run_dir=run_dir)
+    train(
+        "experiment=sst2_bilstm",
+        f"data.root={sst_root}",
+        "tokenizer.vocab_size=40",
+        "task.embedding_dim=16",
+        "encoder.hidden_size=16",
+        "trainer.max_epochs=3",
+        "trainer.val_check_interval=1.0",
+        *SHRINK,
+        run_dir=run_dir,
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/acc", "val/macro_f1", "val/f1/0", "val/recall/1"} <= set(metrics)
     assert "test/acc" not in metrics  # SST-2's labelled test split is not distributed
@@ -39,8 +47,11 @@ def test_sst2_bilstm_runs_and_evaluates_a_new_file(sst_root, tmp_path):
     rows = [("wonderful fun", "1"), ("a boring film", "0"), ("great , moving story", "1"), ("dull mess", "0")]
     new_reviews.write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
     ckpt = run_dir / "checkpoints" / "best.ckpt"
-    scores = json.loads(command("seqtasks.evaluate", f"ckpt={ckpt}", f"test={new_reviews}",
-                                f"output={tmp_path / 'scores' / 'metrics.json'}").stdout)
+    scores = json.loads(
+        command(
+            "seqtasks.evaluate", f"ckpt={ckpt}", f"test={new_reviews}", f"output={tmp_path / 'scores' / 'metrics.json'}"
+        ).stdout
+    )
     predicted = load_task(ckpt).predict_labels([text for text, _ in rows])
     # evaluate scores the file with the checkpoint's own predictions, label by label
     assert scores["test/acc"] == sum(p == label for p, (_, label) in zip(predicted, rows, strict=True)) / len(rows)
@@ -54,12 +65,26 @@ def test_names_generate_runs_with_an_agreement_classifier(tmp_path):
     (folder / "Spanish.txt").write_text("\n".join(f"{s}ez" for s in ("Gonzal", "Lop", "Per", "Gom", "Sanch")) + "\n")
     data = [f"data.root={tmp_path / 'data'}", "data.fractions=[0.6,0.2,0.2]"]
     classifier = tmp_path / "classifier"
-    train("experiment=names_classify", *data, "encoder.hidden_size=8", "trainer.max_epochs=1",
-          "early_stopping.patience=null", *SHRINK, run_dir=classifier)
+    train(
+        "experiment=names_classify",
+        *data,
+        "encoder.hidden_size=8",
+        "trainer.max_epochs=1",
+        "early_stopping.patience=null",
+        *SHRINK,
+        run_dir=classifier,
+    )
     run_dir = tmp_path / "generate"
-    train("experiment=names_generate", *data, "encoder.hidden_size=16", "task.sample_metrics.per_category=5",
-          f"task.agreement_classifier={classifier / 'checkpoints' / 'best.ckpt'}", "trainer.max_epochs=2",
-          *SHRINK, run_dir=run_dir)
+    train(
+        "experiment=names_generate",
+        *data,
+        "encoder.hidden_size=16",
+        "task.sample_metrics.per_category=5",
+        f"task.agreement_classifier={classifier / 'checkpoints' / 'best.ckpt'}",
+        "trainer.max_epochs=2",
+        *SHRINK,
+        run_dir=run_dir,
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/loss", "test/novelty", "test/agreement", "test/agreement/Russian"} <= set(metrics)
     rows = [line.split("\t") for line in (run_dir / "samples.tsv").read_text().splitlines()[1:]]

@@ -24,10 +24,21 @@ ADAM = {"_target_": "torch.optim.Adam", "lr": 0.03}
 def make_task(encoder: str = "lstm", feed_category: bool = True, **options):
     tokenizers = {"text": CharTokenizer().fit(["abcde"]).state(), "labels": LabelVocabulary().fit(["A", "B"]).state()}
     encoder_cfg = {"name": encoder, "hidden_size": 16, "num_layers": 2}
-    return TASKS.build({"name": "generation", "embedding_dim": 8, "category_dim": 4, "feed_category": feed_category,
-                        "optimizer": ADAM, "max_length": 6, **options},
-                       tokenizers=tokenizers, encoder=encoder_cfg, head={"name": "lm"},
-                       decoding={"name": "sampling", "temperature": 0.8})
+    return TASKS.build(
+        {
+            "name": "generation",
+            "embedding_dim": 8,
+            "category_dim": 4,
+            "feed_category": feed_category,
+            "optimizer": ADAM,
+            "max_length": 6,
+            **options,
+        },
+        tokenizers=tokenizers,
+        encoder=encoder_cfg,
+        head={"name": "lm"},
+        decoding={"name": "sampling", "temperature": 0.8},
+    )
 
 
 def batch_of(task, texts: list[str], labels: list[str]) -> ClassificationBatch:
@@ -87,9 +98,11 @@ def test_the_category_conditions_the_output():
     optimizer = torch.optim.Adam(task.parameters(), lr=0.03)
     for _ in range(30):
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
-                                                 task.targets(batch.tokens, batch.lengths).flatten(),
-                                                 ignore_index=task.pad_id)
+        loss = torch.nn.functional.cross_entropy(
+            task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
+            task.targets(batch.tokens, batch.lengths).flatten(),
+            ignore_index=task.pad_id,
+        )
         loss.backward()
         optimizer.step()
     assert task.generate_for(["A", "B", "B"], Greedy()) == [["aaa"], ["bbb"], ["bbb"]]
@@ -119,9 +132,16 @@ def test_training_names_and_category_weights_flow_in_from_the_data():
     # count ** -1, scaled to a mean of 1 per training name: every category weighs the same in total.
     torch.testing.assert_close(task.category_weights, torch.tensor([2 / 3, 2.0]))
     batch = batch_of(task, ["ab", "e"], ["A", "B"])
-    nll = torch.nn.functional.cross_entropy(task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
-                                            task.targets(batch.tokens, batch.lengths).flatten(),
-                                            ignore_index=task.pad_id, reduction="none").view(2, -1).sum(1)
+    nll = (
+        torch.nn.functional.cross_entropy(
+            task(batch.tokens, batch.lengths, batch.labels).flatten(0, 1),
+            task.targets(batch.tokens, batch.lengths).flatten(),
+            ignore_index=task.pad_id,
+            reduction="none",
+        )
+        .view(2, -1)
+        .sum(1)
+    )
     expected = (nll[0] * 2 / 3 + nll[1] * 2) / (3 * 2 / 3 + 2 * 2)
     torch.testing.assert_close(task.training_loss(batch), expected)
 
@@ -129,16 +149,26 @@ def test_training_names_and_category_weights_flow_in_from_the_data():
 def test_bidirectional_encoder_is_refused():
     tokenizers = {"text": CharTokenizer().fit(["ab"]).state(), "labels": LabelVocabulary().fit(["A"]).state()}
     with pytest.raises(ConfigError, match="bidirectional=false"):
-        TASKS.build({"name": "generation", "optimizer": ADAM}, tokenizers=tokenizers,
-                    encoder={"name": "gru", "hidden_size": 8, "bidirectional": True}, head={"name": "lm"},
-                    decoding={"name": "greedy"})
+        TASKS.build(
+            {"name": "generation", "optimizer": ADAM},
+            tokenizers=tokenizers,
+            encoder={"name": "gru", "hidden_size": 8, "bidirectional": True},
+            head={"name": "lm"},
+            decoding={"name": "greedy"},
+        )
 
 
 NAMES = {
-    "Russian": [f"{stem}{end}" for stem in ("Ivan", "Petr", "Smirn", "Volk", "Sokol", "Kuzn", "Pop", "Lebed")
-                for end in ("ov", "ova")],
-    "Spanish": [f"{stem}{end}" for stem in ("Gonzal", "Rodrigu", "Fernand", "Lop", "Martin", "Sanch", "Per", "Gom")
-                for end in ("ez", "es")],
+    "Russian": [
+        f"{stem}{end}"
+        for stem in ("Ivan", "Petr", "Smirn", "Volk", "Sokol", "Kuzn", "Pop", "Lebed")
+        for end in ("ov", "ova")
+    ],
+    "Spanish": [
+        f"{stem}{end}"
+        for stem in ("Gonzal", "Rodrigu", "Fernand", "Lop", "Martin", "Sanch", "Per", "Gom")
+        for end in ("ez", "es")
+    ],
 }
 
 
@@ -147,10 +177,21 @@ def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_pa
     folder.mkdir(parents=True)
     for language, names in NAMES.items():
         (folder / f"{language}.txt").write_text("\n".join(names) + "\n")
-    overrides = ["task=generation", f"data.root={tmp_path / 'data'}", "encoder.hidden_size=16",
-                 "encoder.num_layers=1", "encoder.dropout=0", "task.embedding_dim=8", "task.category_dim=4",
-                 "task.sample_metrics.per_category=10", "data.max_tokens=60", "trainer.max_epochs=2",
-                 "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger=csv"]
+    overrides = [
+        "task=generation",
+        f"data.root={tmp_path / 'data'}",
+        "encoder.hidden_size=16",
+        "encoder.num_layers=1",
+        "encoder.dropout=0",
+        "task.embedding_dim=8",
+        "task.category_dim=4",
+        "task.sample_metrics.per_category=10",
+        "data.max_tokens=60",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "logger=csv",
+    ]
     cfg = compose_config(overrides)
     assert cfg.decoding.temperature == 0.8 and not cfg.encoder.bidirectional
     metrics = train(*overrides, run_dir=tmp_path / "run")
@@ -168,8 +209,13 @@ def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_pa
 
     # predict: a category per line -> num_samples samples, tab-separated; an empty line stays empty.
     first, second = task.categories
-    result = command("seqtasks.predict", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", "input=-",
-                     "num_samples=3", stdin=f"{first}\n\n{second}\n")
+    result = command(
+        "seqtasks.predict",
+        f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}",
+        "input=-",
+        "num_samples=3",
+        stdin=f"{first}\n\n{second}\n",
+    )
     lines = result.stdout.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
     assert all(len(line.split("\t")) == 3 for line in (lines[0], lines[2]))

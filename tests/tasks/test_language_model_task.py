@@ -12,16 +12,33 @@ from seqtasks.registry import TASKS
 
 
 def make(compose_config, tiny_text_file, *overrides):
-    cfg = compose_config(["data=text_file", f"data.path={tiny_text_file}", "encoder.hidden_size=8",
-                          "encoder.num_layers=1", "task.embedding_dim=4", "task.tbptt_steps=8",
-                          "data.batch_size=2", *overrides])
+    cfg = compose_config(
+        [
+            "data=text_file",
+            f"data.path={tiny_text_file}",
+            "encoder.hidden_size=8",
+            "encoder.num_layers=1",
+            "task.embedding_dim=4",
+            "task.tbptt_steps=8",
+            "data.batch_size=2",
+            *overrides,
+        ]
+    )
     data = TextStreamData(**{k: v for k, v in container(cfg.data).items() if k != "name"})
     return cfg, data, build_task(cfg, data)
 
 
 def trainer(tmp_path, **options):
-    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path, **options)
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        **options,
+    )
 
 
 def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch(compose_config, tiny_text_file, tmp_path):
@@ -58,7 +75,7 @@ def test_carried_state_makes_batches_one_stream(compose_config, tiny_text_file):
     _, state = task(x1)
     carried, _ = task(x2, state)
     whole, _ = task(torch.cat([x1, x2], dim=1))
-    torch.testing.assert_close(carried, whole[:, x1.shape[1]:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(carried, whole[:, x1.shape[1] :], atol=1e-5, rtol=0)
 
 
 def nan_on_second_batch(task):

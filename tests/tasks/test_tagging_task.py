@@ -21,22 +21,45 @@ from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 from seqtasks.tokenizers.word import WordTokenizer
 
 # Each word has one tag; the tag is also written in the word's ending, so unseen words can be tagged.
-LEXICON = {"DET": ["the", "a", "this"], "NOUN": ["dog", "cat", "bird", "fish"],
-           "VERB": ["running", "eating", "singing"], "ADV": ["quickly", "slowly", "loudly"]}
+LEXICON = {
+    "DET": ["the", "a", "this"],
+    "NOUN": ["dog", "cat", "bird", "fish"],
+    "VERB": ["running", "eating", "singing"],
+    "ADV": ["quickly", "slowly", "loudly"],
+}
 UNSEEN = {"jumping": "VERB", "sadly": "ADV"}
 
-TINY = ["data.max_tokens=80", "encoder.hidden_size=24", "encoder.num_layers=1", "encoder.dropout=0.0",
-        "task.word_embedding_dim=16", "task.char_embedding_dim=8", "task.char_hidden_size=12",
-        "task.word_dropout=0.2", "task.dropout=0.0", "head.dropout=0.0", "task.optimizer.lr=0.02",
-        "task.scheduler.warmup_steps=0", "trainer.max_epochs=12", "trainer.max_time=null",
-        "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
-        "trainer.accelerator=cpu", "early_stopping.patience=null", "logger={}"]
+TINY = [
+    "data.max_tokens=80",
+    "encoder.hidden_size=24",
+    "encoder.num_layers=1",
+    "encoder.dropout=0.0",
+    "task.word_embedding_dim=16",
+    "task.char_embedding_dim=8",
+    "task.char_hidden_size=12",
+    "task.word_dropout=0.2",
+    "task.dropout=0.0",
+    "head.dropout=0.0",
+    "task.optimizer.lr=0.02",
+    "task.scheduler.warmup_steps=0",
+    "trainer.max_epochs=12",
+    "trainer.max_time=null",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+    "trainer.accelerator=cpu",
+    "early_stopping.patience=null",
+    "logger={}",
+]
 
 
 def conllu(sentences: list[list[tuple[str, str]]]) -> str:
-    return "".join(f"# sent_id = {n}\n" + "".join(f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_\n"
-                                                  for i, (w, t) in enumerate(s, start=1)) + "\n"
-                   for n, s in enumerate(sentences))
+    return "".join(
+        f"# sent_id = {n}\n"
+        + "".join(f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_\n" for i, (w, t) in enumerate(s, start=1))
+        + "\n"
+        for n, s in enumerate(sentences)
+    )
 
 
 def random_sentences(count: int, seed: int, extra: dict[str, str] | None = None) -> list[list[tuple[str, str]]]:
@@ -48,8 +71,7 @@ def random_sentences(count: int, seed: int, extra: dict[str, str] | None = None)
 @pytest.fixture(scope="module")
 def tagging_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("treebank")
-    files = {"train": random_sentences(60, 0), "val": random_sentences(10, 1),
-             "test": random_sentences(10, 2, UNSEEN)}
+    files = {"train": random_sentences(60, 0), "val": random_sentences(10, 1), "test": random_sentences(10, 2, UNSEEN)}
     for split, sentences in files.items():
         (root / f"{split}.conllu").write_text(conllu(sentences), encoding="utf-8")
     run_dir = tmp_path_factory.mktemp("tagging_run")
@@ -119,8 +141,12 @@ def test_predict_fills_the_upos_column_of_conllu_that_the_conllu_package_reads(t
 
 def test_predict_tags_plain_lines_and_keeps_empty_lines(tagging_run):
     run_dir, _ = tagging_run
-    result = command("seqtasks.predict", f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", "input=-",
-                     stdin="the cat eating\n\na bird\n")
+    result = command(
+        "seqtasks.predict",
+        f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}",
+        "input=-",
+        stdin="the cat eating\n\na bird\n",
+    )
     assert result.stdout.split("\n") == ["DET NOUN VERB", "", "DET NOUN", ""]
 
 
@@ -147,31 +173,51 @@ def test_scores_overall_unseen_and_per_tag():
 
 def test_options_and_tokenizers_are_checked(compose_config):
     cfg = compose_config(["task=tagging", "encoder.hidden_size=8"])
-    tokenizers = {"words": WordTokenizer().fit(["a b"]).state(), "chars": CharTokenizer().fit(["ab"]).state(),
-                  "tags": LabelVocabulary().fit(["X", "Y"]).state()}
-    task = TASKS.build(container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder),
-                       head=container(cfg.head))
+    tokenizers = {
+        "words": WordTokenizer().fit(["a b"]).state(),
+        "chars": CharTokenizer().fit(["ab"]).state(),
+        "tags": LabelVocabulary().fit(["X", "Y"]).state(),
+    }
+    task = TASKS.build(
+        container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder), head=container(cfg.head)
+    )
     assert task.encoder.bidirectional and task.monitor == ("val/acc", "max")
     assert task.tag([["a", "zz"], []]) and task.tag([]) == []
     with pytest.raises(ConfigError, match=r"task.word_dropout=1.0: expected a number in \[0, 1\)"):
-        TASKS.build({**container(cfg.task), "word_dropout": 1.0}, "task", tokenizers=tokenizers,
-                    encoder=container(cfg.encoder), head=container(cfg.head))
-    with pytest.raises(ConfigError, match=r"task 'tagging' cannot use head 'lm' \(head.name\): it needs a TaggerHead; "
-                                          r"choose from: crf_tagger, softmax_tagger"):
-        TASKS.build(container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder),
-                    head={"name": "lm"})
+        TASKS.build(
+            {**container(cfg.task), "word_dropout": 1.0},
+            "task",
+            tokenizers=tokenizers,
+            encoder=container(cfg.encoder),
+            head=container(cfg.head),
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"task 'tagging' cannot use head 'lm' \(head.name\): it needs a TaggerHead; "
+        r"choose from: crf_tagger, softmax_tagger",
+    ):
+        TASKS.build(container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder), head={"name": "lm"})
     with pytest.raises(ConfigError, match="missing: chars"):
-        TASKS.build(container(cfg.task), tokenizers={k: v for k, v in tokenizers.items() if k != "chars"},
-                    encoder=container(cfg.encoder), head=container(cfg.head))
+        TASKS.build(
+            container(cfg.task),
+            tokenizers={k: v for k, v in tokenizers.items() if k != "chars"},
+            encoder=container(cfg.encoder),
+            head=container(cfg.head),
+        )
 
 
 def test_crf_head_trains_a_step(compose_config):
     cfg = compose_config(["task=tagging", "head=crf_tagger", "encoder.hidden_size=8"])
-    tokenizers = {"words": WordTokenizer().fit(["a b"]).state(), "chars": CharTokenizer().fit(["ab"]).state(),
-                  "tags": LabelVocabulary().fit(["X", "Y"]).state()}
-    task = TASKS.build(container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder),
-                       head=container(cfg.head))
+    tokenizers = {
+        "words": WordTokenizer().fit(["a b"]).state(),
+        "chars": CharTokenizer().fit(["ab"]).state(),
+        "tags": LabelVocabulary().fit(["X", "Y"]).state(),
+    }
+    task = TASKS.build(
+        container(cfg.task), tokenizers=tokenizers, encoder=container(cfg.encoder), head=container(cfg.head)
+    )
     from seqtasks.data.tagging import collate, encode_sentence
+
     encoded = [encode_sentence(s, task.words, task.chars) for s in (["a", "b", "a"], ["b"])]
     for item, tags in zip(encoded, ([0, 1, 0], [1]), strict=True):
         item.tag_ids = tags
@@ -189,9 +235,18 @@ def test_ddp_on_two_cpu_processes_scores_every_sentence_once(tmp_path):
     for split, sentences in files.items():
         (tmp_path / f"{split}.conllu").write_text(conllu(sentences), encoding="utf-8")
     tiny = [arg for arg in TINY if not arg.startswith(("trainer.max_epochs", "data.max_tokens"))]
-    seqtasks("experiment=ud_ewt_pos", *tiny, "trainer.max_epochs=2", "data.max_tokens=10",
-             *(f"data.{split}={tmp_path / f'{split}.conllu'}" for split in files), "data.test=null",
-             "trainer.precision=32-true", "trainer=ddp", "trainer.devices=2", f"hydra.run.dir={tmp_path / 'run'}")
+    seqtasks(
+        "experiment=ud_ewt_pos",
+        *tiny,
+        "trainer.max_epochs=2",
+        "data.max_tokens=10",
+        *(f"data.{split}={tmp_path / f'{split}.conllu'}" for split in files),
+        "data.test=null",
+        "trainer.precision=32-true",
+        "trainer=ddp",
+        "trainer.devices=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     single = validate_in_one_process(tmp_path / "run" / "checkpoints" / "best.ckpt")
     for key in ("val/acc", "val/acc_unseen", "val/loss"):

@@ -20,13 +20,32 @@ from seqtasks.metrics import corpus_scores
 pytestmark = pytest.mark.slow  # one real translation run serves every test here
 
 TINY_TRANSLATION = [
-    "task=translation", "data=parallel", "tokenizer=char", "task.embedding_dim=32", "task.dropout=0",
-    "task.label_smoothing=0", "task.optimizer.lr=0.01", "task.scheduler.warmup_steps=10",
-    "encoder.hidden_size=64", "encoder.num_layers=1", "encoder.dropout=0", "head.embedding_dim=32",
-    "head.rnn.hidden_size=64", "head.rnn.num_layers=1", "head.rnn.dropout=0", "head.dropout=0",
-    "data.max_tokens=1200", "data.max_length=20", "trainer.max_epochs=12", "trainer.max_time=null",
-    FP32, "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
-    "early_stopping.patience=null", "attention_images.sentences=2", "decoding.beam_size=3",
+    "task=translation",
+    "data=parallel",
+    "tokenizer=char",
+    "task.embedding_dim=32",
+    "task.dropout=0",
+    "task.label_smoothing=0",
+    "task.optimizer.lr=0.01",
+    "task.scheduler.warmup_steps=10",
+    "encoder.hidden_size=64",
+    "encoder.num_layers=1",
+    "encoder.dropout=0",
+    "head.embedding_dim=32",
+    "head.rnn.hidden_size=64",
+    "head.rnn.num_layers=1",
+    "head.rnn.dropout=0",
+    "head.dropout=0",
+    "data.max_tokens=1200",
+    "data.max_length=20",
+    "trainer.max_epochs=12",
+    "trainer.max_time=null",
+    FP32,
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "early_stopping.patience=null",
+    "attention_images.sentences=2",
+    "decoding.beam_size=3",
 ]
 
 
@@ -46,8 +65,7 @@ def reversal_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("reverse")
     train_file = write_tsv(root / "train.tsv", reversal_pairs(3000, 0))
     val = write_tsv(root / "val.tsv", reversal_pairs(100, 1))
-    train(*TINY_TRANSLATION, f"data.train={train_file}", f"data.val={val}", f"data.test={val}",
-          run_dir=root / "run")
+    train(*TINY_TRANSLATION, f"data.train={train_file}", f"data.val={val}", f"data.test={val}", run_dir=root / "run")
     return root
 
 
@@ -101,8 +119,9 @@ def test_predict_keeps_every_line_aligned(reversal_run, tmp_path, caplog):
     source = tmp_path / "input.txt"
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.txt"
-    result = command("seqtasks.predict", f"ckpt={ckpt}", f"input={source}", f"output={out}", "decoding=beam",
-                     "decoding.beam_size=5")
+    result = command(
+        "seqtasks.predict", f"ckpt={ckpt}", f"input={source}", f"output={out}", "decoding=beam", "decoding.beam_size=5"
+    )
     written = out.read_text().split("\n")
     assert written[-1] == "" and len(written[:-1]) == len(lines)
     assert [written[i] for i in (0, 1, 2, 4, 6)] == ["c b a", "", "d e f", "", "b a c"]
@@ -135,8 +154,14 @@ def test_sacrebleu_of_a_perfect_hypothesis_is_100():
 def test_predict_writes_n_best_lists(reversal_run, tmp_path):
     source = tmp_path / "input.txt"
     source.write_text("a b c\nf e e d\n")
-    result = command("seqtasks.predict", f"ckpt={reversal_run / 'run' / 'checkpoints' / 'best.ckpt'}",
-                     f"input={source}", "decoding=beam", "decoding.beam_size=3", "decoding.n_best=2")
+    result = command(
+        "seqtasks.predict",
+        f"ckpt={reversal_run / 'run' / 'checkpoints' / 'best.ckpt'}",
+        f"input={source}",
+        "decoding=beam",
+        "decoding.beam_size=3",
+        "decoding.n_best=2",
+    )
     rows = [line.split(" ||| ") for line in result.stdout.splitlines()]
     assert [(r[0], len(r)) for r in rows] == [("0", 3), ("0", 3), ("1", 3), ("1", 3)]
     assert rows[0][1] == "c b a" and rows[2][1] == "d e e f"
@@ -147,8 +172,17 @@ def test_ddp_on_two_cpu_processes_gathers_every_sentence(tmp_path):
     train_file = write_tsv(tmp_path / "train.tsv", reversal_pairs(400, 0))
     val = write_tsv(tmp_path / "val.tsv", reversal_pairs(37, 1))
     overrides = [arg for arg in TINY_TRANSLATION if not arg.startswith("trainer.max_epochs")]
-    seqtasks(*overrides, "trainer.max_epochs=4", f"data.train={train_file}", f"data.val={val}", "data.max_tokens=200",
-             "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", f"hydra.run.dir={tmp_path / 'run'}")
+    seqtasks(
+        *overrides,
+        "trainer.max_epochs=4",
+        f"data.train={train_file}",
+        f"data.val={val}",
+        "data.max_tokens=200",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     single = load_task(tmp_path / "run" / "checkpoints" / "best.ckpt")
     pairs = reversal_pairs(37, 1)

@@ -14,14 +14,15 @@ from seqtasks.errors import ConfigError
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers import SentencePieceTokenizer, Tokenizer
 
-WORDS = ("the a dog cat man woman child runs jumps sits walks plays on in under near red blue green "
-         "small big street park water ball grass bench river tree").split()
+WORDS = (
+    "the a dog cat man woman child runs jumps sits walks plays on in under near red blue green "
+    "small big street park water ball grass bench river tree"
+).split()
 
 
 def sentences(n: int = 200, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10))).capitalize() + "."
-            for _ in range(n)]
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10))).capitalize() + "." for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,11 @@ def test_pickles(fitted):
 
 
 def test_bad_model_type_names_the_key_and_choices():
-    with pytest.raises(ConfigError, match=r"tokenizer\.model_type='bpee': expected one of 'unigram', 'bpe', 'char', "
-                                          r"'word' \(did you mean 'bpe'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tokenizer\.model_type='bpee': expected one of 'unigram', 'bpe', 'char', "
+        r"'word' \(did you mean 'bpe'\?\)",
+    ):
         TOKENIZERS.build({"name": "sentencepiece", "model_type": "bpee"}, "tokenizer")
 
 

@@ -39,11 +39,14 @@ def test_encode_decode_and_state_round_trip():
     assert restored.encode("the plot") == tokenizer.encode("the plot")
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"min_frequency": 0}, "tokenizer.min_frequency=0: expected an integer >= 1"),
-    ({"max_size": 3}, "tokenizer.max_size must exceed the 4 specials"),
-    ({"specials": ["<pad>"]}, "tokenizer.specials must include <unk>"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"min_frequency": 0}, "tokenizer.min_frequency=0: expected an integer >= 1"),
+        ({"max_size": 3}, "tokenizer.max_size must exceed the 4 specials"),
+        ({"specials": ["<pad>"]}, "tokenizer.specials must include <unk>"),
+    ],
+)
 def test_bad_options_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         TOKENIZERS.build({"name": "word", **options}, "tokenizer")

@@ -68,8 +68,9 @@ class LayerNormLSTMCell(RecurrentCell):
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
         gates_shape = (self.num_gates * self.hidden_size,)
-        gates = (F.layer_norm(x @ self.weight_ih.T, gates_shape, self.ln_ih_gain, self.bias_ih, self.eps)
-                 + F.layer_norm(h @ self.weight_hh.T, gates_shape, self.ln_hh_gain, self.bias_hh, self.eps))
+        gates = F.layer_norm(x @ self.weight_ih.T, gates_shape, self.ln_ih_gain, self.bias_ih, self.eps) + F.layer_norm(
+            h @ self.weight_hh.T, gates_shape, self.ln_hh_gain, self.bias_hh, self.eps
+        )
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         c_normed = F.layer_norm(c, (self.hidden_size,), self.ln_c_gain, self.ln_c_bias, self.eps)

@@ -34,7 +34,7 @@ def ln_lstm_step(cell, x, h, c):
     from_x = F.layer_norm(F.linear(x, cell.weight_ih), (4 * H,), cell.ln_ih_gain, cell.bias_ih, eps)
     from_h = F.layer_norm(F.linear(h, cell.weight_hh), (4 * H,), cell.ln_hh_gain, cell.bias_hh, eps)
     pre = from_x + from_h
-    i_pre, f_pre, g_pre, o_pre = (pre[:, k * H:(k + 1) * H] for k in range(4))
+    i_pre, f_pre, g_pre, o_pre = (pre[:, k * H : (k + 1) * H] for k in range(4))
     c_new = torch.sigmoid(f_pre) * c + torch.sigmoid(i_pre) * torch.tanh(g_pre)
     h_new = torch.sigmoid(o_pre) * torch.tanh(F.layer_norm(c_new, (H,), cell.ln_c_gain, cell.ln_c_bias, eps))
     return h_new, c_new
@@ -58,10 +58,14 @@ def test_cell_parameters_and_initial_values():
     cell = LayerNormLSTMCell(INPUT, HIDDEN)
     shapes = {name: tuple(p.shape) for name, p in cell.named_parameters()}
     assert shapes == {
-        "weight_ih": (4 * HIDDEN, INPUT), "weight_hh": (4 * HIDDEN, HIDDEN),
-        "bias_ih": (4 * HIDDEN,), "bias_hh": (4 * HIDDEN,),
-        "ln_ih_gain": (4 * HIDDEN,), "ln_hh_gain": (4 * HIDDEN,),
-        "ln_c_gain": (HIDDEN,), "ln_c_bias": (HIDDEN,),
+        "weight_ih": (4 * HIDDEN, INPUT),
+        "weight_hh": (4 * HIDDEN, HIDDEN),
+        "bias_ih": (4 * HIDDEN,),
+        "bias_hh": (4 * HIDDEN,),
+        "ln_ih_gain": (4 * HIDDEN,),
+        "ln_hh_gain": (4 * HIDDEN,),
+        "ln_c_gain": (HIDDEN,),
+        "ln_c_bias": (HIDDEN,),
     }
     randomise(cell)
     cell.reset_parameters()  # layer norms back to the identity, biases to 0
@@ -84,11 +88,10 @@ def test_input_scale_does_not_change_the_gates():
 
 
 def test_forget_bias_goes_into_the_input_layer_norm_shift():
-    encoder = LayerNormLSTMEncoder(INPUT, hidden_size=HIDDEN, num_layers=2, bidirectional=True,
-                                   forget_bias=2.0)
+    encoder = LayerNormLSTMEncoder(INPUT, hidden_size=HIDDEN, num_layers=2, bidirectional=True, forget_bias=2.0)
     for cell in encoder.rnn.cells:
-        assert torch.equal(cell.bias_ih[HIDDEN:2 * HIDDEN], torch.full((HIDDEN,), 2.0))
-        assert not cell.bias_ih[:HIDDEN].any() and not cell.bias_ih[2 * HIDDEN:].any()
+        assert torch.equal(cell.bias_ih[HIDDEN : 2 * HIDDEN], torch.full((HIDDEN,), 2.0))
+        assert not cell.bias_ih[:HIDDEN].any() and not cell.bias_ih[2 * HIDDEN :].any()
         assert not cell.bias_hh.any()
         # the orthogonal init must leave the layer-norm gains alone
         assert torch.equal(cell.ln_hh_gain, torch.ones_like(cell.ln_hh_gain))
@@ -110,8 +113,7 @@ def test_forget_bias_goes_into_the_input_layer_norm_shift():
 def test_encoder_shapes_and_padding_invariance(num_layers, bidirectional):
     torch.manual_seed(2)
     directions = 2 if bidirectional else 1
-    encoder = LayerNormLSTMEncoder(INPUT, hidden_size=HIDDEN, num_layers=num_layers,
-                                   bidirectional=bidirectional).eval()
+    encoder = LayerNormLSTMEncoder(INPUT, hidden_size=HIDDEN, num_layers=num_layers, bidirectional=bidirectional).eval()
     assert encoder.implementation == "reference"
     assert encoder.output_size == directions * HIDDEN
     steps, lengths = 6, torch.tensor([6, 4, 1])
@@ -120,10 +122,10 @@ def test_encoder_shapes_and_padding_invariance(num_layers, bidirectional):
     assert out.shape == (3, steps, directions * HIDDEN)
     assert h.shape == c.shape == (3, num_layers * directions, HIDDEN)  # batch-first, as every encoder's
     for b, length in enumerate(lengths.tolist()):
-        alone_out, (alone_h, alone_c) = encoder(x[b:b + 1, :length])
-        torch.testing.assert_close(out[b:b + 1, :length], alone_out, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(h[b:b + 1], alone_h, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(c[b:b + 1], alone_c, atol=1e-5, rtol=1e-5)
+        alone_out, (alone_h, alone_c) = encoder(x[b : b + 1, :length])
+        torch.testing.assert_close(out[b : b + 1, :length], alone_out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(h[b : b + 1], alone_h, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(c[b : b + 1], alone_c, atol=1e-5, rtol=1e-5)
         assert not out[b, length:].any()  # padded steps give zero outputs
     # garbage in the padding changes nothing
     noisy = x.clone()
@@ -145,9 +147,19 @@ def test_every_parameter_gets_a_gradient():
 def test_registry_builds_it():
     assert "layernorm_lstm" in ENCODERS
     assert ENCODERS.describe("layernorm_lstm").startswith("Layer-normalised LSTM")
-    encoder = ENCODERS.build({"name": "layernorm_lstm", "hidden_size": HIDDEN, "num_layers": 2,
-                              "bidirectional": False, "dropout": 0.1, "orthogonal_init": True,
-                              "forget_bias": 1.0, "layer_norm_eps": 1e-5}, input_size=INPUT)
+    encoder = ENCODERS.build(
+        {
+            "name": "layernorm_lstm",
+            "hidden_size": HIDDEN,
+            "num_layers": 2,
+            "bidirectional": False,
+            "dropout": 0.1,
+            "orthogonal_init": True,
+            "forget_bias": 1.0,
+            "layer_norm_eps": 1e-5,
+        },
+        input_size=INPUT,
+    )
     assert isinstance(encoder, LayerNormLSTMEncoder)
     assert all(isinstance(cell, LayerNormLSTMCell) for cell in encoder.rnn.cells)
     assert encoder.rnn.cells[0].eps == 1e-5
