@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seqtasks.data.batching import TRAIN_SEED, TokenBatchSampler
@@ -75,13 +76,22 @@ class SeqDataModule(L.LightningDataModule):
         return ", ".join(map(str, source)) if isinstance(source, tuple) else str(source)
 
     def read_all(self) -> None:
-        """Read every split now, so that a missing or malformed file fails before training."""
+        """Read every split through once now, so that a missing or malformed file fails before training."""
         for split in SPLITS:
             if self.split_source(split) is not None:
-                self.read(split)
+                for _ in self.read(split):
+                    pass
+
+    def setup(self, stage: str | None = None) -> None:
+        # Encoding every split the stage needs now, train first, makes a split too small for one
+        # batch fail before training, and the same way whichever loader Lightning asks for first.
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", SPLITS)
+        for split in wanted:
+            if self.tokenizers is not None and self.split_source(split) is not None:
+                self.encoded(split)
 
     def read(self, split: str) -> Any:
-        """The split's raw examples, read once."""
+        """The split's raw examples (read once; a reader object that streams its file for big data)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
         if self.split_source(split) is None:
@@ -90,8 +100,13 @@ class SeqDataModule(L.LightningDataModule):
             self._read[split] = self.read_split(split)
         return self._read[split]
 
-    def build_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
-        tokenizers = self.fit_tokenizers(config)
+    def build_tokenizers(
+        self, config: dict[str, Any], given: dict[str, Tokenizer] | None = None
+    ) -> dict[str, Tokenizer]:
+        """Tokenizers fitted on the training split; the sides in `given` (a checkpoint's, when a run
+        starts from one) are used as they are."""
+        given = given or {}
+        tokenizers = {side: given.get(side, fitted) for side, fitted in self.fit_tokenizers(config).items()}
         self.use_tokenizers(tokenizers)
         return tokenizers
 
@@ -108,6 +123,37 @@ class SeqDataModule(L.LightningDataModule):
         if split not in self._encoded:
             self._encoded[split] = self.encode_split(split)
         return self._encoded[split]
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose place within the epoch survives a checkpoint: Lightning saves its
+    `state_dict` (the batches it has handed out this epoch) with the fit loop and, on resume, gives it
+    back through `load_state_dict`; the next epoch's iteration then starts after those batches, by
+    telling the sampler or stream (`source.start_at`) where to begin, without loading what it skips.
+
+    Each loader draws its workers' base seed from a generator of its own, so making an iterator
+    never consumes the global random state that dropout draws from (a resumed run must see the
+    same random numbers as an uninterrupted one)."""
+
+    def __init__(self, dataset: Any, source: Any, **options: Any):
+        super().__init__(dataset, generator=torch.Generator().manual_seed(TRAIN_SEED), **options)
+        self.source = source
+        self._handed_out = 0
+        self._resume_at = 0
+
+    def __iter__(self):
+        start, self._resume_at = self._resume_at, 0
+        self.source.start_at(start)
+        self._handed_out = start
+        for batch in super().__iter__():
+            self._handed_out += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches": self._handed_out}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = int(state["batches"])
 
 
 class Examples(Dataset):
@@ -164,19 +210,15 @@ class TokenBudgetData(SeqDataModule):
         return self._samplers[split]
 
     def loader(self, split: str) -> DataLoader:
-        return DataLoader(
+        sampler = self.sampler(split)
+        return ResumableLoader(
             Examples(self.encoded(split)),
-            batch_sampler=self.sampler(split),
+            sampler,
+            batch_sampler=sampler,
             collate_fn=self.collate(),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
-
-    def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", SPLITS)
-        for split in wanted:
-            if self.tokenizers is not None and self.split_source(split) is not None:
-                self.encoded(split)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train")

@@ -84,6 +84,7 @@ class TokenBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
         self._cache: tuple[tuple[int, int, int, int], list[list[int]]] | None = None
+        self._start = 0  # batches of the epoch already seen before a resume
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -134,8 +135,14 @@ class TokenBatchSampler(Sampler[list[int]]):
             self._cache = (key, batches)
         return self._cache[1]
 
+    def start_at(self, batch: int) -> None:
+        """The next iteration starts at this batch of the epoch (resuming within an epoch); the
+        ones after it start at 0 again."""
+        self._start = batch
+
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(list(self._rank_batches()))
+        start, self._start = self._start, 0
+        return iter(list(self._rank_batches())[start:])
 
     def __len__(self) -> int:
         return len(self._rank_batches())

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -21,7 +22,8 @@ from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
 from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.data.names import deduplicate, read_names_by_language, split_names
-from seqtasks.data.tsv import read_label_first_lines, read_labelled_tsv
+from seqtasks.data.ragged import Ragged, RaggedBuilder
+from seqtasks.data.tsv import iter_label_first_lines, iter_labelled_tsv
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
@@ -30,10 +32,34 @@ from seqtasks.validation import Probability
 
 
 def read_labelled_file(path: str | Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
-    """(text, label) pairs: a `.tsv` file with a header naming its columns, else `<label> <text>` lines."""
-    if Path(path).suffix == ".tsv":
-        return read_labelled_tsv(path, text_column, label_column)
-    return read_label_first_lines(path)
+    return list(LabelledFile(Path(path), text_column, label_column))
+
+
+class LabelledFile:
+    """(text, label) pairs, streamed anew at each iteration: a `.tsv` file with a header naming its
+    columns, else `<label> <text>` lines."""
+
+    def __init__(self, path: Path, text_column: str, label_column: str):
+        self.path, self.text_column, self.label_column = path, text_column, label_column
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        if self.path.suffix == ".tsv":
+            return iter_labelled_tsv(self.path, self.text_column, self.label_column)
+        return iter_label_first_lines(self.path)
+
+
+@dataclass
+class EncodedLabelled:
+    """A split as ids: each example's tokens (a Ragged row) and its label id."""
+
+    tokens: Ragged
+    labels: np.ndarray  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return self.tokens[i], int(self.labels[i])
 
 
 @dataclass
@@ -70,28 +96,28 @@ class LabelledTextData(TokenBudgetData):
     def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
         train = self.read("train")
         return {
-            "text": TOKENIZERS.build(config, "tokenizer").fit([text for text, _ in train]),
-            "labels": LabelVocabulary().fit([label for _, label in train]),
+            "text": TOKENIZERS.build(config, "tokenizer").fit(text for text, _ in train),
+            "labels": LabelVocabulary().fit(label for _, label in train),
         }
 
     def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
         if tokenizers["text"].vocab.pad_id is None:
             raise ConfigError("classification needs a text tokenizer with a <pad> token")
 
-    def encode_split(self, split: str) -> list[tuple[list[int], int]]:
+    def encode_split(self, split: str) -> EncodedLabelled:
         text_tokenizer, labels = self.tokenizers["text"], self.tokenizers["labels"]
-        encoded = []
+        tokens, label_ids = RaggedBuilder(), []
         for position, (text, label) in enumerate(self.read(split)):
             try:
                 (label_id,) = labels.encode(label)
             except KeyError as error:
                 raise DataError(self.describe(split), f"example {position + 1}: {error.args[0]}") from None
-            ids = text_tokenizer.encode(text) or [text_tokenizer.vocab.unk_id]  # never empty: packing
-            encoded.append((ids, label_id))
-        return encoded
+            tokens.append(text_tokenizer.encode(text) or [text_tokenizer.vocab.unk_id])  # never empty: packing
+            label_ids.append(label_id)
+        return EncodedLabelled(tokens.build(), np.asarray(label_ids, dtype=np.int64))
 
-    def lengths(self, examples: Sequence[tuple[list[int], int]]) -> list[int]:
-        return [len(ids) for ids, _ in examples]
+    def lengths(self, examples: EncodedLabelled) -> list[int]:
+        return examples.tokens.lengths().tolist()
 
     def collate(self) -> CollateLabelled:
         return CollateLabelled(self.tokenizers["text"].vocab.pad_id)
@@ -157,5 +183,5 @@ class SST2Data(LabelledTextData):
     def split_source(self, split: str) -> Path | None:
         return self.files[split]
 
-    def read_split(self, split: str) -> list[tuple[str, str]]:
-        return read_labelled_file(self.files[split], self.text_column, self.label_column)
+    def read_split(self, split: str) -> LabelledFile:
+        return LabelledFile(self.files[split], self.text_column, self.label_column)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from seqtasks.atomic import atomic_write
-from seqtasks.data.text import display_name, read_lines
+from seqtasks.data.text import display_name, iter_lines
 from seqtasks.errors import DataError
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -86,29 +86,32 @@ def read_conllu(path: str | Path) -> list[Sentence]:
     """All sentences of a CoNLL-U file (gzip read transparently, '-' for standard input), read by
     the one line reader (`seqtasks.data.text`): CRLF line ends and a leading byte-order mark are
     accepted (and not written back)."""
-    return parse_conllu(read_lines(path), display_name(path))
+    return list(iter_conllu(path))
 
 
-def parse_conllu(lines: Sequence[str], path: str | Path) -> list[Sentence]:
-    """Sentences from the lines of a CoNLL-U file (named `path` in errors). A missing final blank
-    line and runs of several blank lines are tolerated. Malformed lines raise DataError with the
-    1-based line number."""
-    sentences: list[Sentence] = []
+def iter_conllu(path: str | Path) -> Iterator[Sentence]:
+    """The sentences of a CoNLL-U file, streamed (a treebank larger than memory can be read)."""
+    return parse_conllu(iter_lines(path), display_name(path))
+
+
+def parse_conllu(lines: Iterable[str], path: str | Path) -> Iterator[Sentence]:
+    """Sentences from the lines of a CoNLL-U file (named `path` in errors), one at a time. A missing
+    final blank line and runs of several blank lines are tolerated. Malformed lines raise DataError
+    with the 1-based line number."""
     current: Sentence | None = None
     next_word = 1
 
-    def finish() -> None:
-        if current is None:
-            return
-        if not current.lines:
-            raise DataError(path, "sentence has comment lines but no token lines", line=current.line)
-        if not any(token.is_word for token in current.lines):
-            raise DataError(path, "sentence has no word lines (integer ids)", line=current.line)
-        sentences.append(current)
+    def finished(sentence: Sentence) -> Sentence:
+        if not sentence.lines:
+            raise DataError(path, "sentence has comment lines but no token lines", line=sentence.line)
+        if not any(token.is_word for token in sentence.lines):
+            raise DataError(path, "sentence has no word lines (integer ids)", line=sentence.line)
+        return sentence
 
     for number, line in enumerate(lines, start=1):
         if not line.strip():
-            finish()
+            if current is not None:
+                yield finished(current)
             current, next_word = None, 1
             continue
         if current is None:
@@ -148,8 +151,8 @@ def parse_conllu(lines: Sequence[str], path: str | Path) -> list[Sentence]:
                 line=number,
             )
         current.lines.append(token)
-    finish()
-    return sentences
+    if current is not None:
+        yield finished(current)
 
 
 def _replace_column(sentences: Sequence[Sentence], tags: Sequence[Sequence[str]] | None, column: str) -> list[Sentence]:

@@ -7,36 +7,59 @@ decide what to do with them. gzip (.gz) is read transparently; errors name the f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import zip_longest
 from pathlib import Path
 
-from seqtasks.data.text import read_lines
+from seqtasks.data.text import iter_lines
 from seqtasks.errors import DataError
 
 
-def read_parallel(source: str | Path, target: str | Path) -> list[tuple[str, str]]:
-    """Pairs from two line-aligned files: line i of `source` translates to line i of `target`."""
-    sources, targets = read_lines(source), read_lines(target)
-    if len(sources) != len(targets):
-        raise DataError(
-            source,
-            f"has {len(sources)} lines, but its parallel file {target} has {len(targets)} lines; "
-            "parallel files must be line-aligned (one sentence per line, the same number of lines)",
-        )
-    return list(zip(sources, targets, strict=True))
+def iter_parallel(source: str | Path, target: str | Path) -> Iterator[tuple[str, str]]:
+    """Pairs from two line-aligned files, streamed: line i of `source` translates to line i of `target`."""
+    sources, targets = iter_lines(source), iter_lines(target)
+    count = 0
+    for pair in zip_longest(sources, targets):
+        if None in pair:  # one file ended first: count the rest of the other for the message
+            rest = sum(1 for _ in (sources if pair[1] is None else targets)) + 1
+            counts = (count + rest, count) if pair[1] is None else (count, count + rest)
+            raise DataError(
+                source,
+                f"has {counts[0]} lines, but its parallel file {target} has {counts[1]} lines; "
+                "parallel files must be line-aligned (one sentence per line, the same number of lines)",
+            )
+        count += 1
+        yield pair
 
 
-def read_parallel_tsv(path: str | Path) -> list[tuple[str, str]]:
-    """Pairs from a file of `source<TAB>target` lines (no header, no quoting). A line with no tab or
-    more than one fails naming the file and line; a fully empty line is the pair ('', '')."""
-    pairs = []
-    for number, line in enumerate(read_lines(path), start=1):
+def iter_parallel_tsv(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Pairs from a file of `source<TAB>target` lines (no header, no quoting), streamed. A line with
+    no tab or more than one fails naming the file and line; a fully empty line is the pair ('', '')."""
+    for number, line in enumerate(iter_lines(path), start=1):
         if line == "":
-            pairs.append(("", ""))
+            yield "", ""
             continue
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(
                 path, f"expected 'source<TAB>target' (exactly one tab), found {len(fields) - 1} tabs", line=number
             )
-        pairs.append((fields[0], fields[1]))
-    return pairs
+        yield fields[0], fields[1]
+
+
+def read_parallel(source: str | Path, target: str | Path) -> list[tuple[str, str]]:
+    return list(iter_parallel(source, target))
+
+
+def read_parallel_tsv(path: str | Path) -> list[tuple[str, str]]:
+    return list(iter_parallel_tsv(path))
+
+
+class ParallelCorpus:
+    """A split's pairs (one TSV, or two line-aligned files), streamed anew at each iteration."""
+
+    def __init__(self, files: Path | tuple[Path, Path]):
+        self.files = files
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter_parallel(*self.files) if isinstance(self.files, tuple) else iter_parallel_tsv(self.files)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset
@@ -45,28 +46,24 @@ def steps_per_row(num_tokens: int, rows: int, seq_len: int) -> int:
     return (num_tokens - 1) // (rows * seq_len)
 
 
-def stream_rows(tokens: Tensor, rows: int, seq_len: int) -> Tensor:
-    """(N,) -> (rows, L+1) contiguous rows; L a multiple of seq_len; the extra column is the last target."""
-    steps = steps_per_row(len(tokens), rows, seq_len)
-    if steps == 0:
-        raise ValueError(
-            f"{len(tokens)} tokens cannot fill even one batch of {rows} rows x {seq_len} steps "
-            "(+1 for the targets); lower data.batch_size or data.seq_len"
-        )
-    length = steps * seq_len
-    # Row r starts at r*length; its last target is the first token of row r+1.
-    starts = torch.arange(rows) * length
-    return torch.stack([tokens[s : s + length + 1] for s in starts.tolist()])  # (rows, L+1)
-
-
 class StreamBatches(IterableDataset):
-    """Yields StreamBatch, each (batch_size, seq_len), in stream order for this rank."""
+    """Yields StreamBatch, each (batch_size, seq_len), in stream order for this rank.
 
-    def __init__(self, tokens: Tensor, batch_size: int, seq_len: int):
+    `tokens` is a 1-d Tensor or NumPy array (a memory map of a corpus larger than memory works: each
+    batch reads just its own B x (T+1) tokens). Row r of the world_size * batch_size rows is the
+    r-th contiguous stretch of L = steps * seq_len tokens; its last target is the first token of row
+    r + 1."""
+
+    def __init__(self, tokens: Tensor | np.ndarray, batch_size: int, seq_len: int):
         super().__init__()
         self.tokens = tokens
         self.batch_size = batch_size
         self.seq_len = seq_len
+        self._start = 0  # batches of the epoch already seen before a resume
+
+    def start_at(self, batch: int) -> None:
+        """The next iteration starts at this batch (resuming within an epoch); later ones at 0."""
+        self._start = batch
 
     def __len__(self) -> int:
         _, world = rank_and_world()
@@ -74,9 +71,17 @@ class StreamBatches(IterableDataset):
 
     def __iter__(self):
         rank, world = rank_and_world()
-        first = rank * self.batch_size
-        rows = stream_rows(self.tokens, self.batch_size * world, self.seq_len)[first : first + self.batch_size]
-        row_ids = list(range(first, first + self.batch_size))
-        for position, start in enumerate(range(0, rows.shape[1] - 1, self.seq_len)):
-            chunk = rows[:, start : start + self.seq_len + 1]  # (B, T+1)
-            yield StreamBatch(chunk[:, :-1], chunk[:, 1:], row_ids, position)
+        steps = len(self)
+        if steps == 0:
+            raise ValueError(
+                f"{len(self.tokens)} tokens cannot fill even one batch of {self.batch_size * world} rows x "
+                f"{self.seq_len} steps (+1 for the targets); lower data.batch_size or data.seq_len"
+            )
+        row_length = steps * self.seq_len  # L
+        rows = list(range(rank * self.batch_size, (rank + 1) * self.batch_size))
+        skip, self._start = self._start, 0
+        for position in range(skip, steps):
+            starts = [row * row_length + position * self.seq_len for row in rows]
+            chunk = torch.as_tensor(np.stack([np.asarray(self.tokens[s : s + self.seq_len + 1]) for s in starts]))
+            chunk = chunk.long()  # (B, T+1)
+            yield StreamBatch(chunk[:, :-1], chunk[:, 1:], rows, position)

@@ -22,7 +22,7 @@ characters are those of the batch's distinct forms only (each computed once per 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,8 +32,9 @@ from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
-from seqtasks.data.conllu import Sentence, read_conllu
+from seqtasks.data.conllu import Sentence, iter_conllu
 from seqtasks.data.files import dataset_directory, split_paths
+from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tensors import lengths_mask
@@ -49,11 +50,51 @@ IGNORE = -100  # tag id of padded positions (cross_entropy's ignore_index)
 class EncodedSentence:
     """One sentence's words as ids: the model's input, and its gold tags where known."""
 
-    forms: list[str]
-    word_ids: list[int]  # ids in the `words` vocabulary (<unk> for unseen words)
-    char_ids: list[list[int]]  # per word, ids in the `chars` vocabulary
-    unseen: list[bool]  # word out of the `words` vocabulary
-    tag_ids: list[int] | None = None  # gold tags (None when tagging new text)
+    word_ids: Sequence[int]  # ids in the `words` vocabulary (<unk> for unseen words)
+    form_ids: Sequence[int]  # per word, its form's place in a form table: equal forms, equal ids
+    char_ids: Sequence[Sequence[int]]  # per word, its form's ids in the `chars` vocabulary
+    tag_ids: Sequence[int] | None = None  # gold tags (None when tagging new text)
+
+
+class FormTable:
+    """Each distinct form once: its word id and its character ids, so a treebank is stored as ids
+    (a form id per word) and each form is tokenised once."""
+
+    def __init__(self, words: Tokenizer, chars: Tokenizer):
+        self.words, self.chars = words, chars
+        self.index: dict[str, int] = {}
+        self.word_of_form: list[int] = []
+        self.char_ids: list[list[int]] = []
+
+    def ids(self, forms: Sequence[str]) -> tuple[list[int], list[int]]:
+        """(word ids, form ids) of a sentence's forms."""
+        form_ids = []
+        for form in forms:
+            if form not in self.index:
+                self.index[form] = len(self.word_of_form)
+                self.word_of_form.append(word_id(self.words, form))
+                self.char_ids.append(self.chars.encode(form) or [self.chars.vocab.unk_id])
+            form_ids.append(self.index[form])
+        return [self.word_of_form[f] for f in form_ids], form_ids
+
+    def encode(self, forms: Sequence[str]) -> EncodedSentence:
+        word_ids, form_ids = self.ids(forms)
+        return EncodedSentence(word_ids, form_ids, [self.char_ids[f] for f in form_ids])
+
+
+class EncodedTreebank(Sequence):
+    """A split's sentences as flat id arrays (seqtasks.data.ragged): words, form ids and gold tags
+    per sentence, characters per distinct form; item i is sentence i as an EncodedSentence."""
+
+    def __init__(self, words: Ragged, forms: Ragged, tags: Ragged, form_chars: Ragged):
+        self.words, self.forms, self.tags, self.form_chars = words, forms, tags, form_chars
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __getitem__(self, i: int) -> EncodedSentence:  # type: ignore[override]
+        forms = self.forms[i]
+        return EncodedSentence(self.words[i], forms, [self.form_chars[f] for f in forms], self.tags[i])
 
 
 @dataclass
@@ -88,57 +129,51 @@ def word_id(words: Tokenizer, form: str) -> int:
     return ids[0] if len(ids) == 1 else words.vocab.unk_id
 
 
-def encode_sentence(
-    forms: Sequence[str], words: Tokenizer, chars: Tokenizer, cache: dict[str, tuple[int, list[int]]] | None = None
-) -> EncodedSentence:
-    """Word ids, char ids and unseen flags of one sentence's forms (cache: form -> (word id, char ids))."""
-    cache = {} if cache is None else cache
-    word_ids, char_ids = [], []
-    for form in forms:
-        if form not in cache:
-            cache[form] = (word_id(words, form), chars.encode(form) or [chars.vocab.unk_id])
-        word, characters = cache[form]
-        word_ids.append(word)
-        char_ids.append(characters)
-    unk = words.vocab.unk_id
-    return EncodedSentence(list(forms), word_ids, char_ids, [w == unk for w in word_ids])
-
-
-def collate(sentences: Sequence[EncodedSentence], word_pad: int, char_pad: int, indices: Sequence[int]) -> TaggingBatch:
+def collate(
+    sentences: Sequence[EncodedSentence], word_pad: int, char_pad: int, word_unk: int, indices: Sequence[int]
+) -> TaggingBatch:
     """Encoded sentences (each >= 1 word) -> one padded batch; the distinct forms' characters once each."""
     words, lengths = pad_sequences([s.word_ids for s in sentences], word_pad)  # (B, T), (B,)
     B, T = words.shape
     tags = torch.full((B, T), IGNORE, dtype=torch.long)
-    unseen = torch.zeros(B, T, dtype=torch.bool)
     forms = torch.zeros(B, T, dtype=torch.long)
-    distinct: dict[str, int] = {}
-    char_ids: list[list[int]] = []
+    distinct: dict[int, int] = {}  # form id -> its row in `chars`
+    char_ids: list[Sequence[int]] = []
     for row, sentence in enumerate(sentences):
         n = len(sentence.word_ids)
         if sentence.tag_ids is not None:
-            tags[row, :n] = torch.tensor(sentence.tag_ids, dtype=torch.long)
-        unseen[row, :n] = torch.tensor(sentence.unseen, dtype=torch.bool)
+            tags[row, :n] = torch.as_tensor(sentence.tag_ids, dtype=torch.long)
         positions = []
-        for form, characters in zip(sentence.forms, sentence.char_ids, strict=True):
+        for form, characters in zip(sentence.form_ids, sentence.char_ids, strict=True):
             if form not in distinct:
                 distinct[form] = len(char_ids)
                 char_ids.append(characters)
             positions.append(distinct[form])
         forms[row, :n] = torch.tensor(positions, dtype=torch.long)
     chars, char_lengths = pad_sequences(char_ids, char_pad)  # (U, C), (U,)
+    unseen = (words == word_unk) & lengths_mask(lengths, T)  # (B, T): out of the training vocabulary
     return TaggingBatch(words, lengths, chars, char_lengths, forms, tags, unseen, list(indices))
 
 
 class CollateSentences:
     """[(index, EncodedSentence)] -> TaggingBatch (see `collate`)."""
 
-    def __init__(self, word_pad: int, char_pad: int):
-        self.word_pad, self.char_pad = word_pad, char_pad
+    def __init__(self, word_pad: int, char_pad: int, word_unk: int):
+        self.word_pad, self.char_pad, self.word_unk = word_pad, char_pad, word_unk
 
     def __call__(self, examples: Sequence[tuple[int, EncodedSentence]]) -> TaggingBatch:
-        return collate(
-            [sentence for _, sentence in examples], self.word_pad, self.char_pad, [index for index, _ in examples]
-        )
+        sentences, indices = [sentence for _, sentence in examples], [index for index, _ in examples]
+        return collate(sentences, self.word_pad, self.char_pad, self.word_unk, indices)
+
+
+class Treebank:
+    """A CoNLL-U file's sentences, streamed anew at each iteration (none held in memory)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __iter__(self) -> Iterator[Sentence]:
+        return iter_conllu(self.path)
 
 
 @DATASETS.register("conllu")
@@ -166,9 +201,9 @@ class TaggingData(TokenBudgetData):
     def split_source(self, split: str) -> Path | None:
         return self.files[split]
 
-    def read_split(self, split: str) -> list[Sentence]:
-        """The CoNLL-U sentences of 'train', 'val' or 'test'."""
-        return read_conllu(self.files[split])
+    def read_split(self, split: str) -> Treebank:
+        """The CoNLL-U sentences of 'train', 'val' or 'test', streamed."""
+        return Treebank(self.files[split])
 
     def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
         """Fit `words` (from the `tokenizer` group, which must be a word tokenizer), `chars` and `tags`
@@ -178,12 +213,14 @@ class TaggingData(TokenBudgetData):
                 f"tagging needs tokenizer=word for its word vocabulary, got tokenizer={config.get('name')}"
             )
         sentences = self.read("train")
-        forms = [word.form for sentence in sentences for word in sentence.words]
-        tags = [tag for sentence in sentences for tag in self.gold_tags("train", sentence)]
+
+        def forms() -> Iterator[str]:
+            return (word.form for sentence in sentences for word in sentence.words)
+
         return {
-            "words": TOKENIZERS.build(config, "tokenizer").fit(forms),
-            "chars": CharTokenizer().fit(forms),
-            "tags": LabelVocabulary().fit(tags),
+            "words": TOKENIZERS.build(config, "tokenizer").fit(forms()),
+            "chars": CharTokenizer().fit(forms()),
+            "tags": LabelVocabulary().fit(tag for sentence in sentences for tag in self.gold_tags("train", sentence)),
         }
 
     def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
@@ -211,35 +248,41 @@ class TaggingData(TokenBudgetData):
         """1-based file line of sentence.lines[position]: its comments come first, then its token lines."""
         return None if sentence.line is None else sentence.line + len(sentence.comments) + position
 
-    def encode_split(self, split: str) -> list[EncodedSentence]:
-        words, chars, tags = self.tokenizers["words"], self.tokenizers["chars"], self.tokenizers["tags"]
-        cache: dict[str, tuple[int, list[int]]] = {}
-        encoded = []
+    def encode_split(self, split: str) -> EncodedTreebank:
+        """The split as id arrays, in one streamed pass; each distinct form is tokenised once."""
+        table = FormTable(self.tokenizers["words"], self.tokenizers["chars"])
+        words, forms, tags = RaggedBuilder(), RaggedBuilder(), RaggedBuilder()
         for sentence in self.read(split):
-            item = encode_sentence([w.form for w in sentence.words], words, chars, cache)
-            item.tag_ids = []
-            gold = iter(self.gold_tags(split, sentence))
-            for position, token in enumerate(sentence.lines):
-                if not token.is_word:
-                    continue
-                tag = next(gold)
-                if tag not in tags.vocab:
-                    raise DataError(
-                        self.files[split],
-                        f"word {token.id} ({token.form!r}): "
-                        f"{self.column.upper()} tag {tag!r} was not seen in training (known: "
-                        f"{', '.join(tags.vocab.tokens)})",
-                        line=self.line_of(sentence, position),
-                    )
-                item.tag_ids.append(tags.vocab.index[tag])
-            encoded.append(item)
-        return encoded
+            word_ids, form_ids = table.ids([w.form for w in sentence.words])
+            words.append(word_ids)
+            forms.append(form_ids)
+            tags.append(self.tag_ids(split, sentence))
+        return EncodedTreebank(words.build(), forms.build(), tags.build(), Ragged.build(table.char_ids))
 
-    def lengths(self, examples: Sequence[EncodedSentence]) -> list[int]:
-        return [len(s.word_ids) for s in examples]
+    def tag_ids(self, split: str, sentence: Sentence) -> list[int]:
+        """The sentence's gold tag ids; a tag training never saw fails naming the word's line."""
+        vocab = self.tokenizers["tags"].vocab
+        ids, gold = [], iter(self.gold_tags(split, sentence))
+        for position, token in enumerate(sentence.lines):
+            if not token.is_word:
+                continue
+            tag = next(gold)
+            if tag not in vocab:
+                raise DataError(
+                    self.files[split],
+                    f"word {token.id} ({token.form!r}): {self.column.upper()} tag {tag!r} was not seen in training "
+                    f"(known: {', '.join(vocab.tokens)})",
+                    line=self.line_of(sentence, position),
+                )
+            ids.append(vocab.index[tag])
+        return ids
+
+    def lengths(self, examples: EncodedTreebank) -> list[int]:
+        return examples.words.lengths().tolist()
 
     def collate(self) -> CollateSentences:
-        return CollateSentences(self.tokenizers["words"].vocab.pad_id, self.tokenizers["chars"].vocab.pad_id)
+        words = self.tokenizers["words"].vocab
+        return CollateSentences(words.pad_id, self.tokenizers["chars"].vocab.pad_id, words.unk_id)
 
 
 def check_tokenizers(tokenizers: dict[str, Tokenizer]) -> None:

@@ -1,23 +1,30 @@
-"""Datasets for language models: one text file read as a character stream.
+"""Datasets for language models: one text file read as a token stream.
 
 `text_file` takes any UTF-8 file; named datasets (`tinyshakespeare`) know their file and URL.
-Split: the first (1 - val_fraction) of the text trains, the rest validates (as char-rnn and
+Split: the first (1 - val_fraction) of the characters trains, the rest validates (as char-rnn and
 nanoGPT do), so validation text is never seen in training.
+
+The file is streamed, never held in memory: one pass counts its characters, the tokenizer is
+fitted on the training part's lines, and each part is tokenised once into a memory-mapped file of
+ids (`seqtasks.data.token_cache`), keyed by the file's content hash and the tokenizer, so a later
+run of the same text starts at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
-from torch import Tensor
+import numpy as np
 from torch.utils.data import DataLoader
 
-from seqtasks.data.base import SeqDataModule
+from seqtasks.data.base import ResumableLoader, SeqDataModule
 from seqtasks.data.files import RemoteFile
 from seqtasks.data.stream import StreamBatches, steps_per_row
-from seqtasks.data.text import read_text
+from seqtasks.data.text import iter_text
+from seqtasks.data.token_cache import TokenCache, file_digest, key_of
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tensors import rank_and_world
@@ -25,6 +32,28 @@ from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.validation import PositiveInt, Range
 
 Fraction = Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """Characters [start, end) of a text file, streamed."""
+
+    path: Path
+    start: int
+    end: int
+
+    def chunks(self) -> Iterator[str]:
+        """The part's text, a line (or the piece of one at either end) at a time."""
+        position = 0
+        for text in iter_text(self.path):
+            if position + len(text) > self.start and position < self.end:
+                yield text[max(self.start - position, 0) : self.end - position]
+            position += len(text)
+            if position >= self.end:
+                return
+
+    def __len__(self) -> int:
+        return self.end - self.start
 
 
 @DATASETS.register("text_file")
@@ -40,6 +69,7 @@ class TextStreamData(SeqDataModule):
         seq_len: PositiveInt = 128,
         val_fraction: Fraction = 0.1,
         val_batch_size: PositiveInt | None = None,
+        cache_dir: str | None = None,
     ):
         super().__init__()
         self.path = Path(path) if path else None
@@ -49,6 +79,8 @@ class TextStreamData(SeqDataModule):
         self.seq_len = seq_len
         self.val_fraction = val_fraction
         self.val_batch_size = val_batch_size or batch_size
+        self.cache = TokenCache(cache_dir)
+        self._digest: str | None = None
 
     def text_path(self) -> Path:
         if self.path is None:
@@ -58,36 +90,62 @@ class TextStreamData(SeqDataModule):
     def split_source(self, split: str) -> Path | None:
         return None if split == "test" else self.text_path()
 
-    def read_split(self, split: str) -> str:
-        """The first (1 - val_fraction) of the text for 'train', the rest for 'val'."""
-        if "text" not in self._read:
-            self._read["text"] = read_text(self.text_path())
-        text = self._read["text"]
-        cut = int(len(text) * (1.0 - self.val_fraction))
-        return text[:cut] if split == "train" else text[cut:]
+    def digest(self) -> str:
+        """The text file's content hash (computed once)."""
+        if self._digest is None:
+            self._digest = file_digest(self.text_path())
+        return self._digest
+
+    def read_split(self, split: str) -> TextPart:
+        """The first (1 - val_fraction) of the characters for 'train', the rest for 'val'; reading
+        the file once checks it (UTF-8, not empty) and counts them."""
+        path = self.text_path()
+        if not path.is_file():
+            raise DataError(path, "file not found")
+        total = self.cache.json(key_of("characters", self.digest()), lambda: sum(len(t) for t in iter_text(path)))
+        cut = int(total * (1.0 - self.val_fraction))
+        return TextPart(path, 0, cut) if split == "train" else TextPart(path, cut, total)
+
+    def read_all(self) -> None:
+        """Reading the text once (to count its characters) checks it; the parts are not read again."""
+        self.read("train")
 
     def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
-        """Fit the tokenizer on the training part only; the task gets it by name 'text'."""
-        return {"text": TOKENIZERS.build(config, "tokenizer").fit([self.read("train")])}
+        """Fit the tokenizer on the training part only (cached with the ids); the task gets it as 'text'."""
+        part = self.read("train")
+        state = self.cache.json(
+            key_of("tokenizer", self.digest(), part.start, part.end, config),
+            lambda: TOKENIZERS.build(config, "tokenizer").fit(part.chunks()).state(),
+        )
+        return {"text": Tokenizer.from_state(state)}
 
-    def encode_split(self, split: str) -> Tensor:
-        """The split's token ids (N,); too few for one batch on every rank fails naming the split."""
-        tokens = torch.tensor(self.tokenizers["text"].encode(self.read(split)), dtype=torch.long)
+    def encode_split(self, split: str) -> np.ndarray:
+        """The split's token ids (N,) as a memory map; too few for one batch on every rank fails
+        naming the split."""
+        part, tokenizer = self.read(split), self.tokenizers["text"]
+        key = key_of("ids", self.digest(), part.start, part.end, tokenizer.state())
+        tokens = self.cache.ids(
+            key,
+            lambda: (tokenizer.encode(chunk) for chunk in part.chunks()),
+            len(tokenizer),
+            f"{self.text_path()} ({split} split)",
+        )
         rows = self.batch_size if split == "train" else self.val_batch_size
         _, world = rank_and_world()
         if steps_per_row(len(tokens), rows * world, self.seq_len) == 0:
             raise DataError(
                 self.text_path(),
-                f"the {split} split has {len(tokens)} tokens, too few for one batch: "
-                f"{rows * world} rows x {self.seq_len} steps + 1 = {rows * world * self.seq_len + 1} "
-                f"needed; lower data.batch_size (or data.val_batch_size) or data.seq_len",
+                f"the {split} split has {len(tokens)} tokens, too few for one batch: {rows * world} rows x "
+                f"{self.seq_len} steps + 1 = {rows * world * self.seq_len + 1} needed; lower data.batch_size "
+                "(or data.val_batch_size) or data.seq_len",
             )
         return tokens
 
     def _stream(self, split: str, batch_size: int) -> DataLoader:
         # batch_size=None: the dataset yields whole batches in stream order (no shuffling, which
         # would break the hidden-state carry between batches).
-        return DataLoader(StreamBatches(self.encoded(split), batch_size, self.seq_len), batch_size=None)
+        stream = StreamBatches(self.encoded(split), batch_size, self.seq_len)
+        return ResumableLoader(stream, stream, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._stream("train", self.batch_size)

@@ -12,18 +12,21 @@ BLEU) and each example's position in its split.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
 from seqtasks.data.files import RemoteFile
-from seqtasks.data.parallel import read_parallel, read_parallel_tsv
+from seqtasks.data.parallel import ParallelCorpus
+from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.errors import ConfigError
 from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
@@ -57,16 +60,31 @@ class TranslationBatch(TensorBatch):
 
 @dataclass(frozen=True)
 class EncodedPair:
-    """One pair as ids (truncated to max_length) and its raw reference."""
+    """One pair as ids (truncated to max_length) and its raw reference ('' for training pairs)."""
 
-    source_ids: list[int]
-    target_ids: list[int]
+    source_ids: Sequence[int]
+    target_ids: Sequence[int]
     reference: str
 
-    @property
-    def length(self) -> int:
-        """The larger padded length it needs: source, or target + 1 (<bos>/<eos>)."""
-        return max(len(self.source_ids), len(self.target_ids) + 1)
+
+@dataclass
+class EncodedPairs:
+    """A split as ids: source and target rows (Ragged), and the raw references of val/test pairs
+    (training keeps no text)."""
+
+    source: Ragged
+    target: Ragged
+    references: list[str] | None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> EncodedPair:
+        return EncodedPair(self.source[i], self.target[i], self.references[i] if self.references is not None else "")
+
+    def lengths(self) -> list[int]:
+        """Per pair, the larger padded length it needs: source, or target + 1 (<bos>/<eos>)."""
+        return np.maximum(self.source.lengths(), self.target.lengths() + 1).tolist()
 
 
 class CollatePairs:
@@ -78,8 +96,8 @@ class CollatePairs:
     def __call__(self, examples: Sequence[tuple[int, EncodedPair]]) -> TranslationBatch:
         pairs = [pair for _, pair in examples]
         source, lengths = pad_sequences([p.source_ids for p in pairs], self.source_pad)
-        target_in, _ = pad_sequences([[self.bos, *p.target_ids] for p in pairs], self.target_pad)
-        target_out, _ = pad_sequences([[*p.target_ids, self.eos] for p in pairs], self.target_pad)
+        target_in, _ = pad_sequences([[self.bos, *map(int, p.target_ids)] for p in pairs], self.target_pad)
+        target_out, _ = pad_sequences([[*map(int, p.target_ids), self.eos] for p in pairs], self.target_pad)
         return TranslationBatch(
             source=source,
             source_lengths=lengths,
@@ -142,37 +160,36 @@ class ParallelData(TokenBudgetData):
         """The files to read for a split (datasets that know their files find them here)."""
         return self.splits[split]
 
-    def read_split(self, split: str) -> list[tuple[str, str]]:
-        """The split's raw (source, target) lines, in file order."""
-        files = self.split_files(split)
-        return read_parallel(*files) if isinstance(files, tuple) else read_parallel_tsv(files)
+    def read_split(self, split: str) -> ParallelCorpus:
+        """The split's raw (source, target) lines, in file order, streamed."""
+        return ParallelCorpus(self.split_files(split))
 
-    def usable(self, split: str) -> list[tuple[str, str]]:
+    def usable(self, split: str, dropped: list[int] | None = None) -> Iterator[tuple[str, str]]:
         """The pairs that are used: training drops pairs with an empty side; val/test drop pairs with
-        an empty source (nothing to translate), keeping empty references."""
-        pairs = self.read(split)
-        if split == "train":
-            kept = [(s, t) for s, t in pairs if s.strip() and t.strip()]
-            what = "an empty side"
-        else:
-            kept = [(s, t) for s, t in pairs if s.strip()]
-            what = "an empty source (not scored)"
-        if len(kept) < len(pairs):
-            _warn("dropped %d of %d %s pairs with %s", len(pairs) - len(kept), len(pairs), split, what)
-        return kept
+        an empty source (nothing to translate), keeping empty references. `dropped` counts the others."""
+        for source, target in self.read(split):
+            if source.strip() and (target.strip() or split != "train"):
+                yield source, target
+            elif dropped is not None:
+                dropped.append(1)
 
     # --- tokenizers --------------------------------------------------------------------------------
     def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
         """Fit tokenizers on the training pairs only: one on both sides (data.joint_vocabulary=true,
         the same object for 'source' and 'target'), else one per side."""
-        pairs = self.usable("train")
-        sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-        if self.joint_vocabulary:
-            joint = TOKENIZERS.build(config, "tokenizer").fit(sources + targets)
+
+        def sources() -> Iterator[str]:
+            return (s for s, _ in self.usable("train"))
+
+        def targets() -> Iterator[str]:
+            return (t for _, t in self.usable("train"))
+
+        if self.joint_vocabulary:  # all sources, then all targets: two streamed passes
+            joint = TOKENIZERS.build(config, "tokenizer").fit(chain(sources(), targets()))
             return {"source": joint, "target": joint}
         return {
-            "source": TOKENIZERS.build(config, "tokenizer").fit(sources),
-            "target": TOKENIZERS.build(config, "tokenizer").fit(targets),
+            "source": TOKENIZERS.build(config, "tokenizer").fit(sources()),
+            "target": TOKENIZERS.build(config, "tokenizer").fit(targets()),
         }
 
     def check_tokenizers(self, tokenizers: dict[str, Tokenizer]) -> None:
@@ -181,29 +198,29 @@ class ParallelData(TokenBudgetData):
             raise ConfigError("translation needs tokenizers with <pad> (both sides) and <bos>, <eos> (target)")
 
     # --- encoding ----------------------------------------------------------------------------------
-    def encode_split(self, split: str) -> list[EncodedPair]:
-        """The split's usable pairs as ids, truncated to data.max_length."""
-        pairs = self.usable(split)
+    def encode_split(self, split: str) -> EncodedPairs:
+        """The split's usable pairs as ids, truncated to data.max_length, in one streamed pass."""
         source_tok, target_tok = self.tokenizers["source"], self.tokenizers["target"]
-        encoded = []
+        sources, targets, references, dropped = RaggedBuilder(), RaggedBuilder(), [], []
         cut_sources = cut_targets = cut_pairs = 0
-        for source, target in pairs:
+        for source, target in self.usable(split, dropped):
             src, tgt = source_tok.encode(source), target_tok.encode(target)
             cut_sources += len(src) > self.max_length
             cut_targets += len(tgt) > self.max_length - 1
             cut_pairs += len(src) > self.max_length or len(tgt) > self.max_length - 1
-            encoded.append(
-                EncodedPair(
-                    src[: self.max_length] or [source_tok.vocab.unk_id],  # never 0 long: packing
-                    tgt[: self.max_length - 1],
-                    target,
-                )
-            )
+            sources.append(src[: self.max_length] or [source_tok.vocab.unk_id])  # never 0 long: packing
+            targets.append(tgt[: self.max_length - 1])
+            if split != "train":
+                references.append(target)
+        encoded = EncodedPairs(sources.build(), targets.build(), references if split != "train" else None)
+        if dropped:
+            what = "an empty side" if split == "train" else "an empty source (not scored)"
+            _warn("dropped %d of %d %s pairs with %s", len(dropped), len(encoded) + len(dropped), split, what)
         if cut_pairs:
             _warn(
                 "truncated %d of %d %s sentences to data.max_length=%d tokens (%d sources, %d targets)",
                 cut_pairs,
-                len(pairs),
+                len(encoded),
                 split,
                 self.max_length,
                 cut_sources,
@@ -211,8 +228,8 @@ class ParallelData(TokenBudgetData):
             )
         return encoded
 
-    def lengths(self, examples: Sequence[EncodedPair]) -> list[int]:
-        return [pair.length for pair in examples]
+    def lengths(self, examples: EncodedPairs) -> list[int]:
+        return examples.lengths()
 
     def collate(self) -> CollatePairs:
         source, target = self.tokenizers["source"].vocab, self.tokenizers["target"].vocab

@@ -4,9 +4,11 @@ the text stripped of surrounding whitespace; errors name the file and the 1-base
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
-from seqtasks.data.text import read_lines
+from seqtasks.data.text import iter_lines
 from seqtasks.errors import DataError
 
 
@@ -16,16 +18,26 @@ def read_labelled_tsv(
     label_column: str | int = "label",
     header: bool = True,
 ) -> list[tuple[str, str]]:
-    """(text, label) pairs from a tab-separated file. Fields are split on tabs only (no CSV quoting:
-    quote characters are ordinary text). With `header`, the columns are found by name in the first
-    line (ints are taken as 0-based positions); without it they must be given as positions and every
-    row must have as many fields as the first. Fully blank lines are skipped."""
-    lines = read_lines(path)
-    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    return list(iter_labelled_tsv(path, text_column, label_column, header))
+
+
+def iter_labelled_tsv(
+    path: str | Path,
+    text_column: str | int = "sentence",
+    label_column: str | int = "label",
+    header: bool = True,
+) -> Iterator[tuple[str, str]]:
+    """(text, label) pairs from a tab-separated file, streamed. Fields are split on tabs only (no
+    CSV quoting: quote characters are ordinary text). With `header`, the columns are found by name in
+    the first line (ints are taken as 0-based positions); without it they must be given as positions
+    and every row must have as many fields as the first. Fully blank lines are skipped."""
+    numbered = ((number, line) for number, line in enumerate(iter_lines(path), start=1) if line.strip())
+    first = next(numbered, None)
     if header:
-        if not numbered:
+        if first is None:
             raise DataError(path, "no header line")
-        header_number, header_line = numbered.pop(0)
+        header_number, header_line = first
+        first = next(numbered, None)
         names = [name.strip() for name in header_line.split("\t")]
         positions = []
         for column in (text_column, label_column):
@@ -51,18 +63,17 @@ def read_labelled_tsv(
         if not (isinstance(text_column, int) and isinstance(label_column, int)):
             raise ValueError("without a header, give text_column and label_column as 0-based positions")
         positions = [text_column, label_column]
-        n_fields = len(numbered[0][1].split("\t")) if numbered else 0
-        if numbered and max(positions) >= n_fields:
+        n_fields = len(first[1].split("\t")) if first else 0
+        if first and max(positions) >= n_fields:
             raise DataError(
                 path,
                 f"column position {max(positions)} is out of range; the first row has {n_fields} fields",
-                line=numbered[0][0],
+                line=first[0],
             )
     text_at, label_at = positions
-    if not numbered:
+    if first is None:
         raise DataError(path, "no data rows" + (" after the header" if header else ""))
-    rows = []
-    for number, line in numbered:
+    for number, line in chain([first], numbered):
         fields = line.split("\t")
         if len(fields) != n_fields:
             if len(fields) < n_fields and label_at >= len(fields):
@@ -75,15 +86,18 @@ def read_labelled_tsv(
             raise DataError(path, "row has no label (the label field is empty)", line=number)
         if not text:
             raise DataError(path, "row has no text (the text field is empty)", line=number)
-        rows.append((text, label))
-    return rows
+        yield text, label
 
 
 def read_label_first_lines(path: str | Path) -> list[tuple[str, str]]:
-    """(text, label) pairs from lines of the form `<label> <sentence>` (label, one space, text).
-    Fully blank lines are skipped; any other malformed line is an error naming it."""
-    rows = []
-    for number, line in enumerate(read_lines(path), start=1):
+    return list(iter_label_first_lines(path))
+
+
+def iter_label_first_lines(path: str | Path) -> Iterator[tuple[str, str]]:
+    """(text, label) pairs from lines of the form `<label> <sentence>` (label, one space, text),
+    streamed. Fully blank lines are skipped; any other malformed line is an error naming it."""
+    rows = 0
+    for number, line in enumerate(iter_lines(path), start=1):
         if not line.strip():
             continue
         label, space, text = line.partition(" ")
@@ -98,7 +112,7 @@ def read_label_first_lines(path: str | Path) -> list[tuple[str, str]]:
         text = text.strip()
         if not text:
             raise DataError(path, f"line has a label ({label!r}) but no sentence", line=number)
-        rows.append((text, label))
+        rows += 1
+        yield text, label
     if not rows:
         raise DataError(path, "no labelled lines")
-    return rows

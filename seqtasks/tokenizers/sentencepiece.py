@@ -15,21 +15,37 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sentencepiece as spm
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from tqdm import tqdm
 
 from seqtasks.atomic import atomic_write
 from seqtasks.errors import ConfigError
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
-from seqtasks.validation import Range
+from seqtasks.validation import NonNegativeInt, Range
 
 log = logging.getLogger(__name__)
+
+
+def reservoir(items: Iterable[str], size: float, seed: int = 0) -> tuple[list[str], int]:
+    """At most `size` items drawn uniformly from a stream (Algorithm R, seeded), in stream order when
+    all fit -> (sample, how many there were)."""
+    rng, sample, count = random.Random(seed), [], 0
+    for count, item in enumerate(items, start=1):
+        if len(sample) < size:
+            sample.append(item)
+        elif (j := rng.randrange(count)) < size:
+            sample[j] = item
+    return sample, count
+
 
 ModelType = Literal["unigram", "bpe", "char", "word"]
 Coverage = Annotated[float, Range(low=0, high=1, low_open=True)]  # in (0, 1]
@@ -41,38 +57,46 @@ class SentencePieceTokenizer(Tokenizer):
     """Sentencepiece subwords (unigram/BPE/char/word) learned from the training text; <pad> <unk> <bos> <eos> = 0-3."""
 
     def __init__(
-        self, vocab_size: VocabularySize = 8000, model_type: ModelType = "unigram", character_coverage: Coverage = 1.0
+        self,
+        vocab_size: VocabularySize = 8000,
+        model_type: ModelType = "unigram",
+        character_coverage: Coverage = 1.0,
+        input_sentence_size: NonNegativeInt = 2_000_000,
     ):
         self.vocab_size = vocab_size
         self.model_type = model_type
         self.character_coverage = float(character_coverage)
+        self.input_sentence_size = input_sentence_size
         self.vocab = Vocab(SPECIALS)
         self._processor: spm.SentencePieceProcessor | None = None
 
     # --- training ----------------------------------------------------------------------------------
     def fit(self, texts: Iterable[str]) -> SentencePieceTokenizer:
         """Learn the model from `texts`: each line of each text is one training sentence (blank
-        lines are skipped). Deterministic: every sentence is used, in order (no sampling)."""
-        count = 0
-
-        def sentences() -> Iterator[str]:
-            nonlocal count
-            for text in texts:
-                for line in text.split("\n"):
-                    if line.strip():
-                        count += 1
-                        yield line
-
+        lines are skipped). A text of more than `input_sentence_size` sentences is sampled down to
+        that many (reservoir sampling from a fixed seed, in one streamed pass: deterministic, and
+        memory bounded by the sample); a smaller one is used whole, in order."""
+        lines = (line for text in texts for line in text.split("\n") if line.strip())
+        progress = tqdm(
+            lines,
+            desc="sentencepiece: reading sentences",
+            unit=" sentences",
+            mininterval=2,
+            disable=None if rank_zero_only.rank == 0 else True,
+        )  # None: a bar on a terminal only
+        sample, count = reservoir(progress, self.input_sentence_size or float("inf"))
+        if count > len(sample):
+            log.info("sentencepiece: fitted on %d of %d sentences (tokenizer.input_sentence_size)", len(sample), count)
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=sentences(),
+                sentence_iterator=iter(sample),
                 model_writer=model,
                 vocab_size=self.vocab_size,
                 model_type=self.model_type,
                 character_coverage=self.character_coverage,
                 hard_vocab_limit=False,
-                input_sentence_size=0,  # all sentences, no random sample
+                input_sentence_size=0,  # all of the sample above
                 pad_id=0,
                 unk_id=1,
                 bos_id=2,
@@ -146,6 +170,7 @@ class SentencePieceTokenizer(Tokenizer):
             "vocab_size": self.vocab_size,
             "model_type": self.model_type,
             "character_coverage": self.character_coverage,
+            "input_sentence_size": self.input_sentence_size,
             "model": base64.b64encode(self.model_bytes()).decode("ascii"),
         }
 
@@ -155,6 +180,7 @@ class SentencePieceTokenizer(Tokenizer):
             vocab_size=state["vocab_size"],
             model_type=state["model_type"],
             character_coverage=state["character_coverage"],
+            input_sentence_size=state.get("input_sentence_size", 0),
         )
         tokenizer._load(base64.b64decode(state["model"]))
         return tokenizer
@@ -175,7 +201,7 @@ class SentencePieceTokenizer(Tokenizer):
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers and deepcopy: carry the model bytes, not the C++ processor.
         return {
-            "options": (self.vocab_size, self.model_type, self.character_coverage),
+            "options": (self.vocab_size, self.model_type, self.character_coverage, self.input_sentence_size),
             "model": self.model_bytes() if self._processor is not None else None,
         }
 

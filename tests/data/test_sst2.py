@@ -23,14 +23,15 @@ def sst_root(tmp_path) -> Path:
 
 def test_reads_glue_tsv_and_has_no_test_split_by_default(sst_root):
     data = SST2Data(root=str(sst_root), max_tokens=100)
-    assert data.read("train")[1] == ("a dull , tedious mess", "0")
-    assert data.read("val") == [("an unseen masterpiece", "1")]
+    assert list(data.read("train"))[1] == ("a dull , tedious mess", "0")
+    assert list(data.read("val")) == [("an unseen masterpiece", "1")]
     assert not data.has_test
     with pytest.raises(ConfigError, match="data.test"):
         data.read("test")
     tokenizers = data.build_tokenizers({"name": "word"})
     assert tokenizers["labels"].vocab.tokens == ["0", "1"]
-    assert data.encoded("val") == [([1, 1, 1], 1)]  # all three dev words unseen in training -> <unk>
+    tokens, label = data.encoded("val")[0]
+    assert tokens.tolist() == [1, 1, 1] and label == 1  # all three dev words unseen in training -> <unk>
     assert isinstance(tokenizers["text"], WordTokenizer)
 
 
@@ -38,14 +39,14 @@ def test_sentence_level_train_file_and_absolute_test_file(sst_root, tmp_path):
     test_file = tmp_path / "new.tsv"
     test_file.write_text("sentence\tlabel\ngreat film\t1\n")
     data = SST2Data(root=str(sst_root), train="sentence_level/stsa.binary.train", test=str(test_file), max_tokens=100)
-    assert data.read("train") == [("a great film", "1"), ("a dull mess", "0")]
-    assert data.has_test and data.read("test") == [("great film", "1")]
+    assert list(data.read("train")) == [("a great film", "1"), ("a dull mess", "0")]
+    assert data.has_test and list(data.read("test")) == [("great film", "1")]
 
 
 def test_row_without_label_names_file_and_line(sst_root):
     (sst_root / "sst2" / "train.tsv").write_text("sentence\tlabel\ngood \t1\nno label here\n")
     with pytest.raises(DataError, match=r"train.tsv:3: row has no label"):
-        SST2Data(root=str(sst_root), max_tokens=100).read("train")
+        list(SST2Data(root=str(sst_root), max_tokens=100).read("train"))
 
 
 def test_unseen_label_at_test_time_names_file_and_example(sst_root, tmp_path):

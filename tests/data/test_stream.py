@@ -1,35 +1,43 @@
-"""Contiguous-stream batching (stream_rows, StreamBatches) and the text-file datamodules."""
+"""Contiguous-stream batching (StreamBatches) and the text-file datamodules."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 import seqtasks.tokenizers  # noqa: F401  (registers the 'char' tokenizer)
-from seqtasks.data.stream import StreamBatches, stream_rows
+from seqtasks.data.stream import StreamBatches
 from seqtasks.data.text_stream import TextStreamData, TinyShakespeare
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.registry import DATASETS
 
-# ---------------------------------------------------------------- stream_rows / StreamBatches
+# ---------------------------------------------------------------- StreamBatches
 
 
-def test_stream_rows_are_contiguous_slices():
-    tokens = torch.arange(50)
-    rows = stream_rows(tokens, rows=3, seq_len=4)
-    # (50 - 1) // 12 = 4 steps -> L = 16, plus one target column.
-    assert rows.shape == (3, 17)
-    for r in range(3):
-        assert torch.equal(rows[r], torch.arange(r * 16, r * 16 + 17))
-    # Row r's last target is row r+1's first input.
-    assert torch.equal(rows[:-1, -1], rows[1:, 0])
-
-
-def test_stream_rows_too_short_raises_value_error():
+def test_a_stream_too_short_for_one_batch_raises_value_error():
     with pytest.raises(ValueError, match="batch_size"):
-        stream_rows(torch.arange(12), rows=3, seq_len=4)  # needs 3 * 4 + 1 = 13
-    assert stream_rows(torch.arange(13), rows=3, seq_len=4).shape == (3, 5)
+        list(StreamBatches(torch.arange(12), batch_size=3, seq_len=4))  # needs 3 * 4 + 1 = 13
+    assert len(list(StreamBatches(torch.arange(13), batch_size=3, seq_len=4))) == 1
+
+
+def test_a_memory_mapped_stream_gives_the_same_batches_as_a_tensor(tmp_path):
+    ids = np.arange(500, dtype="<u2")
+    ids.tofile(tmp_path / "ids")
+    mapped = np.memmap(tmp_path / "ids", dtype="<u2", mode="r", shape=(500,))
+    pairs = zip(_batches(StreamBatches(mapped, 4, 7)), _batches(StreamBatches(torch.arange(500), 4, 7)), strict=True)
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in pairs)
+
+
+def test_a_stream_resumed_within_an_epoch_goes_on_from_its_batch():
+    stream = StreamBatches(torch.arange(200), 2, 5)
+    whole = [(b.position, b.inputs) for b in stream]
+    stream.start_at(7)
+    resumed = [(b.position, b.inputs) for b in stream]
+    assert [p for p, _ in resumed] == list(range(7, len(whole)))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(resumed, whole[7:], strict=True))
+    assert len([b for b in stream]) == len(whole)  # the next epoch starts at 0 again
 
 
 def _batches(dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -127,7 +135,7 @@ def text_file(tmp_path):
 
 def test_default_split_is_90_10_in_order(text_file):
     data = TextStreamData(path=str(text_file), batch_size=2, seq_len=4)
-    train, val = data.read("train"), data.read("val")
+    train, val = "".join(data.read("train").chunks()), "".join(data.read("val").chunks())
     assert train == TRAIN_PART and val == VAL_PART
     assert train + val == TEXT
 
@@ -197,7 +205,7 @@ def test_tinyshakespeare_reads_the_file_under_root(tmp_path):
     expected.write_text(TEXT, encoding="utf-8")
     data = TinyShakespeare(root=str(tmp_path), batch_size=2, seq_len=4)
     assert data.text_path() == expected
-    assert (data.read("train"), data.read("val")) == (TRAIN_PART, VAL_PART)
+    assert ("".join(data.read("train").chunks()), "".join(data.read("val").chunks())) == (TRAIN_PART, VAL_PART)
 
 
 def test_stream_batches_work_where_torch_distributed_is_unavailable(monkeypatch):
