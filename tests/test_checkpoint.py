@@ -210,8 +210,8 @@ def test_load_checkpoint_missing_path(tmp_path):
     assert str(path) in str(caught.value)
 
 
-def test_load_checkpoint_directory_is_not_a_checkpoint(tmp_path):
-    with pytest.raises(SeqtasksError, match="not found"):
+def test_a_directory_that_is_no_exported_model_is_named_so(tmp_path):
+    with pytest.raises(SeqtasksError, match=r"not a seqtasks model directory: model.safetensors is missing"):
         load_checkpoint(tmp_path)
 
 

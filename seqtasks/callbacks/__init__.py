@@ -1,6 +1,7 @@
 """Training callbacks of seqtasks."""
 
 from seqtasks.callbacks.attention import AttentionImages
+from seqtasks.callbacks.checkpointing import LastCheckpoint
 from seqtasks.callbacks.samples import SampleEvolution
 
-__all__ = ["AttentionImages", "SampleEvolution"]
+__all__ = ["AttentionImages", "LastCheckpoint", "SampleEvolution"]

@@ -5,6 +5,7 @@ PNG files in the run directory."""
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import lightning as L
@@ -36,7 +37,7 @@ class AttentionImages(L.Callback):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         # The first sentences of the validation file: the same ones every time, so images compare.
-        sources = [source for source, _ in trainer.datamodule.read("val")[: self.sentences]]
+        sources = [source for source, _ in islice(trainer.datamodule.usable("val"), self.sentences)]
         for i, source in enumerate(sources):
             figure = attention_figure(*task.attention_map(source))
             figure.savefig(self.directory / f"sentence_{i}.png", dpi=100)
