@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -22,6 +22,7 @@ from seqtasks.checkpoint import load_checkpoint
 from seqtasks.errors import ConfigError, SeqtasksError
 from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS, constructor_parameters
 from seqtasks.tokenizers.base import Tokenizer
+from seqtasks.validation import did_you_mean
 
 GROUPS = ("encoder", "head", "decoding")  # config groups handed to the task's constructor when it takes them
 FLOWING = ("input_size", "vocab_size", "num_classes", "num_tags", "num_directions", "pad_id")  # sizes set by tasks
@@ -123,13 +124,22 @@ def handed_in(task_class: type, task_config: dict[str, Any]) -> dict[str, Any]:
 
 def build_task(cfg: DictConfig, data, tokenizer_dir: Path | None = None):
     """A new task: tokenizers fitted on the training data (their files written to tokenizer_dir),
-    the groups it takes, what it needs from the data, and callables handed in."""
+    the groups it takes, what it needs from the data, and callables handed in. With
+    init_from.checkpoint, the checkpoint's tokenizers replace the fitted ones of the same sides and
+    its weights (init_from.parts of them) are loaded."""
     task_class = TASKS.get(cfg.task.name, path="task")
-    tokenizers = data.build_tokenizers(container(cfg.tokenizer))
+    init = cfg.get("init_from") or {}
+    source = load_checkpoint(init["checkpoint"]) if init.get("checkpoint") else None
+    given = (
+        {side: Tokenizer.from_state(state) for side, state in source["hyper_parameters"]["tokenizers"].items()}
+        if source is not None
+        else None
+    )
+    tokenizers = data.build_tokenizers(container(cfg.tokenizer), given)
     if tokenizer_dir is not None:
         save_tokenizers(tokenizers, tokenizer_dir)
     task_config = container(cfg.task)
-    return TASKS.build(
+    task = TASKS.build(
         task_config,
         "task",
         tokenizers={side: t.state() for side, t in tokenizers.items()},
@@ -138,6 +148,42 @@ def build_task(cfg: DictConfig, data, tokenizer_dir: Path | None = None):
         **task_class.data_inputs(data),
         **handed_in(task_class, task_config),
     )
+    if source is not None:
+        load_parts(task, source["state_dict"], container(init.get("parts")), init["checkpoint"])
+    return task
+
+
+def load_parts(task, weights: dict[str, Any], parts: list[str] | None, origin: str) -> None:
+    """Copy a checkpoint's weights into a new task: every parameter of the named top-level modules
+    (parts, e.g. [embedding, encoder]; None: all of them). A part either lacks, or a parameter whose
+    shape differs, fails naming the parameter."""
+    own = task.state_dict()
+    modules = sorted({key.split(".")[0] for key in own})
+    parts = modules if parts is None else list(parts)
+    for part in parts:
+        if part not in modules:
+            raise ConfigError(
+                f"init_from.parts: this {task.registered_name} model has no part '{part}'; its parts: "
+                f"{', '.join(modules)}{did_you_mean(part, modules)}"
+            )
+    chosen = {key: value for key, value in weights.items() if key.split(".")[0] in parts}
+    for key in (k for k in own if k.split(".")[0] in parts):
+        if key not in chosen:
+            raise ConfigError(
+                f"init_from: {origin} has no parameter '{key}' for this model's part "
+                f"'{key.split('.')[0]}' (it holds: {', '.join(sorted({k.split('.')[0] for k in weights}))})"
+            )
+        if chosen[key].shape != own[key].shape:
+            raise ConfigError(
+                f"init_from: parameter '{key}' is {tuple(chosen[key].shape)} in {origin} but "
+                f"{tuple(own[key].shape)} in this model (the parts must be built alike: same sizes and "
+                "tokenizer)"
+            )
+    unexpected = sorted(set(chosen) - set(own))
+    if unexpected:
+        raise ConfigError(f"init_from: {origin} has parameters this model lacks: {', '.join(unexpected[:5])}")
+    task.load_state_dict(chosen, strict=False)
+    rank_zero_info(f"init_from: {len(chosen)} tensors of {', '.join(parts)} from {origin}")
 
 
 @rank_zero_only
@@ -153,7 +199,7 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
     name = checkpoint["seqtasks"]["task"]
     if name not in TASKS:
         plugins = checkpoint.get("hyper_parameters", {}).get("plugins") or []
-        hint = f"; it was trained with plugins: pass them, e.g. plugins=[{','.join(plugins)}]" if plugins else ""
+        hint = f"; it was trained with plugins: pass them, plugins=[{','.join(plugins)}]" if plugins else ""
         raise SeqtasksError(f"the checkpoint's task '{name}' is not registered{hint}")
     task_class = TASKS.get(name)
     hyper_parameters = dict(checkpoint["hyper_parameters"])
@@ -162,7 +208,7 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
         task = task_class(**hyper_parameters, **extra)
     except ConfigError as error:
         plugins = hyper_parameters.get("plugins") or []
-        hint = f" (it was trained with plugins={plugins}: pass them as plugins=[...])" if plugins else ""
+        hint = f" (it was trained with plugins: pass them, plugins=[{','.join(plugins)}])" if plugins else ""
         raise SeqtasksError(f"the checkpoint's model cannot be rebuilt: {error}{hint}") from None
     task.load_state_dict(checkpoint["state_dict"])
     task.run_config = checkpoint["seqtasks"].get("config")

@@ -8,12 +8,15 @@ line on standard error, never a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seqtasks.config import check_command_line, config_dir
@@ -54,16 +57,38 @@ def hydra_main(cfg: DictConfig) -> float | None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        metrics = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        if HydraConfig.get().mode == RunMode.MULTIRUN and distributed(cfg):
+            metrics = job_in_its_own_process(output_dir)
+        else:
+            metrics = run(cfg, output_dir)
         metric, _ = selection_metric(cfg)
     except SeqtasksError as error:
         log.error("%s", error)
-        sys.exit(USER_ERROR)
+        sys.exit(getattr(error, "exit_code", USER_ERROR))
     # What --multirun sweepers optimise: the validation metric that selects checkpoints (never a
     # test metric); its direction is the task's `monitor` ('max' for val/bleu and val/acc, 'min'
     # for val/loss), which the sweeper's `direction` must match.
     return metrics.get(metric)
+
+
+def distributed(cfg: DictConfig) -> bool:
+    trainer = cfg.trainer
+    return "ddp" in str(trainer.strategy) or int(trainer.num_nodes) > 1 or str(trainer.devices) not in ("1", "auto")
+
+
+def job_in_its_own_process(output_dir: Path) -> dict:
+    """Run this --multirun job as a single run in a child process -> its metrics. Lightning starts a
+    DDP run's other ranks by re-running sys.argv, which under --multirun is the whole sweep, and
+    ranks started for one job would not start cleanly for the next in the same process; a child per
+    job keeps each job's ranks, and its directory, its own."""
+    overrides = HydraConfig.get().overrides.task
+    command = [sys.executable, "-m", "seqtasks", *overrides, f"hydra.run.dir={output_dir}", "hydra.output_subdir=null"]
+    code = subprocess.run(command).returncode
+    if code != 0:
+        raise SeqtasksError(f"job {HydraConfig.get().job.num} ({' '.join(overrides)}) failed with exit code {code}")
+    return json.loads((output_dir / "metrics.json").read_text())
 
 
 def main() -> None:

@@ -24,3 +24,9 @@ class DataError(SeqtasksError):
 
 class TrainingError(SeqtasksError):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+class Interrupted(SeqtasksError):
+    """The run was interrupted (Ctrl-C) and saved where it stopped."""
+
+    exit_code = 130  # the shell's code for a process ended by SIGINT

@@ -21,6 +21,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from seqtasks.atomic import atomic_write
 from seqtasks.build import restore_task
 from seqtasks.checkpoint import load_checkpoint
 from seqtasks.config import compose_config
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(USER_ERROR)
     text = json.dumps(dict(sorted(metrics.items())), indent=2)
     if cfg.output:
-        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.output).write_text(text + "\n")
+        with atomic_write(cfg.output) as f:
+            f.write((text + "\n").encode("utf-8"))
         print(f"wrote metrics to {cfg.output}", file=sys.stderr)
     print(text)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from seqtasks.atomic import atomic_write
 from seqtasks.build import load_task
 from seqtasks.config import compose_config
 from seqtasks.data.text import read_lines
@@ -64,19 +65,27 @@ def predict(cfg: DictConfig) -> tuple[list[str], str]:
 
 
 def write_results(results: list[str], separator: str, output: str | None) -> None:
-    """Every result, then a final line break; nothing at all for no results."""
+    """Every result, then a final line break; nothing at all for no results. A file is written
+    atomically: a reader sees the old file or the whole new one."""
     text = separator.join(results) + "\n" if results else ""
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text, encoding="utf-8")
+        with atomic_write(output) as f:
+            f.write(text.encode("utf-8"))
         print(f"wrote {len(results)} result(s) to {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
 
 
+def check_paths(cfg: DictConfig) -> None:
+    """The output must not be the input (it would be replaced by what was read from it)."""
+    if cfg.output and cfg.input not in (None, "-") and Path(cfg.output).resolve() == Path(cfg.input).resolve():
+        raise ConfigError(f"output={cfg.output} is the input file; write the results somewhere else")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cfg = compose_config("predict", sys.argv[1:] if argv is None else argv, complete=True)
+        check_paths(cfg)
         write_results(*predict(cfg), cfg.output)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)

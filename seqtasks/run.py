@@ -1,8 +1,9 @@
 """run(cfg): the whole pipeline, top-down. The CLI (`python -m seqtasks`) is a thin shell around
 it, and tests call it directly with composed, shrunken configs.
 
-plugins -> check the config -> seed -> trainer -> data (every split read) -> tokenizers (saved in
-tokenizers/) -> task -> fit -> validate (and test) the best checkpoint -> metrics.json
+plugins -> (resume: the run's config and checkpoint) -> check the config -> seed -> trainer -> data
+(every split read) -> tokenizers (saved in tokenizers/) -> task -> fit -> validate (and test) the
+best checkpoint -> metrics.json
 """
 
 from __future__ import annotations
@@ -24,13 +25,21 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.build import build_task, check_config, container
-from seqtasks.callbacks import AttentionImages, SampleEvolution
-from seqtasks.checkpoint import AtomicCheckpointIO
-from seqtasks.errors import ConfigError
+from seqtasks.build import build_task, check_config, container, restore_task
+from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution
+from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seqtasks.errors import ConfigError, Interrupted, TrainingError
 from seqtasks.plugins import load_plugins
 from seqtasks.precision import resolve_precision
 from seqtasks.registry import DATASETS, TASKS
+from seqtasks.resume import (
+    LogPosition,
+    RandomStates,
+    checkpoint_to_resume,
+    prepare_run_directory,
+    resumed_config,
+    run_directory_of,
+)
 
 
 def examples_in(batch: Any) -> int:
@@ -43,21 +52,28 @@ def tokens_in(batch: Any) -> int:
 
 def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trainer:
     metric, mode = task_class.monitor
-    callbacks = [
-        # Checkpoints and early stopping act after validation only: a run that stops before its
-        # first validation is validated and saved by final_metrics instead of failing.
+    checkpoints = output_dir / "checkpoints"
+    callbacks: list[L.Callback] = [
+        # best.ckpt is chosen after validations only: a run that stops before its first
+        # validation is validated and saved by final_metrics instead of failing.
         ModelCheckpoint(
-            dirpath=output_dir / "checkpoints",
+            dirpath=checkpoints,
             filename="best",
             monitor=metric,
             mode=mode,
             save_top_k=cfg.checkpoint.save_top_k,
-            save_last=cfg.checkpoint.save_last,
+            save_last=False,
             auto_insert_metric_name=False,
             enable_version_counter=False,
             save_on_train_epoch_end=False,
         ),
+        RandomStates(),
+        LogPosition(),
     ]
+    if cfg.checkpoint.save_last:
+        callbacks.append(
+            LastCheckpoint(checkpoints / "last.ckpt", cfg.checkpoint.every_n_steps, cfg.checkpoint.every_n_minutes)
+        )
     if cfg.ema.decay:
         # Validation, test and checkpoints see the averaged weights: smoother than any single step's.
         callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay))
@@ -110,15 +126,16 @@ def final_metrics(trainer: L.Trainer, task: L.LightningModule, data: L.Lightning
     if data.has_test:
         for result in trainer.test(task, datamodule=data, ckpt_path=ckpt_path, verbose=False):
             metrics.update(result)
-    scores = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
-    return dict(sorted({**scores, **task.report}.items()))
+    return dict(sorted({**{k: float(v) for k, v in metrics.items()}, **task.report}.items()))
 
 
 @rank_zero_only
 def write_outputs(output_dir: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json; a non-finite value is written as a string ("nan", "inf"), never dropped."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    rank_zero_info(f"metrics: {json.dumps(metrics)}\nrun directory: {output_dir}")
+    plain = {k: v if not isinstance(v, float) or math.isfinite(v) else str(v) for k, v in metrics.items()}
+    (output_dir / "metrics.json").write_text(json.dumps(plain, indent=2) + "\n")
+    rank_zero_info(f"metrics: {json.dumps(plain)}\nrun directory: {output_dir}")
 
 
 @rank_zero_only
@@ -129,23 +146,47 @@ def write_config(cfg: DictConfig, output_dir: Path) -> None:
 
 def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     """Train and evaluate as `cfg` says; write config.yaml, checkpoints/, logs and metrics.json
-    under output_dir; return the metrics."""
+    under output_dir (the resumed checkpoint's run directory with resume=<path>); return the metrics."""
     output_dir = Path(output_dir)
     load_plugins(cfg.plugins)
+    resume = checkpoint_to_resume(cfg.get("resume"), output_dir)
+    checkpoint = None
+    if resume is not None:
+        output_dir = run_directory_of(resume)
+        checkpoint = load_checkpoint(resume)
+        cfg = OmegaConf.create(resumed_config(container(cfg), checkpoint["seqtasks"]["config"]))
+        rank_zero_info(f"resuming {output_dir} from {resume} (step {checkpoint['global_step']})")
+    prepare_run_directory(output_dir, resuming=resume is not None)
     task_class = check_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = build_trainer(cfg, task_class, output_dir)
     data = DATASETS.build(container(cfg.data), "data")
     data.read_all()
-    task = build_task(cfg, data, output_dir / "tokenizers")
+    if checkpoint is None:
+        task = build_task(cfg, data, output_dir / "tokenizers")
+    else:  # the run's own tokenizers and model; fit() then restores the weights and everything else
+        task = restore_task(checkpoint, with_callables=True).train()  # training mode: dropout as before
+        data.use_tokenizers(task.tokenizers)
     task.run_config = container(cfg)
     write_config(cfg, output_dir)
-    trainer.fit(task, datamodule=data)
+    trainer.fit(task, datamodule=data, ckpt_path=resume)
     metrics = final_metrics(trainer, task, data)
     write_outputs(output_dir, metrics)
+    nonfinite = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if nonfinite:
+        raise TrainingError(
+            f"the run ended with non-finite metrics ({', '.join(f'{k}={metrics[k]}' for k in nonfinite)}; written to "
+            f"{output_dir / 'metrics.json'}): it diverged; lower the learning rate or clip gradients"
+        )
+    if any(isinstance(c, LastCheckpoint) and c.interrupted for c in trainer.callbacks):
+        raise Interrupted(
+            f"interrupted at step {trainer.global_step}: saved as {output_dir / 'checkpoints' / 'last.ckpt'}"
+            f" and validated (metrics.json); continue with resume=auto hydra.run.dir={output_dir}"
+        )
     return metrics
 
 
 def selection_metric(cfg: DictConfig) -> tuple[str, str]:
     """The metric that selects checkpoints, and its direction ('min' or 'max'): what sweeps optimise."""
+    load_plugins(cfg.plugins)
     return TASKS.get(cfg.task.name, path="task").monitor

@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from seqtasks import evaluate, predict
+from seqtasks import evaluate, export, predict
 from seqtasks.build import restore_task
 from seqtasks.checkpoint import load_checkpoint
 from seqtasks.config import compose_config as compose_overrides
@@ -29,6 +30,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 load_plugins()
 torch.set_num_threads(2)
+# Tokenised corpora are cached by content hash; the tests keep theirs apart from the user's cache.
+os.environ["SEQTASKS_CACHE"] = tempfile.mkdtemp(prefix="seqtasks-test-cache-")
 
 TINY_TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -100,7 +103,7 @@ def train(*overrides: str, run_dir: Path) -> dict:
     return run(compose_overrides("config", [*overrides, FP32]), run_dir)
 
 
-COMMANDS = {"seqtasks.predict": predict.main, "seqtasks.evaluate": evaluate.main}
+COMMANDS = {"seqtasks.predict": predict.main, "seqtasks.evaluate": evaluate.main, "seqtasks.export": export.main}
 
 
 def command(module: str, *args: str, check: bool = True, stdin: str | None = None) -> SimpleNamespace:

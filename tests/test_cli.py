@@ -191,3 +191,24 @@ def test_missing_and_bad_data_fail_clearly(tmp_path):
     assert invalid.returncode == 2
     assert f"{bad}:2: invalid UTF-8 at byte offset 18" in invalid.stderr
     assert not (tmp_path / "run2" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_multirun_with_ddp_keeps_each_job_in_its_own_directory(tmp_path, data_root):
+    seqtasks(
+        "--multirun",
+        "encoder=lstm,gru",
+        *TINY_LM,
+        "samples.every_n_steps=0",
+        f"data.root={data_root}",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "logger={}",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    for job, cell in (("0", "lstm"), ("1", "gru")):
+        assert f"name: {cell}" in (tmp_path / job / "config.yaml").read_text()
+        assert "val/loss" in json.loads((tmp_path / job / "metrics.json").read_text())
+        assert load_checkpoint(tmp_path / job / "checkpoints" / "last.ckpt")["global_step"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["0", "1", "multirun.yaml"]

@@ -305,3 +305,17 @@ def test_a_task_that_decodes_needs_the_decoding_group(compose_config):
         cfg.decoding = None
     with pytest.raises(ConfigError, match="task 'translation' needs the decoding group: set decoding=..."):
         check_config(cfg)
+
+
+def test_the_slurm_launcher_example_follows_the_trainer(compose_config):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher._target_.endswith("SlurmLauncher")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_LM, TINY_TEXT, seqtasks, train
+from conftest import TINY_LM, TINY_TEXT, command, seqtasks, train
 
 from seqtasks.checkpoint import load_checkpoint
+from seqtasks.errors import DataError, TrainingError
+from seqtasks.tasks.language_model import LanguageModelTask
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,56 @@ def test_an_optuna_sweep_optimises_the_validation_metric_that_selects_checkpoint
     # The value each trial returned is its val/loss (never a test metric): the best is the lowest.
     assert results["best_value"] == pytest.approx(min(job["val/loss"] for job in jobs))
     assert {"task.optimizer.lr", "encoder.dropout"} <= set(results["best_params"])  # (hidden_size is fixed here)
+
+
+def test_too_little_data_for_one_batch_fails_naming_the_split(data_root, tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text("a few characters\n" * 20)  # 340 characters: not one batch of 64 rows x 128 steps
+    with pytest.raises(
+        DataError,
+        match=rf"{small}: the train split has \d+ tokens, too few for one batch: 64 rows x "
+        r"128 steps \+ 1 = 8193 needed",
+    ):
+        train("data=text_file", f"data.path={small}", "logger={}", run_dir=tmp_path / "lm")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("ein Hund\t\n\ta dog\n")  # every pair has an empty side
+    with pytest.raises(DataError, match=rf"{pairs}: the train split has no usable examples"):
+        train(
+            "task=translation",
+            "data=parallel",
+            f"data.train={pairs}",
+            f"data.val={pairs}",
+            "tokenizer=char",
+            "logger={}",
+            run_dir=tmp_path / "translation",
+        )
+
+
+def test_non_finite_final_metrics_fail_the_run_and_are_written_as_such(data_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(LanguageModelTask, "score", lambda self, records, stage: {"loss": float("nan"), "bpc": 1.0})
+    with pytest.raises(TrainingError, match=r"non-finite metrics \(val/loss=nan; written to"):
+        train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger={}", run_dir=tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["val/loss"] == "nan"  # never dropped
+
+
+def test_predict_refuses_to_overwrite_its_input_and_writes_nothing_for_no_input(data_root, tmp_path):
+    run_dir = tmp_path / "run"
+    train(
+        "experiment=names_classify",
+        f"data.root={data_root}",
+        *SMALL,
+        "trainer.max_epochs=1",
+        "task.embedding_dim=8",
+        "early_stopping.patience=null",
+        run_dir=run_dir,
+    )
+    ckpt = f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}"
+    names = tmp_path / "names.txt"
+    names.write_text("Ivanov3\n")
+    refused = command("seqtasks.predict", ckpt, f"input={names}", f"output={names}", check=False)
+    assert refused.returncode == 2 and "is the input file" in refused.stderr
+    assert names.read_text() == "Ivanov3\n"
+    assert command("seqtasks.predict", ckpt, "input=-", stdin="").stdout == ""  # no input, no output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert command("seqtasks.predict", ckpt, f"input={empty}").stdout == ""

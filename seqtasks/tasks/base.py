@@ -31,9 +31,10 @@ from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 
 from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.encoders.rnn import RecurrentEncoder
 from seqtasks.errors import ConfigError, TrainingError
 from seqtasks.heads.base import Head
-from seqtasks.registry import TASKS
+from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.tensors import gather_by_key
 from seqtasks.tokenizers.base import Tokenizer
 
@@ -193,7 +194,10 @@ class SeqTask(L.LightningModule):
     def training_progress(self) -> float:
         """Share of the run done: the larger of steps/max steps and time/max_time, in [0, 1]."""
         trainer = self._trainer
-        if trainer is None:  # used outside a Trainer: no budget to measure against
+        # No progress before the first step. (The schedule is first evaluated while the optimizer is
+        # built, before a resumed run's loops are restored: asking the trainer for its step budget
+        # then would build the training DataLoader too early to take back its place in the epoch.)
+        if trainer is None or self.global_step == 0:
             return 0.0
         fractions = [0.0]
         if self._step_budget is None:
@@ -214,6 +218,18 @@ class SeqTask(L.LightningModule):
         checkpoint["seqtasks"] = {"task": self.registered_name, "config": self.run_config}
 
     # --- helpers for subclasses -------------------------------------------------------------------
+    def build_encoder(self, config: dict, input_size: int, left_to_right: str | None = None) -> RecurrentEncoder:
+        """The `encoder` group's network over inputs of input_size. left_to_right: why the task needs
+        a unidirectional one (a bidirectional encoder is then refused)."""
+        encoder = ENCODERS.build(config, "encoder", input_size=input_size)
+        if left_to_right and encoder.bidirectional:
+            raise ConfigError(f"{left_to_right}: set encoder.bidirectional=false")
+        return encoder
+
+    def build_head(self, config: dict, **sizes: Any) -> Head:
+        """The `head` group's head, which must be of the task's sort (head_sort); sizes flow forward."""
+        return HEADS.build(config, "head", sort=self.head_sort, user=f"task '{self.registered_name}'", **sizes)
+
     def strategy_or_default(self, strategy: DecodingStrategy | None) -> DecodingStrategy:
         """The strategy asked for, else the task's own (`task.decoding`)."""
         if strategy is not None:

@@ -23,7 +23,7 @@ from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.heads.classifier import SequenceClassifier
 from seqtasks.metrics import classification_scores, confusion_matrix, loss_scores
-from seqtasks.registry import ENCODERS, HEADS, TASKS
+from seqtasks.registry import TASKS
 from seqtasks.regularization import word_dropout
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.validation import PositiveInt, Rate
@@ -84,12 +84,9 @@ class ClassificationTask(SeqTask):
             len(self.text_tokenizer), embedding_dim, padding_idx=self.text_tokenizer.vocab.pad_id
         )
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
-        self.head = HEADS.build(
+        self.encoder = self.build_encoder(encoder, input_size=embedding_dim)
+        self.head = self.build_head(
             head,
-            "head",
-            sort=self.head_sort,
-            user="task 'classification'",
             input_size=self.encoder.output_size,
             num_classes=len(self.labels),
             num_directions=self.encoder.num_directions,

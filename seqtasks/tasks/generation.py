@@ -43,7 +43,7 @@ from seqtasks.decoding.sampling import Sampling
 from seqtasks.errors import ConfigError
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import Classify, loss_scores, sample_scores
-from seqtasks.registry import DECODING, ENCODERS, HEADS, TASKS, check_arguments
+from seqtasks.registry import DECODING, TASKS, check_arguments
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Rate
 
@@ -106,22 +106,15 @@ class GenerationTask(SeqTask):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=self.pad_id)
         self.category_embedding = nn.Embedding(len(self.categories), category_dim)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(
-            encoder, "encoder", input_size=embedding_dim + (category_dim if feed_category else 0)
+        self.encoder = self.build_encoder(
+            encoder,
+            embedding_dim + (category_dim if feed_category else 0),
+            left_to_right="generation produces a sequence left to right",
         )
-        if self.encoder.bidirectional:
-            raise ConfigError("generation produces a sequence left to right: set encoder.bidirectional=false")
         # One vector per state tensor (h; h and c for an LSTM) of every layer.
         self.state_tensors = self.encoder.reference_cell.state_size
         self.initial = nn.Linear(category_dim, self.state_tensors * self.encoder.num_layers * self.encoder.hidden_size)
-        self.head = HEADS.build(
-            head,
-            "head",
-            sort=self.head_sort,
-            user="task 'generation'",
-            input_size=self.encoder.output_size,
-            vocab_size=vocab_size,
-        )
+        self.head = self.build_head(head, input_size=self.encoder.output_size, vocab_size=vocab_size)
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
 
         # Never predicted: <pad> and <bos> (training and decoding alike); decoding also never emits <unk>.

@@ -17,12 +17,11 @@ from torch.nn import functional as F
 
 from seqtasks.data.stream import StreamBatch
 from seqtasks.decoding.base import DecodingStrategy
-from seqtasks.errors import ConfigError
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import loss_scores
-from seqtasks.registry import DECODING, ENCODERS, HEADS, TASKS
+from seqtasks.registry import DECODING, TASKS
 from seqtasks.tasks.base import PredictOptions, SeqTask
-from seqtasks.tensors import detach_state
+from seqtasks.tensors import detach_state, map_state
 from seqtasks.validation import PositiveInt
 
 
@@ -49,24 +48,16 @@ class LanguageModelTask(SeqTask):
         self.tbptt_steps = tbptt_steps
         vocab_size = len(self.tokenizer)
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
-        if self.encoder.bidirectional:
-            raise ConfigError(
-                "a language model predicts the next token from the past only: set encoder.bidirectional=false"
-            )
-        self.head = HEADS.build(
-            head,
-            "head",
-            sort=self.head_sort,
-            user="task 'language_model'",
-            input_size=self.encoder.output_size,
-            vocab_size=vocab_size,
+        self.encoder = self.build_encoder(
+            encoder, embedding_dim, left_to_right="a language model predicts the next token from the past only"
         )
+        self.head = self.build_head(head, input_size=self.encoder.output_size, vocab_size=vocab_size)
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
         # Special tokens never occur inside the text stream, so generation never emits them.
         specials = [self.tokenizer.vocab.id(t) for t in self.tokenizer.specials if t in self.tokenizer.vocab]
         self.register_buffer("special_ids", torch.tensor(specials, dtype=torch.long), persistent=False)
         self._carry: dict[str, Any] = {}
+        self._carry_epoch: int | None = None  # the epoch a carry restored from a checkpoint belongs to
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """tokens (B, T), state batch-first or None -> logits (B, T, V), final state."""
@@ -75,7 +66,8 @@ class LanguageModelTask(SeqTask):
 
     def stream_nll(self, batch: StreamBatch, stage: str) -> Tensor:
         """NLL (nats) of every predicted token (B, T), continuing the stage's carried state."""
-        logits, state = self(batch.inputs, self._carry.get(stage))
+        carry = map_state(lambda t: t.to(batch.inputs.device), self._carry.get(stage))  # a restored one is on CPU
+        logits, state = self(batch.inputs, carry)
         self._carry[stage] = detach_state(state)  # truncate the gradient here, keep the values
         nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(), reduction="none")
         return nll.view_as(batch.targets)
@@ -95,7 +87,29 @@ class LanguageModelTask(SeqTask):
         return {**scores, "bpc": scores["loss"] / math.log(2)}
 
     def on_train_epoch_start(self) -> None:
-        self._carry.pop("train", None)
+        # A new epoch starts the stream afresh; an epoch resumed from a checkpoint goes on with the
+        # state it had carried to that point. (Lightning may not call this hook when it resumes
+        # within an epoch; the restored carry is then simply kept.)
+        if self._carry_epoch != self.current_epoch:
+            self._carry.pop("train", None)
+        self._carry_epoch = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # The training carry of every rank (each reads its own rows), gathered: (world, B, L, H) per tensor.
+        carry = self._carry.get("train")
+        if carry is not None:
+            carry = map_state(
+                lambda t: self.all_gather(t).reshape(-1, *t.shape) if self.trainer.world_size > 1 else t[None], carry
+            )
+        checkpoint["seqtasks"]["carry"] = {"epoch": self.current_epoch, "state": carry}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("seqtasks", {}).get("carry")
+        if saved and saved["state"] is not None:
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            self._carry["train"] = map_state(lambda t: t[rank], saved["state"])
+            self._carry_epoch = saved["epoch"]
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()

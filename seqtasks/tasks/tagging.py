@@ -25,11 +25,11 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqtasks.data.batching import length_sorted_chunks
 from seqtasks.data.conllu import parse_conllu, write_conllu
-from seqtasks.data.tagging import TaggingBatch, check_tokenizers, collate, encode_sentence
+from seqtasks.data.tagging import CollateSentences, FormTable, TaggingBatch, check_tokenizers
 from seqtasks.errors import ConfigError
 from seqtasks.heads.tagger import TaggerHead
 from seqtasks.metrics import loss_scores, tagging_scores
-from seqtasks.registry import ENCODERS, HEADS, TASKS
+from seqtasks.registry import TASKS
 from seqtasks.regularization import word_dropout
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
@@ -93,15 +93,8 @@ class TaggingTask(SeqTask):
                 "or task.char_hidden_size above 0"
             )
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(encoder, "encoder", input_size=input_size)
-        self.head = HEADS.build(
-            head,
-            "head",
-            sort=self.head_sort,
-            user="task 'tagging'",
-            input_size=self.encoder.output_size,
-            num_tags=len(self.tags),
-        )
+        self.encoder = self.build_encoder(encoder, input_size=input_size)
+        self.head = self.build_head(head, input_size=self.encoder.output_size, num_tags=len(self.tags))
 
     @classmethod
     def data_inputs(cls, data: Any) -> dict[str, Any]:
@@ -149,13 +142,12 @@ class TaggingTask(SeqTask):
     def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
         """The tags of each sentence's words (one list per sentence; an empty sentence gets [])."""
         with self.inference():
-            cache: dict[str, tuple[int, list[int]]] = {}
-            encoded = [encode_sentence(words, self.words, self.chars, cache) if words else None for words in sentences]
+            table = FormTable(self.words, self.chars)
+            encoded = [table.encode(words) if words else None for words in sentences]
+            collate = CollateSentences(self.words.vocab.pad_id, self.chars.vocab.pad_id, self.words.vocab.unk_id)
             results: list[list[str]] = [[] for _ in sentences]
             for rows in length_sorted_chunks(sentences, batch_size):
-                batch = collate([encoded[i] for i in rows], self.words.vocab.pad_id, self.chars.vocab.pad_id, rows).to(
-                    self.device
-                )
+                batch = collate([(i, encoded[i]) for i in rows]).to(self.device)
                 predicted = self.head.decode(self(batch), batch.mask).tolist()  # (B, T)
                 for i, tags, n in zip(rows, predicted, batch.lengths.tolist(), strict=True):
                     results[i] = [self.tags[t] for t in tags[:n]]
@@ -172,7 +164,7 @@ class TaggingTask(SeqTask):
         )
         if not conllu:
             return [" ".join(tags) for tags in self.tag([line.split() for line in lines], options.batch_size)]
-        sentences = parse_conllu(lines, options.source)
+        sentences = list(parse_conllu(lines, options.source))
         tags = self.tag([[word.form for word in sentence.words] for sentence in sentences], options.batch_size)
         text = io.StringIO()
         write_conllu(sentences, text, **{self.tag_column: tags})

@@ -25,7 +25,7 @@ from seqtasks.decoding.greedy import Greedy
 from seqtasks.errors import ConfigError
 from seqtasks.heads.decoder import RecurrentDecoder
 from seqtasks.metrics import corpus_scores, loss_scores
-from seqtasks.registry import DECODING, ENCODERS, HEADS, TASKS
+from seqtasks.registry import DECODING, TASKS
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.tensors import lengths_mask
 from seqtasks.validation import PositiveFloat, PositiveInt, Rate
@@ -70,15 +70,9 @@ class TranslationTask(SeqTask):
             len(self.source_tokenizer), embedding_dim, padding_idx=self.source_tokenizer.vocab.pad_id
         )
         self.dropout = nn.Dropout(dropout)
-        self.encoder = ENCODERS.build(encoder, "encoder", input_size=embedding_dim)
-        self.decoder = HEADS.build(
-            head,
-            "head",
-            sort=self.head_sort,
-            user="task 'translation'",
-            input_size=self.encoder.output_size,
-            vocab_size=len(self.target_tokenizer),
-            pad_id=self.pad_id,
+        self.encoder = self.build_encoder(encoder, input_size=embedding_dim)
+        self.decoder = self.build_head(
+            head, input_size=self.encoder.output_size, vocab_size=len(self.target_tokenizer), pad_id=self.pad_id
         )
 
     # --- model -------------------------------------------------------------------------------------

@@ -115,9 +115,8 @@ def test_every_strategy_returns_n_best_lists_best_first_scored_by_their_log_prob
     for row in range(3):
         for k in range(strategy.n_best):
             assert abs(float(scores[row, k]) - replayed_score(tokens[row, k], int(first[row]))) < 1e-4
-    assert torch.equal(
-        tokens[:, 0], strategy.decode(markov_step(), state, first, 6, generator=torch.Generator().manual_seed(0))
-    ) or isinstance(strategy, Sampling)  # sampling's first draw need not be its best
+    if not isinstance(strategy, Sampling):  # deterministic: the best of the n-best list is decode()'s result
+        assert torch.equal(tokens[:, 0], strategy.decode(markov_step(), state, first, 6))
 
 
 def test_n_samples_are_independent_draws_with_the_same_distribution():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import command, train
+from conftest import command, seqtasks, train, validate_in_one_process
 
 from seqtasks.build import container, load_task
 from seqtasks.data.batching import pad_sequences
@@ -225,3 +225,33 @@ def task_data_train(cfg) -> list[tuple[str, str]]:
     from seqtasks.registry import DATASETS
 
     return DATASETS.build(container(cfg.data)).read("train")
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_scores_every_name_once(tmp_path):
+    folder = tmp_path / "data" / "names" / "by_language"
+    folder.mkdir(parents=True)
+    for language, names in NAMES.items():
+        (folder / f"{language}.txt").write_text("\n".join(names) + "\n")
+    seqtasks(
+        "task=generation",
+        f"data.root={tmp_path / 'data'}",
+        "encoder.hidden_size=16",
+        "encoder.num_layers=1",
+        "task.embedding_dim=8",
+        "task.category_dim=4",
+        "task.sample_metrics.per_category=4",
+        "data.max_tokens=24",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "logger={}",
+        "trainer.precision=32-true",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    single = validate_in_one_process(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    for key in ("val/loss", "val/novelty", "val/distinct"):
+        assert metrics[key] == pytest.approx(single[key], abs=1e-6), key
