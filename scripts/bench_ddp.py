@@ -45,7 +45,11 @@ def train(work: Path, name: str, overrides: list[str]) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
     with open(run_dir / "csv" / "version_0" / "metrics.csv") as f:
-        rates = [float(row["train/items_per_sec"]) for row in csv.DictReader(f) if row.get("train/items_per_sec")]
+        # Lightning's ThroughputMonitor logs the all-ranks total only with more than one process;
+        # one process's own figure is the total there.
+        rows = list(csv.DictReader(f))
+    key = "train/items_per_sec" if any(row.get("train/items_per_sec") for row in rows) else "train/device/items_per_sec"
+    rates = [float(row[key]) for row in rows if row.get(key)]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"tokens_per_s": statistics.median(rates[len(rates) // 4 :]), "val_loss": metrics["val/loss"]}
 

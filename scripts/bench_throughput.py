@@ -19,6 +19,7 @@ import statistics
 import time
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -125,7 +126,7 @@ def main() -> None:
     precision = str(resolve_precision(cfg.trainer.precision, "cpu"))
     data = DATASETS.build(container(cfg.data))
     tokenizer = data.build_tokenizers(container(cfg.tokenizer))["text"]
-    tokens = data.encoded("train")
+    tokens = torch.from_numpy(np.asarray(data.encoded("train"), dtype=np.int64))  # (N,) from the memory-mapped cache
     print(
         f"model: {cfg.encoder.num_layers}x{cfg.encoder.hidden_size} {cfg.encoder.name}, batch "
         f"{cfg.data.batch_size}x{cfg.task.tbptt_steps}, precision {precision}, "

@@ -56,6 +56,8 @@ VocabularySize = Annotated[int, Range(low=len(SPECIALS) + 1)]
 class SentencePieceTokenizer(Tokenizer):
     """Sentencepiece subwords (unigram/BPE/char/word) learned from the training text; <pad> <unk> <bos> <eos> = 0-3."""
 
+    specials = list(SPECIALS)  # always the model's first pieces (ids 0-3), fixed at fitting
+
     def __init__(
         self,
         vocab_size: VocabularySize = 8000,
