@@ -53,6 +53,11 @@ class RecurrentCell(nn.Module):
     def forward(self, x: Tensor, state: State) -> State:  # x: (B, I) -> new state
         raise NotImplementedError
 
+    def gates(self, x: Tensor, state: State) -> dict[str, Tensor]:
+        """The sigmoid gate activations (each (B, H), in [0, 1]) of the step from `state` on input x,
+        by name; none for a gateless cell. Gate saturation telemetry reads them."""
+        return {}
+
 
 class ElmanCell(RecurrentCell):
     """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu."""
@@ -82,14 +87,24 @@ class LSTMCell(RecurrentCell):
         super().__init__(input_size, hidden_size)
         self.forget_gate = forget_gate
 
+    def preactivations(self, x: Tensor, h: Tensor) -> tuple[Tensor, ...]:
+        """i, f, g, o before their nonlinearities, each (B, H)."""
+        return (x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh).chunk(4, dim=1)
+
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)
+        i, f, g, o = self.preactivations(x, h)
         memory = torch.sigmoid(f) * c if self.forget_gate else c
         c = memory + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
+
+    def gates(self, x: Tensor, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+        i, f, _, o = self.preactivations(x, state[0])
+        gates = {"input": torch.sigmoid(i), "forget": torch.sigmoid(f), "output": torch.sigmoid(o)}
+        if not self.forget_gate:
+            del gates["forget"]
+        return gates
 
 
 class GRUCell(RecurrentCell):
@@ -101,10 +116,18 @@ class GRUCell(RecurrentCell):
 
     num_gates = 3
 
+    def projections(self, x: Tensor, h: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """(x_r, x_z, x_n) and (h_r, h_z, h_n), each (B, H): the input's and the state's share of each gate."""
+        from_input = (x @ self.weight_ih.T + self.bias_ih).chunk(3, dim=1)
+        return from_input, (h @ self.weight_hh.T + self.bias_hh).chunk(3, dim=1)
+
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
-        x_r, x_z, x_n = (x @ self.weight_ih.T + self.bias_ih).chunk(3, dim=1)  # each (B, H)
-        h_r, h_z, h_n = (h @ self.weight_hh.T + self.bias_hh).chunk(3, dim=1)
+        (x_r, x_z, x_n), (h_r, h_z, h_n) = self.projections(x, h)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
         return (1 - z) * n + z * h
+
+    def gates(self, x: Tensor, h: Tensor) -> dict[str, Tensor]:
+        (x_r, x_z, _), (h_r, h_z, _) = self.projections(x, h)
+        return {"reset": torch.sigmoid(x_r + h_r), "update": torch.sigmoid(x_z + h_z)}

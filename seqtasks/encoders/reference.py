@@ -8,11 +8,13 @@ sequences do in the fused modules.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from seqtasks.encoders.cells import RecurrentCell, State
+from seqtasks.encoders.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, State
 from seqtasks.tensors import lengths_mask
 
 
@@ -48,6 +50,26 @@ def _stack_states(states: list[State]) -> State:
     return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
 
 
+# The reference cell (and its options) that computes what each fused module mode computes.
+FUSED_CELLS: dict[str, tuple[type[RecurrentCell], dict]] = {
+    "RNN_TANH": (ElmanCell, {"nonlinearity": "tanh"}),
+    "RNN_RELU": (ElmanCell, {"nonlinearity": "relu"}),
+    "LSTM": (LSTMCell, {}),
+    "GRU": (GRUCell, {}),
+}
+
+
+@dataclass
+class Trace:
+    """Every step of a `ReferenceRNN` run, per (layer, direction) index (layer * D + direction), in
+    the order the cell read them (a backward direction reads reversed in time): inputs[i] (B, T, I),
+    initial[i] the state before the first step, states[i] the state after each step (T of them)."""
+
+    inputs: list[Tensor] = field(default_factory=list)
+    initial: list[State] = field(default_factory=list)
+    states: list[list[State]] = field(default_factory=list)
+
+
 class ReferenceRNN(nn.Module):
     """Stacked, optionally bidirectional recurrence over any cell class; nn.RNN-like interface."""
 
@@ -71,8 +93,27 @@ class ReferenceRNN(nn.Module):
             for _ in range(self.num_directions)
         )  # index: layer * num_directions + direction, as in the fused modules' state layout
 
+    @classmethod
+    def like(cls, fused: nn.RNNBase) -> ReferenceRNN:
+        """Reference cells that compute what `fused` (an nn.RNN/LSTM/GRU) computes, with its weights
+        copied: its activations and gates, step by step, for inspection and telemetry."""
+        cell, options = FUSED_CELLS[fused.mode]
+        replica = cls(cell, fused.input_size, fused.hidden_size, fused.num_layers, fused.bidirectional, **options)
+        replica.copy_from(fused)
+        return replica.to(fused.weight_ih_l0)
+
     def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None):
         """x: (B, T, I); lengths: (B,) or None -> outputs (B, T, D*H), final state (L*D, B, H)."""
+        return self._run(x, state, lengths)
+
+    def trace(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> Trace:
+        """The state after every step of every layer and direction (see `Trace`); with autograd,
+        so gradients with respect to any step's state can be read."""
+        trace = Trace()
+        self._run(x, state, lengths, trace)
+        return trace
+
+    def _run(self, x: Tensor, state: State | None, lengths: Tensor | None, trace: Trace | None = None):
         batch, steps, _ = x.shape
         mask = None if lengths is None else lengths_mask(lengths.to(x.device), steps)  # (B, T)
         layer_input, finals = x, []
@@ -84,12 +125,17 @@ class ReferenceRNN(nn.Module):
                 h = _split_state(state, index)
                 h = cell.initial_state(batch, x) if h is None else h
                 inputs = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-                outputs = []
+                if trace is not None:
+                    trace.inputs.append(inputs)
+                    trace.initial.append(h)
+                states = []
                 for t in range(steps):
                     new = cell(inputs[:, t], h)
                     h = new if mask is None else _where(mask[:, t], new, h)
-                    outputs.append(cell.output(h))
-                out = torch.stack(outputs, dim=1)  # (B, T, H)
+                    states.append(h)
+                if trace is not None:
+                    trace.states.append(states)
+                out = torch.stack([cell.output(s) for s in states], dim=1)  # (B, T, H)
                 if mask is not None:
                     out = out * mask[..., None]
                 direction_outputs.append(out if direction == 0 else reverse_padded(out, lengths))
@@ -108,3 +154,8 @@ class ReferenceRNN(nn.Module):
                 cell = self.cells[layer * self.num_directions + direction]
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     getattr(cell, name).copy_(getattr(fused, name + suffix))
+
+
+def reference_of(rnn: nn.Module) -> ReferenceRNN:
+    """`rnn` itself when it already runs reference cells, else a reference copy of the fused module."""
+    return rnn if isinstance(rnn, ReferenceRNN) else ReferenceRNN.like(rnn)

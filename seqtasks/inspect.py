@@ -1,0 +1,72 @@
+"""`python -m seqtasks.inspect ckpt=<path> input=<text file> [unit=<layer>:<index>] [output=page.html]`:
+look inside a language model. Writes one self-contained HTML page with the input coloured by a
+unit's activation and the top-5 next-character guesses under every character, and prints the
+units whose activation correlates best with simple properties of the text (inside quotes,
+parentheses, position in the line, ...; `pattern=<regex>` adds one), as the unit search found them:
+
+    python -m seqtasks.inspect ckpt=run/checkpoints/best.ckpt input=heldout.txt output=page.html
+    python -m seqtasks.inspect ckpt=run/checkpoints/best.ckpt input=heldout.txt unit=c1:42 'pattern=[A-Z]{2,}'
+
+Give it text the model was not trained on, so a correlation is not the model's memory of it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig
+
+from seqtasks.atomic import atomic_write
+from seqtasks.build import load_task
+from seqtasks.config import compose_config
+from seqtasks.data.text import iter_text
+from seqtasks.errors import USER_ERROR, SeqtasksError
+from seqtasks.inspection.page import render_page
+from seqtasks.inspection.units import search_units, trace_language_model
+from seqtasks.plugins import load_plugins
+
+
+def first_characters(path: str, count: int) -> str:
+    """The first `count` characters of a text file, reading no further (the input may be large)."""
+    text, size = [], 0
+    for line in iter_text(path):
+        text.append(line)
+        size += len(line)
+        if size >= count:
+            break
+    return "".join(text)[:count]
+
+
+def inspect(cfg: DictConfig) -> str:
+    """Write the page; returns the unit-search table as text."""
+    load_plugins(cfg.plugins)
+    task = load_task(cfg.ckpt).to(cfg.device)
+    text = first_characters(cfg.input, cfg.length)
+    trace = trace_language_model(task, text)
+    findings, absent = search_units(trace, cfg.pattern, cfg.top)
+    if cfg.unit:
+        unit = str(cfg.unit)
+    else:  # the unit that follows some property best
+        unit = max(findings, key=lambda f: abs(f.r)).unit if findings else "h0:0"
+    trace.unit(unit)  # a unit that does not exist fails here, naming the valid ones
+    page = render_page(trace, findings, absent, unit, title=f"{cfg.ckpt}: {cfg.input}", show=cfg.show)
+    with atomic_write(cfg.output) as f:
+        f.write(page.encode("utf-8"))
+    lines = [f"{'property':<28} {'unit':<10} {'r':>7}"]
+    lines += [f"{f.property:<28} {f.unit:<10} {f.r:+7.3f}" for f in findings]
+    lines += [f"{name:<28} (absent from the text)" for name in absent]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cfg = compose_config("inspect", sys.argv[1:] if argv is None else argv, complete=True)
+        print(inspect(cfg))
+        print(f"wrote {cfg.output}", file=sys.stderr)
+    except SeqtasksError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(USER_ERROR)
+
+
+if __name__ == "__main__":
+    main()
