@@ -16,12 +16,33 @@ Every task turns input lines into output lines (`predict_lines`), in order:
 
 Without `decoding=...` the model decodes as it was trained to (the run's decoding group). Empty
 input gives empty output.
+
+Translation with attention can also write where each output piece looked in the source:
+
+    python -m seqtasks.predict ckpt=... input=x.de output=x.hyp attention=x.jsonl attention_images=x_images/
+
+- `attention=<file>`: JSON lines, one object per input line, in order:
+  `{"line": n, "source": [pieces], "target": [pieces], "attention": [[...], ...]}`, n counted from
+  1; `source` the source pieces the encoder read (truncated to `task.max_length`, no <bos>/<eos>,
+  no padding), `target` the output pieces, ending in "<eos>" when the decoder chose to stop (the
+  row of the step that stopped; a hypothesis cut at its length limit has none), as in the
+  training-time heatmaps; `attention` one row per target piece, one column per source piece, each
+  row summing to 1. An empty line (or one that encodes to no piece) gives empty lists. With
+  `decoding.n_best=N` the attention is that of the best hypothesis only (the first of its N).
+  The weights come from one teacher-forced pass over each batch's chosen hypotheses.
+- `attention_images=<dir>`: one heatmap per non-empty input line, `<dir>/sentence_<n>.png` (the
+  figure of the training-time `attention/` images), with or without `attention=`.
+
+Both are written atomically, like the output; a task without attention (anything but translation,
+or a translation model with head.attention=null) refuses them.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -35,11 +56,30 @@ from seqtasks.plugins import load_plugins
 from seqtasks.registry import DECODING
 from seqtasks.tasks.base import PredictOptions
 
+if TYPE_CHECKING:
+    from seqtasks.tasks.translation import AttentionMap
+
 
 def predict(cfg: DictConfig) -> tuple[list[str], str]:
     """The results, and the separator that goes between them."""
+    results, separator, _ = predict_with_attention(cfg)
+    return results, separator
+
+
+def wants_attention(cfg: DictConfig) -> bool:
+    return bool(cfg.get("attention") or cfg.get("attention_images"))
+
+
+def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[AttentionMap] | None]:
+    """The results, their separator, and with attention=/attention_images= each input line's
+    attention map (source pieces, output pieces, weights (T, S)); None without."""
     load_plugins(cfg.plugins)
     task = load_task(cfg.ckpt).to(cfg.device)
+    # Only tasks that translate with attention have a predict_attention; others fail before any input is read.
+    if wants_attention(cfg) and not callable(getattr(task, "predict_attention", None)):
+        raise ConfigError(
+            f"task '{task.registered_name}' has no attention to write; drop attention=... and attention_images=..."
+        )
     torch.manual_seed(cfg.seed)  # sampled translations (back-translation) repeat for the same seed
     strategy = (
         DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding") if cfg.get("decoding") else None
@@ -61,7 +101,10 @@ def predict(cfg: DictConfig) -> tuple[list[str], str]:
         input_format=cfg.input_format,
         source="<stdin>" if cfg.input == "-" else str(cfg.input),
     )
-    return task.predict_lines(lines, options), task.output_separator
+    if wants_attention(cfg):
+        results, maps = task.predict_attention(lines, options)
+        return results, task.output_separator, maps
+    return task.predict_lines(lines, options), task.output_separator, None
 
 
 def write_results(results: list[str], separator: str, output: str | None) -> None:
@@ -76,17 +119,52 @@ def write_results(results: list[str], separator: str, output: str | None) -> Non
         sys.stdout.write(text)
 
 
+def write_attention(maps: list[AttentionMap], path: str) -> None:
+    """One JSON object per input line (see the module docstring), atomically. The weights are
+    written at full float32 precision, so that each row still sums to 1 when read back."""
+    with atomic_write(path) as f:
+        for line, (source, target, weights) in enumerate(maps, start=1):
+            record = {"line": line, "source": source, "target": target, "attention": weights.tolist()}
+            f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    print(f"wrote the attention of {len(maps)} line(s) to {path}", file=sys.stderr)
+
+
+def write_attention_images(maps: list[AttentionMap], directory: str) -> None:
+    """sentence_<line>.png per non-empty line (an empty one has nothing to draw), each atomically."""
+    from seqtasks.callbacks.attention import attention_figure  # matplotlib: only when images are asked for
+
+    written = 0
+    for line, (source, target, weights) in enumerate(maps, start=1):
+        if not source:
+            continue
+        figure = attention_figure(source, target, weights)
+        with atomic_write(Path(directory) / f"sentence_{line}.png") as f:
+            figure.savefig(f, format="png", dpi=100)
+        written += 1
+    print(f"wrote {written} attention image(s) to {directory}", file=sys.stderr)
+
+
 def check_paths(cfg: DictConfig) -> None:
-    """The output must not be the input (it would be replaced by what was read from it)."""
-    if cfg.output and cfg.input not in (None, "-") and Path(cfg.output).resolve() == Path(cfg.input).resolve():
+    """The output must not be the input (it would be replaced by what was read from it), nor may
+    the attention file be either of them."""
+    read = None if cfg.input in (None, "-") else Path(cfg.input).resolve()
+    if cfg.output and read is not None and Path(cfg.output).resolve() == read:
         raise ConfigError(f"output={cfg.output} is the input file; write the results somewhere else")
+    attention = cfg.get("attention")
+    if attention and Path(attention).resolve() in {read, cfg.output and Path(cfg.output).resolve()}:
+        raise ConfigError(f"attention={attention} is the input or output file; write the attention somewhere else")
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
         cfg = compose_config("predict", sys.argv[1:] if argv is None else argv, complete=True)
         check_paths(cfg)
-        write_results(*predict(cfg), cfg.output)
+        results, separator, maps = predict_with_attention(cfg)
+        write_results(results, separator, cfg.output)
+        if cfg.get("attention"):
+            write_attention(maps, cfg.attention)
+        if cfg.get("attention_images"):
+            write_attention_images(maps, cfg.attention_images)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USER_ERROR)

@@ -33,6 +33,9 @@ from seqtasks.validation import PositiveFloat, PositiveInt, Rate
 log = logging.getLogger(__name__)
 
 Hypotheses = list[tuple[str, float]]  # one sentence's detokenised hypotheses, best first, with scores
+# One sentence's attention: source pieces (S), output pieces (T), weights (T, S), each row summing
+# to 1 over the source pieces; see best_attention.
+AttentionMap = tuple[list[str], list[str], Tensor]
 
 
 @TASKS.register("translation")
@@ -119,20 +122,70 @@ class TranslationTask(SeqTask):
         return {**scores, **loss_scores(sum(nll), sum(tokens))}
 
     # --- decoding ----------------------------------------------------------------------------------
+    def search(
+        self, source: Tensor, lengths: Tensor, strategy: DecodingStrategy, n: int | None = None
+    ) -> tuple[dict[str, Any], Tensor, Tensor, Tensor]:
+        """source (B, S), lengths (B,) -> the decoder's initial state, token ids (B, N, T) and scores
+        (B, N) of n (default: the strategy's n_best) hypotheses per sentence, best first, and each
+        sentence's length limit (B,)."""
+        state = self.encode(source, lengths)
+        max_len = (lengths.float() * self.max_length_ratio).ceil().long() + 10  # (B,)
+        first = torch.full_like(lengths, self.bos_id)
+        tokens, scores = strategy.search(self.decoder.step, state, first, max_len, eos_id=self.eos_id, n=n)
+        return state, tokens, scores, max_len
+
     def decode_batch(
         self, source: Tensor, lengths: Tensor, strategy: DecodingStrategy, n: int | None = None
     ) -> list[Hypotheses]:
         """source (B, S), lengths (B,) -> per sentence its n (default: the strategy's n_best)
         detokenised hypotheses, best first, with their scores."""
-        state = self.encode(source, lengths)
-        max_len = (lengths.float() * self.max_length_ratio).ceil().long() + 10  # (B,)
-        first = torch.full_like(lengths, self.bos_id)
-        tokens, scores = strategy.search(self.decoder.step, state, first, max_len, eos_id=self.eos_id, n=n)
-        detokenise = self.target_tokenizer.decode
+        _, tokens, scores, _ = self.search(source, lengths, strategy, n)
+        return self.detokenise(tokens, scores)
+
+    def detokenise(self, tokens: Tensor, scores: Tensor) -> list[Hypotheses]:
+        """tokens (B, N, T), scores (B, N) -> per sentence its N (text, score), in that order."""
+        decode = self.target_tokenizer.decode
         return [
-            [(detokenise(self.until_eos(ids)), score) for ids, score in zip(row, row_scores, strict=True)]
+            [(decode(self.until_eos(ids)), score) for ids, score in zip(row, row_scores, strict=True)]
             for row, row_scores in zip(tokens.tolist(), scores.tolist(), strict=True)
-        ]  # tokens: (B, N, T)
+        ]
+
+    def best_attention(
+        self, state: dict[str, Any], source: Tensor, lengths: Tensor, best: Tensor, max_len: Tensor
+    ) -> list[AttentionMap]:
+        """The attention of each sentence's chosen hypothesis, from one teacher-forced pass over the
+        batch: state (the decoder's initial state for source (B, S), lengths (B,)), best (B, T) the
+        hypotheses' ids, max_len (B,) their length limits -> per sentence (source pieces, output
+        pieces, weights (T_i, S_i)).
+
+        The strategies do not keep the weights of the steps they take (beam search would have to
+        reorder them with its beams at every step), but the decoder is deterministic given its
+        inputs, so feeding it <bos> + the hypothesis replays the steps that chose it (up to float
+        rounding: one fused RNN call instead of one per step), batched like the search. Rows:
+        one per output piece, and a last one for <eos> when the decoder chose to stop (the step
+        whose attention led to stopping); a hypothesis cut by its length limit has no <eos> row.
+        Columns: the source pieces the encoder saw (the source has no <bos>/<eos>), no padding:
+        the attention gives padding zero weight, so each row sums to 1 over these columns."""
+        outputs = []
+        for ids, limit in zip(best.tolist(), max_len.tolist(), strict=True):
+            hypothesis = self.until_eos(ids)
+            stopped = len(hypothesis) < limit  # an <eos> at the limit is the strategy's filling
+            outputs.append(hypothesis + [self.eos_id] if stopped else hypothesis)
+        # Step t reads output t-1 (<bos> first) and its attention chooses output t.
+        target_in = pad_sequences([[self.bos_id, *ids[:-1]] for ids in outputs], self.pad_id, self.device)[0]
+        _, weights = self.decoder(target_in, state)  # (B, T', S), T' the longest output
+        if weights is None:
+            raise ConfigError("this model has no attention (head.attention=null)")
+        weights = weights.float().cpu()
+        source_tokens, target_tokens = self.source_tokenizer.vocab.tokens, self.target_tokenizer.vocab.tokens
+        return [
+            (
+                [source_tokens[i] for i in source[b, :length].tolist()],
+                [target_tokens[i] for i in ids],
+                weights[b, : len(ids), :length],  # (T_i, S_i): this sentence's rows and columns
+            )
+            for b, (ids, length) in enumerate(zip(outputs, lengths.tolist(), strict=True))
+        ]
 
     def until_eos(self, ids: list[int]) -> list[int]:
         return ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
@@ -161,22 +214,63 @@ class TranslationTask(SeqTask):
     ) -> list[Hypotheses]:
         """Per sentence, its hypotheses best first with scores (see decode_batch), batched by
         similar length; an empty line gives [('', 0.0)]. Default strategy: the run's (task.decoding)."""
-        strategy = self.strategy_or_default(strategy)
         with self.inference():
-            encoded = self.encode_sources(sources)
-            results: list[Hypotheses] = [[("", 0.0)] for _ in sources]
-            for rows in length_sorted_chunks(encoded, batch_size):
-                source, lengths = self.pad([encoded[i] for i in rows])
-                for i, hypotheses in zip(rows, self.decode_batch(source, lengths, strategy, n), strict=True):
-                    results[i] = hypotheses
-            return results
+            return self.translate_encoded(self.encode_sources(sources), strategy, batch_size, n)[0]
+
+    def translate_with_attention(
+        self, sources: list[str], strategy: DecodingStrategy | None = None, batch_size: int = 64, n: int | None = None
+    ) -> tuple[list[Hypotheses], list[AttentionMap]]:
+        """translate_n_best, and the attention of each sentence's best hypothesis (the first of its
+        n-best list; see best_attention), computed batch by batch with the translations. An empty
+        line (or one that encodes to no token) gives ([], [], a (0, 0) tensor)."""
+        if self.decoder.attention is None:
+            raise ConfigError(f"task '{self.registered_name}': this model has no attention (head.attention=null)")
+        with self.inference():
+            return self.translate_encoded(self.encode_sources(sources), strategy, batch_size, n, attention=True)
+
+    def translate_encoded(
+        self,
+        encoded: list[list[int]],
+        strategy: DecodingStrategy | None,
+        batch_size: int,
+        n: int | None,
+        attention: bool = False,
+    ) -> tuple[list[Hypotheses], list[AttentionMap]]:
+        """Source id lists -> per sentence its hypotheses and, with attention, its best one's
+        attention ([] without); batches of similar length, results put back in input order."""
+        strategy = self.strategy_or_default(strategy)
+        results: list[Hypotheses] = [[("", 0.0)] for _ in encoded]
+        maps: list[AttentionMap] = [([], [], torch.zeros(0, 0)) for _ in encoded] if attention else []
+        for rows in length_sorted_chunks(encoded, batch_size):
+            source, lengths = self.pad([encoded[i] for i in rows])  # (B, S), (B,)
+            state, tokens, scores, max_len = self.search(source, lengths, strategy, n)  # tokens (B, N, T)
+            for i, hypotheses in zip(rows, self.detokenise(tokens, scores), strict=True):
+                results[i] = hypotheses
+            if attention:
+                batch_maps = self.best_attention(state, source, lengths, tokens[:, 0], max_len)  # best: (B, T)
+                for i, attention_map in zip(rows, batch_maps, strict=True):
+                    maps[i] = attention_map
+        return results, maps
 
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """One translation per line (an empty line gives an empty line); with n_best N > 1, Moses
         n-best lines instead: `line ||| hypothesis ||| score`, N per input line, best first."""
         lines = self.require_input(lines, "translates lines")
         strategy = self.strategy_or_default(options.strategy)
-        n_best = self.translate_n_best(lines, strategy, options.batch_size)
+        return self.output_lines(self.translate_n_best(lines, strategy, options.batch_size), strategy)
+
+    def predict_attention(
+        self, lines: list[str] | None, options: PredictOptions
+    ) -> tuple[list[str], list[AttentionMap]]:
+        """predict_lines' output, and per input line the attention of its best translation (with
+        n_best N > 1 too: the first of its N). `seqtasks.predict attention=...` writes them."""
+        lines = self.require_input(lines, "translates lines")
+        strategy = self.strategy_or_default(options.strategy)
+        n_best, maps = self.translate_with_attention(lines, strategy, options.batch_size)
+        return self.output_lines(n_best, strategy), maps
+
+    @staticmethod
+    def output_lines(n_best: list[Hypotheses], strategy: DecodingStrategy) -> list[str]:
         if strategy.n_best == 1:
             return [hypotheses[0][0] for hypotheses in n_best]
         return [f"{i} ||| {text} ||| {score:.4f}" for i, hypotheses in enumerate(n_best) for text, score in hypotheses]
@@ -185,27 +279,12 @@ class TranslationTask(SeqTask):
         """Source token id lists -> padded (B, S) on this task's device, lengths (B,)."""
         return pad_sequences(sequences, self.source_tokenizer.vocab.pad_id, self.device)
 
-    def attention_map(self, source: str) -> tuple[list[str], list[str], Tensor]:
-        """Greedy translation of `source` with its attention: source pieces (S), output pieces
-        (T, ending in <eos>), weights (T, S)."""
+    def attention_map(self, source: str) -> AttentionMap:
+        """Greedy translation of `source` with its attention (see best_attention): source pieces
+        (S), output pieces (T, ending in <eos> when the decoder stopped), weights (T, S). An empty
+        source is read as one <unk>, so that a figure can still be drawn."""
+        if self.decoder.attention is None:
+            raise ConfigError("this model has no attention (head.attention=null)")
         with self.inference():
             ids = self.encode_sources([source])[0] or [self.source_tokenizer.vocab.unk_id]
-            src, lengths = self.pad([ids])
-            hypothesis = self.until_eos(
-                Greedy()
-                .decode(
-                    self.decoder.step,
-                    self.encode(src, lengths),
-                    torch.full_like(lengths, self.bos_id),
-                    self.max_length,
-                    eos_id=self.eos_id,
-                )[0]
-                .tolist()
-            )
-            target_in = torch.tensor([[self.bos_id, *hypothesis]], device=self.device)
-            _, weights = self(src, lengths, target_in)  # teacher forcing replays the same decisions
-        if weights is None:
-            raise ConfigError("this model has no attention (head.attention=null)")
-        source_pieces = [self.source_tokenizer.vocab.tokens[i] for i in ids]
-        output_pieces = [self.target_tokenizer.vocab.tokens[i] for i in [*hypothesis, self.eos_id]]
-        return source_pieces, output_pieces, weights[0].float().cpu()
+            return self.translate_encoded([ids], Greedy(), 1, 1, attention=True)[1][0]
