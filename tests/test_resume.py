@@ -180,8 +180,10 @@ def test_ctrl_c_saves_the_current_step_validates_it_and_exits_130(data_root, tmp
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 130, err.decode()[-2000:]
-    step = load_checkpoint(last)["global_step"]
+    checkpoint = load_checkpoint(last)
+    step = checkpoint["global_step"]
     assert step >= 4 and f"interrupted at step {step}" in err.decode()
+    assert checkpoint["epoch"] == 0  # mid-epoch (about 40 steps each): a resume goes on with its rest
     assert "val/loss" in json.loads((tmp_path / "metrics.json").read_text())
 
 

@@ -31,7 +31,10 @@ class LastCheckpoint(L.Callback):
         self._previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
 
     def on_fit_end(self, trainer: L.Trainer, task: L.LightningModule) -> None:
-        self.save(trainer)
+        # After an interrupt the checkpoint of the interrupted step stays: saved now, Lightning's
+        # loops would count the unfinished epoch as done and a resume would skip its rest.
+        if not self.interrupted:
+            self.save(trainer)
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
 
@@ -60,5 +63,5 @@ class LastCheckpoint(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, task: L.LightningModule) -> None:
         # Only validations inside fit: the final validate/test of the best weights must not overwrite it.
-        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not self.interrupted:
             self.save(trainer)
