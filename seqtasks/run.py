@@ -3,7 +3,7 @@ it, and tests call it directly with composed, shrunken configs.
 
 plugins -> (resume: the run's config and checkpoint) -> check the config -> seed -> trainer -> data
 (every split read) -> tokenizers (saved in tokenizers/) -> task -> fit -> validate (and test) the
-best checkpoint -> metrics.json
+best checkpoint -> metrics.json -> report.md
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
     ThroughputMonitor,
 )
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqtasks.build import build_task, check_config, container, restore_task
-from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution
+from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry
 from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
 from seqtasks.plugins import load_plugins
 from seqtasks.precision import resolve_precision
 from seqtasks.registry import DATASETS, TASKS
+from seqtasks.report import write_report
 from seqtasks.resume import (
     LogPosition,
     RandomStates,
@@ -91,6 +93,7 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
     for logger in loggers:
         logger.log_hyperparams(container(cfg))
     if loggers:
+        callbacks.append(Telemetry(**container(cfg.telemetry), directory=str(output_dir)))
         callbacks.append(LearningRateMonitor(logging_interval="step"))
         # train/samples_per_sec (examples/s) and train/items_per_sec (tokens/s), over a window of steps.
         callbacks.append(ThroughputMonitor(batch_size_fn=examples_in, length_fn=tokens_in))
@@ -172,6 +175,9 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     trainer.fit(task, datamodule=data, ckpt_path=resume)
     metrics = final_metrics(trainer, task, data)
     write_outputs(output_dir, metrics)
+    # report.md before the errors below, so that diverged and interrupted runs have one too; it never raises.
+    csv_logs = [Path(logger.log_dir) / "metrics.csv" for logger in trainer.loggers if isinstance(logger, CSVLogger)]
+    rank_zero_only(write_report)(output_dir, cfg.task.name, task_class.monitor, csv_logs)
     nonfinite = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     if nonfinite:
         raise TrainingError(

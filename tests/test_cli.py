@@ -45,6 +45,8 @@ def test_run_directory_holds_everything(trained_run):
         assert checkpoint["seqtasks"]["task"] == "language_model"
         assert checkpoint["hyper_parameters"]["tokenizers"]["text"]["vocab"][4:6] == ["\n", " "]
     assert (trained_run / "csv" / "version_0" / "metrics.csv").is_file()
+    assert "python -m seqtasks experiment=char_rnn_shakespeare" in (trained_run / "report.md").read_text()
+    assert (trained_run / "report" / "loss.png").is_file()
     assert list((trained_run / "tensorboard").rglob("events.out.tfevents*"))
     assert list((trained_run / "wandb").glob("offline-run-*"))
     samples = [json.loads(line) for line in (trained_run / "samples.jsonl").read_text().splitlines()]

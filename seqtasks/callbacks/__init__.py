@@ -3,5 +3,6 @@
 from seqtasks.callbacks.attention import AttentionImages
 from seqtasks.callbacks.checkpointing import LastCheckpoint
 from seqtasks.callbacks.samples import SampleEvolution
+from seqtasks.callbacks.telemetry import Telemetry
 
-__all__ = ["AttentionImages", "LastCheckpoint", "SampleEvolution"]
+__all__ = ["AttentionImages", "LastCheckpoint", "SampleEvolution", "Telemetry"]

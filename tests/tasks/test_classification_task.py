@@ -76,6 +76,8 @@ def test_names_classify_run_learns_and_reports_everything(names_run):
     assert metrics["test/acc"] == pytest.approx(1.0) and metrics["test/macro_f1"] == pytest.approx(1.0)
     assert {"test/precision/Russian", "test/recall/Spanish", "test/f1/Spanish", "val/acc"} <= set(metrics)
     assert (names_run / "confusion_matrix.png").stat().st_size > 1000
+    assert "](confusion_matrix.png)" in (names_run / "report.md").read_text()
+    assert (names_run / "report" / "acc.png").is_file()  # the curve of val/acc, which selects checkpoints
 
 
 def test_the_split_has_no_duplicates_and_labels_come_from_training(names_root):

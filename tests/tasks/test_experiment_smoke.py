@@ -43,6 +43,7 @@ def test_sst2_bilstm_runs_and_evaluates_a_new_file(sst_root, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/acc", "val/macro_f1", "val/f1/0", "val/recall/1"} <= set(metrics)
     assert "test/acc" not in metrics  # SST-2's labelled test split is not distributed
+    assert (run_dir / "report.md").is_file()
     new_reviews = tmp_path / "new.tsv"
     rows = [("wonderful fun", "1"), ("a boring film", "0"), ("great , moving story", "1"), ("dull mess", "0")]
     new_reviews.write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
@@ -87,6 +88,7 @@ def test_names_generate_runs_with_an_agreement_classifier(tmp_path):
     )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/loss", "test/novelty", "test/agreement", "test/agreement/Russian"} <= set(metrics)
+    assert (run_dir / "report.md").is_file() and (classifier / "report.md").is_file()
     rows = [line.split("\t") for line in (run_dir / "samples.tsv").read_text().splitlines()[1:]]
     assert len(rows) == 2 * 5
     # agreement: the share of samples the classifier assigns to the language they were sampled for

@@ -87,6 +87,7 @@ def tagging_run(tmp_path_factory):
 def test_a_tiny_run_learns_and_reports_accuracy_overall_unseen_and_per_tag(tagging_run):
     run_dir, metrics = tagging_run
     assert metrics["val/acc"] == pytest.approx(1.0) and metrics["test/acc"] >= 0.9
+    assert (run_dir / "report.md").is_file()
     # The unseen-word metrics, recomputed from the checkpoint's own tags of the test sentences.
     test = random_sentences(10, 2, UNSEEN)
     tagged = load_task(run_dir / "checkpoints" / "best.ckpt").tag([[word for word, _ in s] for s in test])

@@ -83,6 +83,8 @@ def test_the_run_learns_to_reverse_and_reports_sacrebleu(reversal_run):
     run = reversal_run / "run"
     assert sorted(p.name for p in (run / "attention").iterdir()) == ["sentence_0.png", "sentence_1.png"]
     assert sorted(p.name for p in (run / "tokenizers").iterdir()) == ["source.json", "target.json"]
+    assert "](attention/sentence_0.png)" in (run / "report.md").read_text()
+    assert (run / "report" / "bleu.png").is_file()
 
 
 def test_checkpoint_translates_on_its_own_with_greedy_and_beam(reversal_run):
