@@ -55,13 +55,26 @@ class ContinuedCSVWriter(ExperimentWriter):
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
             return max(sum(1 for _ in csv.reader(file)) - 1, 0)
 
-    def keep_rows(self, count: int) -> None:
+    def keep_rows(self, count: int, before_step: int) -> None:
+        """Keep the first `count` rows and the rows right after them whose step is below
+        `before_step`: a checkpoint written at the end of a training step precedes the logging of
+        that step, which the resumed run (starting at `before_step`) does not log again."""
         if not self._fs.isfile(self.metrics_file_path):
             return
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-            lines = list(csv.reader(file))
+            header, *rows = list(csv.reader(file))
+        step = header.index("step") if "step" in header else None
+        while step is not None and count < len(rows) and _below(rows[count][step], before_step):
+            count += 1
         with self._fs.open(self.metrics_file_path, "w", newline="") as file:
-            csv.writer(file).writerows(lines[: count + 1])
+            csv.writer(file).writerows([header, *rows[:count]])
+
+
+def _below(step: str, bound: int) -> bool:
+    try:
+        return float(step) < bound
+    except ValueError:
+        return False
 
 
 class ContinuedCSVLogger(CSVLogger):

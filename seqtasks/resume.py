@@ -137,7 +137,7 @@ class LogPosition(L.Callback):
         recorded = checkpoint.get("log_rows", {})
         for writer in filter(None, map(_continued, trainer.loggers)):
             if str(writer.metrics_file_path) in recorded:
-                writer.keep_rows(recorded[str(writer.metrics_file_path)])
+                writer.keep_rows(recorded[str(writer.metrics_file_path)], before_step=checkpoint["global_step"])
 
 
 def _continued(logger):
