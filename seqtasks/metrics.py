@@ -1,7 +1,7 @@
 """Metrics over a whole evaluation pass, computed from every example's record once the ranks'
 records are gathered (`seqtasks.tensors.gather_by_key`): losses, corpus BLEU/chrF (sacreBLEU),
-classification and tagging scores, and the sample metrics of generation (novelty, distinct,
-agreement)."""
+captions' attribute accuracy, classification and tagging scores, and the sample metrics of
+generation (novelty, distinct, agreement)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,45 @@ def loss_scores(nll: float, count: int) -> dict[str, float]:
     return {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
 
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[dict[str, float], dict[str, str]]:
+def corpus_scores(
+    hypotheses: Sequence[str], references: Sequence[str | Sequence[str]]
+) -> tuple[dict[str, float], dict[str, str]]:
     """sacreBLEU on detokenised text against raw references (cased, 13a tokenisation):
-    {bleu, chrf}, {bleu, chrf signatures}."""
+    {bleu, chrf}, {bleu, chrf signatures}. Each hypothesis has one reference, or a list of any
+    number of them (captioning: every caption of an image)."""
+    per_hypothesis = [[r] if isinstance(r, str) else list(r) for r in references]
+    most = max(map(len, per_hypothesis), default=1)
+    # sacreBLEU takes reference streams (the k-th reference of every hypothesis); None where a
+    # hypothesis has fewer than `most`.
+    streams = [[refs[k] if k < len(refs) else None for refs in per_hypothesis] for k in range(most)]
     bleu, chrf = BLEU(), CHRF()
     scores = {
-        "bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
-        "chrf": chrf.corpus_score(list(hypotheses), [list(references)]).score,
+        "bleu": bleu.corpus_score(list(hypotheses), streams).score,
+        "chrf": chrf.corpus_score(list(hypotheses), streams).score,
     }
     return scores, {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
+
+
+Objects = tuple[tuple[str, ...], ...]  # what a caption says is in the image: sorted attribute tuples
+
+
+def attribute_scores(
+    hypotheses: Sequence[str],
+    truths: Sequence[Objects],
+    parse: Callable[[str], Objects],
+    held_out: Sequence[bool],
+) -> dict[str, float]:
+    """Share of hypotheses that name exactly the true objects with their attributes (`attr_acc`:
+    the parsed hypothesis equals the truth as a multiset), on the examples marked held_out
+    (`attr_acc_heldout`: images with an attribute combination training never showed; 0 without
+    any) and their share (`heldout_share`)."""
+    correct = [parse(h) == t for h, t in zip(hypotheses, truths, strict=True)]
+    held = [c for c, h in zip(correct, held_out, strict=True) if h]
+    return {
+        "attr_acc": sum(correct) / max(len(correct), 1),
+        "attr_acc_heldout": sum(held) / max(len(held), 1),
+        "heldout_share": len(held) / max(len(correct), 1),
+    }
 
 
 def confusion_matrix(gold: Tensor, predicted: Tensor, num_classes: int) -> Tensor:

@@ -87,7 +87,7 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
         )
     if hasattr(task_class, "generate") and cfg.samples.every_n_steps > 0:
         callbacks.append(SampleEvolution(**container(cfg.samples), path=str(output_dir / "samples.jsonl")))
-    if hasattr(task_class, "attention_map") and cfg.attention_images.sentences > 0:
+    if hasattr(task_class, "attention_figures") and cfg.attention_images.sentences > 0:
         callbacks.append(AttentionImages(**container(cfg.attention_images), directory=str(output_dir / "attention")))
     loggers = [instantiate(options, save_dir=str(output_dir)) for options in (cfg.logger or {}).values()]
     for logger in loggers:

@@ -1,14 +1,16 @@
-"""Look inside an attention model: heatmaps of where each output token looked in the source, for a
-few fixed validation sentences, drawn at every validation. They go to every logger that takes
-images (TensorBoard, wandb) so their evolution can be read back, and the latest ones are kept as
-PNG files in the run directory."""
+"""Look inside an attention model: where each output token looked in its input, for a few fixed
+validation examples, drawn at every validation (the task draws them: `attention_figures`; a
+heatmap over source pieces for translation, the image with the attended regions for captioning).
+They go to every logger that takes images (TensorBoard, wandb) so their evolution can be read back,
+and the latest ones are kept as PNG files in the run directory."""
 
 from __future__ import annotations
 
-from itertools import islice
+import math
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -26,6 +28,30 @@ def attention_figure(source: list[str], output: list[str], weights: Tensor) -> F
     return figure
 
 
+def image_attention_figure(image: np.ndarray, words: list[str], weights: Tensor) -> Figure:
+    """The image (H, W, 3), then one panel per output word with its attention weights (T, R) over
+    the image's square grid of R cells (row by row) laid over it, brighter where it looked."""
+    side = math.isqrt(weights.shape[1])
+    panels = len(words) + 1
+    columns = min(panels, 6)
+    rows = math.ceil(panels / columns)
+    figure = Figure(figsize=(1.8 * columns, 2.0 * rows))
+    height, width = image.shape[:2]
+    for k in range(panels):
+        axes = figure.add_subplot(rows, columns, k + 1)
+        axes.imshow(image)
+        axes.set_axis_off()
+        if k == 0:
+            axes.set_title("image", fontsize=9)
+            continue
+        grid = weights[k - 1].reshape(side, side).numpy()  # (h, w) cells over the image
+        extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+        axes.imshow(grid, cmap="inferno", alpha=0.65, extent=extent, interpolation="bilinear", vmin=0.0)
+        axes.set_title(words[k - 1], fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 class AttentionImages(L.Callback):
     def __init__(self, sentences: int = 4, directory: str = "attention"):
         self.sentences = sentences
@@ -36,18 +62,13 @@ class AttentionImages(L.Callback):
         if trainer.sanity_checking:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        # The first sentences of the validation file: the same ones every time, so images compare.
-        sources = [source for source, _ in islice(trainer.datamodule.usable("val"), self.sentences)]
-        for i, source in enumerate(sources):
-            figure = attention_figure(*task.attention_map(source))
-            figure.savefig(self.directory / f"sentence_{i}.png", dpi=100)
+        for name, figure in task.attention_figures(trainer.datamodule, self.sentences).items():
+            figure.savefig(self.directory / f"{name}.png", dpi=100)
             for logger in trainer.loggers:
                 experiment = getattr(logger, "experiment", None)
                 if hasattr(experiment, "add_figure"):  # TensorBoard
-                    experiment.add_figure(f"attention/sentence_{i}", figure, trainer.global_step, close=False)
+                    experiment.add_figure(f"attention/{name}", figure, trainer.global_step, close=False)
                 if hasattr(logger, "log_image"):  # wandb
                     logger.log_image(
-                        key=f"attention/sentence_{i}",
-                        images=[str(self.directory / f"sentence_{i}.png")],
-                        step=trainer.global_step,
+                        key=f"attention/{name}", images=[str(self.directory / f"{name}.png")], step=trainer.global_step
                     )

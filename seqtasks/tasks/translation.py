@@ -1,4 +1,5 @@
-"""Translation: many-to-many encoder-decoder with attention, trained by teacher forcing.
+"""Translation: many-to-many encoder-decoder with attention, trained by teacher forcing (the
+decoder, its loss and its search are shared with captioning: `tasks/encoder_decoder.py`).
 
 source tokens -> embedding -> encoder (any registered RNN, packed) -> memory + final state
 target tokens -> decoder head (attention over memory) -> next-token logits -> label-smoothed CE
@@ -11,40 +12,40 @@ references; val/bleu selects the checkpoint. Test decodes with the run's `decodi
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Any
 
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.nn import functional as F
 
+from seqtasks.callbacks.attention import attention_figure
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.translation import TranslationBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.greedy import Greedy
 from seqtasks.errors import ConfigError
-from seqtasks.heads.decoder import RecurrentDecoder
 from seqtasks.metrics import corpus_scores, loss_scores
-from seqtasks.registry import DECODING, TASKS
-from seqtasks.tasks.base import PredictOptions, SeqTask
+from seqtasks.registry import TASKS
+from seqtasks.tasks.base import PredictOptions
+from seqtasks.tasks.encoder_decoder import EncoderDecoderTask, Hypotheses
 from seqtasks.tensors import lengths_mask
 from seqtasks.validation import PositiveFloat, PositiveInt, Rate
 
 log = logging.getLogger(__name__)
 
-Hypotheses = list[tuple[str, float]]  # one sentence's detokenised hypotheses, best first, with scores
 # One sentence's attention: source pieces (S), output pieces (T), weights (T, S), each row summing
 # to 1 over the source pieces; see best_attention.
 AttentionMap = tuple[list[str], list[str], Tensor]
 
 
 @TASKS.register("translation")
-class TranslationTask(SeqTask):
+class TranslationTask(EncoderDecoderTask):
     """Encoder-decoder translation (sentencepiece, attention, beam search), selected by validation BLEU."""
 
     monitor = ("val/bleu", "max")
     headline = ("bleu", "chrf")
-    head_sort = RecurrentDecoder
 
     def __init__(
         self,
@@ -53,30 +54,20 @@ class TranslationTask(SeqTask):
         decoding: dict,
         embedding_dim: PositiveInt = 256,
         dropout: Rate = 0.25,
-        label_smoothing: Rate = 0.1,
         max_length: PositiveInt = 100,
         max_length_ratio: PositiveFloat = 1.5,
         **shared: Any,
     ):
-        super().__init__(**shared)
+        super().__init__(decoding=decoding, **shared)  # label_smoothing is the shared base's
         self.source_tokenizer = self.tokenizers["source"]
-        self.target_tokenizer = self.tokenizers["target"]
-        target = self.target_tokenizer.vocab
-        if None in (target.pad_id, target.bos_id, target.eos_id):
-            raise ConfigError("the target tokenizer needs <pad>, <bos> and <eos> tokens")
-        self.pad_id, self.bos_id, self.eos_id = target.pad_id, target.bos_id, target.eos_id
-        self.label_smoothing = label_smoothing
         self.max_length = max_length
         self.max_length_ratio = max_length_ratio
-        self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
         self.embedding = nn.Embedding(
             len(self.source_tokenizer), embedding_dim, padding_idx=self.source_tokenizer.vocab.pad_id
         )
         self.dropout = nn.Dropout(dropout)
         self.encoder = self.build_encoder(encoder, input_size=embedding_dim)
-        self.decoder = self.build_head(
-            head, input_size=self.encoder.output_size, vocab_size=len(self.target_tokenizer), pad_id=self.pad_id
-        )
+        self.decoder = self.build_decoder(head, self.encoder.output_size)
 
     # --- model -------------------------------------------------------------------------------------
     def encode(self, source: Tensor, lengths: Tensor) -> dict[str, Any]:
@@ -89,25 +80,18 @@ class TranslationTask(SeqTask):
         """Teacher forcing: -> logits (B, T, V), attention weights (B, T, S) or None."""
         return self.decoder(target_in, self.encode(source, lengths))
 
-    def token_nll(self, batch: TranslationBatch, smoothing: float = 0.0) -> Tensor:
+    def batch_nll(self, batch: TranslationBatch, smoothing: float = 0.0) -> Tensor:
         """Cross-entropy of every target token (B, T), 0 at padding."""
-        logits, _ = self(batch.source, batch.source_lengths, batch.target_in)  # (B, T, V)
-        nll = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.target_out.flatten(),
-            ignore_index=self.pad_id,
-            label_smoothing=smoothing,
-            reduction="none",
-        )
-        return nll.view_as(batch.target_out)
+        state = self.encode(batch.source, batch.source_lengths)
+        return self.token_nll(state, batch.target_in, batch.target_out, smoothing)
 
     def training_loss(self, batch: TranslationBatch) -> Tensor:
-        return self.token_nll(batch, self.label_smoothing).sum() / batch.num_tokens
+        return self.batch_nll(batch, self.label_smoothing).sum() / batch.num_tokens
 
     def evaluate(self, batch: TranslationBatch, stage: str) -> dict[int, tuple[str, str, float, int]]:
         """index -> (hypothesis, reference, summed NLL, target tokens); the val/test loss is the
         plain NLL (no smoothing). Validation decodes greedily (fast), test with the run's strategy."""
-        nll = self.token_nll(batch).sum(1).tolist()  # (B,)
+        nll = self.batch_nll(batch).sum(1).tolist()  # (B,)
         tokens = (batch.target_out != self.pad_id).sum(1).tolist()
         strategy = Greedy() if stage == "val" else self.strategy
         hypotheses = [best[0][0] for best in self.decode_batch(batch.source, batch.source_lengths, strategy)]
@@ -130,8 +114,7 @@ class TranslationTask(SeqTask):
         sentence's length limit (B,)."""
         state = self.encode(source, lengths)
         max_len = (lengths.float() * self.max_length_ratio).ceil().long() + 10  # (B,)
-        first = torch.full_like(lengths, self.bos_id)
-        tokens, scores = strategy.search(self.decoder.step, state, first, max_len, eos_id=self.eos_id, n=n)
+        tokens, scores = self.search_from(state, max_len, strategy, n)
         return state, tokens, scores, max_len
 
     def decode_batch(
@@ -142,41 +125,16 @@ class TranslationTask(SeqTask):
         _, tokens, scores, _ = self.search(source, lengths, strategy, n)
         return self.detokenise(tokens, scores)
 
-    def detokenise(self, tokens: Tensor, scores: Tensor) -> list[Hypotheses]:
-        """tokens (B, N, T), scores (B, N) -> per sentence its N (text, score), in that order."""
-        decode = self.target_tokenizer.decode
-        return [
-            [(decode(self.until_eos(ids)), score) for ids, score in zip(row, row_scores, strict=True)]
-            for row, row_scores in zip(tokens.tolist(), scores.tolist(), strict=True)
-        ]
-
     def best_attention(
         self, state: dict[str, Any], source: Tensor, lengths: Tensor, best: Tensor, max_len: Tensor
     ) -> list[AttentionMap]:
-        """The attention of each sentence's chosen hypothesis, from one teacher-forced pass over the
-        batch: state (the decoder's initial state for source (B, S), lengths (B,)), best (B, T) the
-        hypotheses' ids, max_len (B,) their length limits -> per sentence (source pieces, output
-        pieces, weights (T_i, S_i)).
-
-        The strategies do not keep the weights of the steps they take (beam search would have to
-        reorder them with its beams at every step), but the decoder is deterministic given its
-        inputs, so feeding it <bos> + the hypothesis replays the steps that chose it (up to float
-        rounding: one fused RNN call instead of one per step), batched like the search. Rows:
-        one per output piece, and a last one for <eos> when the decoder chose to stop (the step
-        whose attention led to stopping); a hypothesis cut by its length limit has no <eos> row.
+        """The attention of each sentence's chosen hypothesis (see replay_attention): state (the
+        decoder's initial state for source (B, S), lengths (B,)), best (B, T) the hypotheses' ids,
+        max_len (B,) their length limits -> per sentence (source pieces, output pieces, weights
+        (T_i, S_i)). Rows: one per output piece (and <eos> when the decoder chose to stop).
         Columns: the source pieces the encoder saw (the source has no <bos>/<eos>), no padding:
         the attention gives padding zero weight, so each row sums to 1 over these columns."""
-        outputs = []
-        for ids, limit in zip(best.tolist(), max_len.tolist(), strict=True):
-            hypothesis = self.until_eos(ids)
-            stopped = len(hypothesis) < limit  # an <eos> at the limit is the strategy's filling
-            outputs.append(hypothesis + [self.eos_id] if stopped else hypothesis)
-        # Step t reads output t-1 (<bos> first) and its attention chooses output t.
-        target_in = pad_sequences([[self.bos_id, *ids[:-1]] for ids in outputs], self.pad_id, self.device)[0]
-        _, weights = self.decoder(target_in, state)  # (B, T', S), T' the longest output
-        if weights is None:
-            raise ConfigError("this model has no attention (head.attention=null)")
-        weights = weights.float().cpu()
+        outputs, weights = self.replay_attention(state, best, max_len)  # weights (B, T', S)
         source_tokens, target_tokens = self.source_tokenizer.vocab.tokens, self.target_tokenizer.vocab.tokens
         return [
             (
@@ -186,9 +144,6 @@ class TranslationTask(SeqTask):
             )
             for b, (ids, length) in enumerate(zip(outputs, lengths.tolist(), strict=True))
         ]
-
-    def until_eos(self, ids: list[int]) -> list[int]:
-        return ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
 
     def encode_sources(self, sources: list[str]) -> list[list[int]]:
         """Token ids of each source, truncated to max_length with a counted warning."""
@@ -269,12 +224,6 @@ class TranslationTask(SeqTask):
         n_best, maps = self.translate_with_attention(lines, strategy, options.batch_size)
         return self.output_lines(n_best, strategy), maps
 
-    @staticmethod
-    def output_lines(n_best: list[Hypotheses], strategy: DecodingStrategy) -> list[str]:
-        if strategy.n_best == 1:
-            return [hypotheses[0][0] for hypotheses in n_best]
-        return [f"{i} ||| {text} ||| {score:.4f}" for i, hypotheses in enumerate(n_best) for text, score in hypotheses]
-
     def pad(self, sequences: list[list[int]]) -> tuple[Tensor, Tensor]:
         """Source token id lists -> padded (B, S) on this task's device, lengths (B,)."""
         return pad_sequences(sequences, self.source_tokenizer.vocab.pad_id, self.device)
@@ -288,3 +237,11 @@ class TranslationTask(SeqTask):
         with self.inference():
             ids = self.encode_sources([source])[0] or [self.source_tokenizer.vocab.unk_id]
             return self.translate_encoded([ids], Greedy(), 1, 1, attention=True)[1][0]
+
+    def attention_figures(self, data: Any, count: int) -> dict[str, Figure]:
+        """Heatmaps of the first `count` validation sentences: the same ones every time, so images
+        compare (what the AttentionImages callback draws at every validation); none without attention."""
+        if self.decoder.attention is None:
+            return {}
+        sources = [source for source, _ in islice(data.usable("val"), count)]
+        return {f"sentence_{i}": attention_figure(*self.attention_map(source)) for i, source in enumerate(sources)}

@@ -1,0 +1,113 @@
+"""What the tasks that write a sequence with the RNN decoder share (translation, captioning): an
+encoder of their own turns the input into a memory (B, S, He) and the decoder's initial state; the
+`RecurrentDecoder` head (`head=attention_decoder|plain_decoder`) is trained by teacher forcing with
+label-smoothed cross-entropy and decoded through the `decoding` registry.
+
+A subclass builds its encoder and calls `build_decoder(head, memory_size)`; it turns its inputs
+into the decoder's initial state, and this base does the rest on that state: the loss of a
+target, n-best search, detokenisation, and the attention replay of a chosen hypothesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from seqtasks.data.batching import pad_sequences
+from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.errors import ConfigError
+from seqtasks.heads.decoder import RecurrentDecoder
+from seqtasks.registry import DECODING
+from seqtasks.tasks.base import SeqTask
+from seqtasks.validation import Rate
+
+Hypotheses = list[tuple[str, float]]  # one input's detokenised hypotheses, best first, with scores
+
+
+class EncoderDecoderTask(SeqTask):
+    """Not registered: the shared part of translation and captioning."""
+
+    head_sort = RecurrentDecoder
+    target_side: ClassVar[str] = "target"  # the tokenizer side the decoder writes
+
+    def __init__(self, decoding: dict, label_smoothing: Rate = 0.1, **shared: Any):
+        super().__init__(**shared)
+        self.target_tokenizer = self.tokenizers[self.target_side]
+        target = self.target_tokenizer.vocab
+        if None in (target.pad_id, target.bos_id, target.eos_id):
+            raise ConfigError(f"the {self.target_side} tokenizer needs <pad>, <bos> and <eos> tokens")
+        self.pad_id, self.bos_id, self.eos_id = target.pad_id, target.bos_id, target.eos_id
+        self.label_smoothing = label_smoothing
+        self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
+
+    def build_decoder(self, head: dict, memory_size: int) -> RecurrentDecoder:
+        """The `head` group's decoder over a memory of memory_size-wide vectors."""
+        return self.build_head(head, input_size=memory_size, vocab_size=len(self.target_tokenizer), pad_id=self.pad_id)
+
+    # --- training ----------------------------------------------------------------------------------
+    def token_nll(self, state: dict[str, Any], target_in: Tensor, target_out: Tensor, smoothing: float = 0.0) -> Tensor:
+        """Teacher forcing from the decoder's initial state: target_in (B, T) -> cross-entropy of
+        every target_out token (B, T), 0 at padding."""
+        logits, _ = self.decoder(target_in, state)  # (B, T, V)
+        nll = F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            target_out.flatten(),
+            ignore_index=self.pad_id,
+            label_smoothing=smoothing,
+            reduction="none",
+        )
+        return nll.view_as(target_out)
+
+    # --- decoding ----------------------------------------------------------------------------------
+    def search_from(
+        self, state: dict[str, Any], max_len: Tensor, strategy: DecodingStrategy, n: int | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """From the decoder's initial state and each row's length limit max_len (B,) -> token ids
+        (B, N, T) and scores (B, N) of n (default: the strategy's n_best) hypotheses, best first."""
+        first = torch.full_like(max_len, self.bos_id)
+        return strategy.search(self.decoder.step, state, first, max_len, eos_id=self.eos_id, n=n)
+
+    def detokenise(self, tokens: Tensor, scores: Tensor) -> list[Hypotheses]:
+        """tokens (B, N, T), scores (B, N) -> per row its N (text, score), in that order."""
+        decode = self.target_tokenizer.decode
+        return [
+            [(decode(self.until_eos(ids)), score) for ids, score in zip(row, row_scores, strict=True)]
+            for row, row_scores in zip(tokens.tolist(), scores.tolist(), strict=True)
+        ]
+
+    def until_eos(self, ids: list[int]) -> list[int]:
+        return ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
+
+    def replay_attention(self, state: dict[str, Any], best: Tensor, max_len: Tensor) -> tuple[list[list[int]], Tensor]:
+        """The attention of each row's chosen hypothesis best (B, T), from one teacher-forced pass
+        from the decoder's initial state -> per row its output ids, and weights (B, T', S) on CPU
+        (row b's first len(outputs[b]) rows are its own).
+
+        The strategies do not keep the weights of the steps they take (beam search would have to
+        reorder them with its beams at every step), but the decoder is deterministic given its
+        inputs, so feeding it <bos> + the hypothesis replays the steps that chose it (up to float
+        rounding: one fused RNN call instead of one per step), batched like the search. Outputs:
+        the hypothesis, and <eos> when the decoder chose to stop (the step whose attention led to
+        stopping); a hypothesis cut by its length limit max_len (B,) has no <eos>."""
+        if self.decoder.attention is None:
+            raise ConfigError("this model has no attention (head.attention=null)")
+        outputs = []
+        for ids, limit in zip(best.tolist(), max_len.tolist(), strict=True):
+            hypothesis = self.until_eos(ids)
+            stopped = len(hypothesis) < limit  # an <eos> at the limit is the strategy's filling
+            outputs.append(hypothesis + [self.eos_id] if stopped else hypothesis)
+        # Step t reads output t-1 (<bos> first) and its attention chooses output t.
+        target_in = pad_sequences([[self.bos_id, *ids[:-1]] for ids in outputs], self.pad_id, self.device)[0]
+        _, weights = self.decoder(target_in, state)  # (B, T', S), T' the longest output
+        return outputs, weights.float().cpu()
+
+    @staticmethod
+    def output_lines(n_best: list[Hypotheses], strategy: DecodingStrategy) -> list[str]:
+        """The best hypothesis per input; with n_best N > 1, Moses n-best lines instead:
+        `line ||| hypothesis ||| score`, N per input, best first."""
+        if strategy.n_best == 1:
+            return [hypotheses[0][0] for hypotheses in n_best]
+        return [f"{i} ||| {text} ||| {score:.4f}" for i, hypotheses in enumerate(n_best) for text, score in hypotheses]
