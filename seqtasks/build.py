@@ -3,7 +3,7 @@ whole config before anything is read or trained.
 
 Sizes and facts flow forward: the datamodule fits the tokenizers; the task class says what else it
 needs from the data (`data_inputs`, e.g. generation's training names); the config groups that the
-task's constructor takes (encoder, head, decoding) are handed over as plain dicts; and a generation
+task's constructor takes (encoder, image_encoder, head, decoding) are handed over as plain dicts; and a generation
 task's agreement classifier is loaded here, from its checkpoint, and handed in as a callable.
 """
 
@@ -20,11 +20,25 @@ from omegaconf.errors import MissingMandatoryValue
 
 from seqtasks.checkpoint import load_checkpoint
 from seqtasks.errors import ConfigError, SeqtasksError
-from seqtasks.registry import DATASETS, DECODING, ENCODERS, HEADS, TASKS, TOKENIZERS, constructor_parameters
+from seqtasks.registry import (
+    DATASETS,
+    DECODING,
+    ENCODERS,
+    HEADS,
+    IMAGE_ENCODERS,
+    TASKS,
+    TOKENIZERS,
+    constructor_parameters,
+)
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.validation import did_you_mean
 
-GROUPS = ("encoder", "head", "decoding")  # config groups handed to the task's constructor when it takes them
+GROUPS = (
+    "encoder",
+    "image_encoder",
+    "head",
+    "decoding",
+)  # config groups handed to the task's constructor when it takes them
 FLOWING = ("input_size", "vocab_size", "num_classes", "num_tags", "num_directions", "pad_id")  # sizes set by tasks
 
 
@@ -88,6 +102,8 @@ def check_config(cfg: DictConfig) -> type:
     user = f"task '{task_class.registered_name}'"
     if "encoder" in groups:
         ENCODERS.check(groups["encoder"], "encoder", given=FLOWING)
+    if "image_encoder" in groups:
+        IMAGE_ENCODERS.check(groups["image_encoder"], "image_encoder", given=FLOWING)
     if "head" in groups:
         HEADS.check(groups["head"], "head", sort=task_class.head_sort, user=user, given=FLOWING)
     if "decoding" in groups:

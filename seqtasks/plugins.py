@@ -28,6 +28,7 @@ def load_builtin_components() -> None:
     import seqtasks.decoding  # noqa: F401
     import seqtasks.encoders  # noqa: F401
     import seqtasks.heads  # noqa: F401
+    import seqtasks.image_encoders  # noqa: F401
     import seqtasks.tasks  # noqa: F401
     import seqtasks.tokenizers  # noqa: F401
 

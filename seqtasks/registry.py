@@ -1,6 +1,6 @@
 """One registry mechanism for every kind of component.
 
-Each kind (encoders, heads, attention, tasks, tokenizers, datasets, decoding strategies) has one
+Each kind (encoders, image encoders, heads, attention, tasks, tokenizers, datasets, decoding strategies) has one
 `Registry` instance. The kind's base class declares itself, and classes register where they are
 defined::
 
@@ -199,5 +199,6 @@ TOKENIZERS = Registry("tokenizer")
 DATASETS = Registry("dataset")
 DECODING = Registry("decoding strategy", plural="decoding strategies")
 ATTENTION = Registry("attention", plural="attention")
+IMAGE_ENCODERS = Registry("image encoder", plural="image_encoders")
 
-ALL_REGISTRIES = (TASKS, DATASETS, TOKENIZERS, ENCODERS, HEADS, ATTENTION, DECODING)
+ALL_REGISTRIES = (TASKS, DATASETS, TOKENIZERS, ENCODERS, IMAGE_ENCODERS, HEADS, ATTENTION, DECODING)

@@ -1,0 +1,7 @@
+"""Image encoders (registry `image_encoders`): an image, or another model's features, -> a grid of feature vectors."""
+
+from seqtasks.image_encoders.base import ImageEncoder
+from seqtasks.image_encoders.cnn import ConvEncoder
+from seqtasks.image_encoders.precomputed import PrecomputedFeatures
+
+__all__ = ["ConvEncoder", "ImageEncoder", "PrecomputedFeatures"]

@@ -1,0 +1,45 @@
+"""Image encoders: the grid each one gives, and a refusal of the other kind of input."""
+
+import pytest
+import torch
+
+from seqtasks.errors import ConfigError
+from seqtasks.registry import IMAGE_ENCODERS
+
+
+@pytest.mark.parametrize(
+    ("side", "channels", "cells"), [(64, [32, 64, 128, 128], 64), (32, [8, 16], 256), (64, [4], 4096)]
+)
+def test_cnn_gives_a_grid_of_the_last_blocks_width(side, channels, cells):
+    encoder = IMAGE_ENCODERS.build({"name": "cnn", "channels": channels}, input_size=3)
+    images = torch.randint(0, 256, (2, 3, side, side), dtype=torch.uint8)
+    grid = encoder(images)
+    # every block but the last halves the side: cells = (side / 2**(blocks-1))**2
+    assert grid.shape == (2, cells, channels[-1]) and encoder.output_size == channels[-1]
+
+
+def test_cnn_grid_is_row_by_row_over_the_image():
+    encoder = IMAGE_ENCODERS.build({"name": "cnn", "channels": [4]}, input_size=3).eval()
+    images = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    changed = images.clone()
+    changed[0, :, 2, 5] = 255  # one pixel at row 2, column 5
+    difference = (encoder(changed) - encoder(images)).abs().sum(-1)[0]  # (64,)
+    # a 3x3 convolution at stride 1: only the cells around (2, 5) change, cell 2*8+5 among them
+    assert set(difference.nonzero().flatten().tolist()) <= {r * 8 + c for r in (1, 2, 3) for c in (4, 5, 6)}
+    assert difference[2 * 8 + 5] > 0
+
+
+@pytest.mark.parametrize(("regions", "width"), [(1, 10), (7, 10)])
+def test_precomputed_projects_every_region(regions, width):
+    encoder = IMAGE_ENCODERS.build({"name": "precomputed", "size": 16}, input_size=width)
+    grid = encoder(torch.randn(3, regions, width))
+    assert grid.shape == (3, regions, 16) and (grid >= 0).all()  # ReLU
+
+
+def test_each_encoder_refuses_the_other_kind_of_input():
+    cnn = IMAGE_ENCODERS.build({"name": "cnn", "channels": [4]}, input_size=3)
+    with pytest.raises(ConfigError, match="need image_encoder=precomputed"):
+        cnn(torch.randn(2, 5, 10))
+    precomputed = IMAGE_ENCODERS.build({"name": "precomputed"}, input_size=10)
+    with pytest.raises(ConfigError, match="images need image_encoder=cnn"):
+        precomputed(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
