@@ -8,7 +8,8 @@ The data pipeline is rebuilt from the run's config saved in the checkpoint, with
 and the checkpoint's own tokenizers; the metrics are printed as JSON (and written to `output`; files a
 task draws, such as a classifier's confusion_matrix.png, go beside it). Every task's data takes `test`:
 classification `test=<file.tsv>` (names: header `name<TAB>language`; sst2: `sentence<TAB>label`),
-tagging `test=<file.conllu>`, translation `'test=[src,ref]'`.
+tagging `test=<file.conllu>`, translation `'test=[src,ref]'`, captioning `test=<captions.tsv>`
+(`image<TAB>caption` lines).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Every task turns input lines into output lines (`predict_lines`), in order:
 - classification: `label<TAB>probability`;
 - tagging: the tags of each whitespace-tokenised line, or, for CoNLL-U input (`.conllu`, or
   `input_format=conllu`), the same CoNLL-U with the tag column filled;
+- captioning: one image path per line (relative to the input file's directory) -> its caption,
+  n-best lines as for translation; an image that cannot be read fails naming the input file and line;
 - generation: categories in, `num_samples` samples per line, tab-separated (no input: every category);
 - language models: samples continuing each input line, or `prime` without input:
 

@@ -1,0 +1,181 @@
+"""Image captioning, one-to-many: an image in, a sentence out.
+
+    image -> image encoder (a CNN from scratch, or precomputed features) -> grid (B, R, D)
+    grid mean -> bridge -> decoder's initial state       (Show and Tell: head=plain_decoder)
+    [+ attention over the grid at every step]           (Show, Attend and Tell: head=attention_decoder)
+    caption tokens -> RNN decoder -> next-word logits -> label-smoothed CE
+
+The decoder, its loss, its search through the `decoding` registry and the attention replay are
+translation's (`tasks/encoder_decoder.py`): the image's grid plays the source sentence's memory,
+and its mean the encoder's final state (Vinyals et al. 2015, https://arxiv.org/abs/1411.4555; Xu et
+al. 2015, https://arxiv.org/abs/1502.03044, who also start the LSTM from the mean annotation).
+
+Validation decodes greedily, test with the run's strategy (beam 5 by default); both report
+sacreBLEU and chrF against every caption of an image and, with `attributes=shapes`, attribute
+accuracy: the share of images whose caption names exactly their objects with colour and size
+(`seqtasks/data/shapes.py` parses both), overall and on the images holding a colour-shape pair
+that no training caption named (`attr_acc_heldout`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from seqtasks.callbacks.attention import image_attention_figure
+from seqtasks.data import shapes
+from seqtasks.data.captions import CaptionBatch, resolve
+from seqtasks.data.images import load_input, stack_inputs
+from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.decoding.greedy import Greedy
+from seqtasks.errors import ConfigError
+from seqtasks.metrics import attribute_scores, corpus_scores, loss_scores
+from seqtasks.registry import IMAGE_ENCODERS, TASKS
+from seqtasks.tasks.base import PredictOptions
+from seqtasks.tasks.encoder_decoder import EncoderDecoderTask, Hypotheses
+from seqtasks.tensors import lengths_mask
+from seqtasks.validation import PositiveInt, Rate
+
+# What the image encoder reads when the task is built without data (the data's input_spec()
+# otherwise): RGB images at data=captions' default side.
+IMAGES = {"kind": "image", "size": 3, "image_size": 64}
+
+
+@TASKS.register("captioning")
+class CaptioningTask(EncoderDecoderTask):
+    """Image captioning: an image encoder's grid, an RNN decoder started from its mean, attending over it."""
+
+    monitor = ("val/bleu", "max")
+    headline = ("bleu", "attr_acc")
+    target_side = "text"
+
+    def __init__(
+        self,
+        image_encoder: dict,
+        head: dict,
+        decoding: dict,
+        dropout: Rate = 0.0,
+        max_length: PositiveInt = 30,
+        attributes: Literal["shapes"] | None = None,
+        inputs: dict | None = None,
+        seen_combinations: list[str] | None = None,
+        **shared: Any,
+    ):
+        super().__init__(decoding=decoding, **shared)
+        self.inputs = dict(inputs or IMAGES)
+        self.image_encoder = IMAGE_ENCODERS.build(image_encoder, "image_encoder", input_size=self.inputs["size"])
+        reads, given = self.image_encoder.reads, self.inputs["kind"]
+        if reads != given:
+            fits = "cnn" if given == "image" else "precomputed"
+            raise ConfigError(
+                f"image_encoder={image_encoder['name']} reads {reads} inputs, but the data gives {given} inputs: "
+                f"choose image_encoder={fits}"
+            )
+        self.dropout = nn.Dropout(dropout)
+        self.decoder = self.build_decoder(head, self.image_encoder.output_size)
+        self.max_length = max_length
+        self.attributes = attributes
+        self.seen_combinations = set(seen_combinations or ())
+
+    @classmethod
+    def data_inputs(cls, data: Any) -> dict[str, Any]:
+        """What the image encoder reads, and the colour-shape pairs the training captions name (by
+        the shapes grammar; none for other captions): the rest are held out."""
+        captions = (caption for per_image in data.read("train").captions for caption in per_image)
+        seen = {f"{colour} {shape}" for caption in captions for _, colour, shape in shapes.parse(caption) if colour}
+        return {"inputs": data.input_spec(), "seen_combinations": sorted(seen)}
+
+    # --- model -------------------------------------------------------------------------------------
+    def encode(self, inputs: Tensor, regions: Tensor | None) -> dict[str, Any]:
+        """inputs (see CaptionBatch), regions (B,) or None -> the decoder's initial state."""
+        grid = self.dropout(self.image_encoder(inputs))  # (B, R, D)
+        if regions is None:
+            mask = grid.new_ones(grid.shape[:2], dtype=torch.bool)  # (B, R): every cell of the grid
+        else:
+            mask = lengths_mask(regions.to(grid.device), grid.shape[1])  # (B, R)
+        mean = (grid * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (B, D)
+        return self.decoder.initial_state(grid, mask, mean)
+
+    def training_loss(self, batch: CaptionBatch) -> Tensor:
+        state = self.encode(batch.inputs, batch.regions)
+        return self.token_nll(state, batch.target_in, batch.target_out, self.label_smoothing).sum() / batch.num_tokens
+
+    def evaluate(self, batch: CaptionBatch, stage: str) -> dict[int, tuple[str, list[str], float, int]]:
+        """index -> (caption, references, summed NLL of the first reference, its tokens).
+        Validation decodes greedily (fast), test with the run's strategy."""
+        state = self.encode(batch.inputs, batch.regions)
+        nll = self.token_nll(state, batch.target_in, batch.target_out).sum(1).tolist()  # (B,)
+        tokens = (batch.target_out != self.pad_id).sum(1).tolist()
+        strategy = Greedy() if stage == "val" else self.strategy
+        captions = [best[0][0] for best in self.caption_state(state, len(batch), strategy, n=1)]
+        rows = zip(captions, batch.references, nll, tokens, strict=True)
+        return dict(zip(batch.indices, rows, strict=True))
+
+    def score(self, records: list[tuple[str, list[str], float, int]], stage: str) -> dict[str, float]:
+        captions, references, nll, tokens = zip(*records, strict=True)
+        scores, signatures = corpus_scores(captions, references)
+        self.report.update({f"{stage}/{k}_signature": v for k, v in signatures.items()})
+        if self.attributes == "shapes":
+            truths = [shapes.parse(refs[0]) for refs in references]
+            held_out = [any(f"{c} {s}" not in self.seen_combinations for _, c, s in truth) for truth in truths]
+            scores.update(attribute_scores(captions, truths, shapes.parse, held_out))
+        rank_zero_info(f"{stage} " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+        return {**scores, **loss_scores(sum(nll), sum(tokens))}
+
+    # --- decoding ----------------------------------------------------------------------------------
+    def caption_state(
+        self, state: dict[str, Any], batch: int, strategy: DecodingStrategy, n: int | None = None
+    ) -> list[Hypotheses]:
+        """The decoder's initial state of `batch` images -> per image its n (default: the
+        strategy's n_best) captions, best first, with scores."""
+        max_len = torch.full((batch,), self.max_length, dtype=torch.long, device=self.device)
+        return self.detokenise(*self.search_from(state, max_len, strategy, n))
+
+    def caption_arrays(
+        self, arrays: list, strategy: DecodingStrategy | None = None, batch_size: int = 64
+    ) -> list[Hypotheses]:
+        """Decoded inputs (`seqtasks.data.images.load_input`) -> per input its hypotheses, in batches."""
+        strategy = self.strategy_or_default(strategy)
+        results: list[Hypotheses] = []
+        with self.inference():
+            for start in range(0, len(arrays), batch_size):
+                inputs, regions = stack_inputs(arrays[start : start + batch_size])
+                state = self.encode(inputs.to(self.device), regions)
+                results += self.caption_state(state, len(inputs), strategy)
+        return results
+
+    def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
+        """One image path per line (relative to the input file's directory) -> its caption; an
+        empty line gives an empty line. With n_best N > 1, Moses n-best lines instead."""
+        lines = self.require_input(lines, "captions images: one image path per line")
+        strategy = self.strategy_or_default(options.strategy)
+        directory = Path.cwd() if options.source == "<stdin>" else Path(options.source).parent
+        wanted = [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
+        size = self.inputs["image_size"]
+        arrays = [load_input(resolve(path, directory), size, options.source, number) for number, path in wanted]
+        found = iter(self.caption_arrays(arrays, strategy, options.batch_size) if arrays else [])
+        n_best = [next(found) if line.strip() else [("", 0.0)] for line in lines]
+        return self.output_lines(n_best, strategy)
+
+    def attention_figures(self, data: Any, count: int) -> dict[str, Figure]:
+        """The first `count` validation images with where the decoder looked for each word of its
+        greedy caption (the same images every time, so the figures compare across validations)."""
+        if self.decoder.attention is None or self.inputs["kind"] != "image":
+            return {}  # no attention, or no picture to lay it over
+        images = data.read("val").inputs[:count]
+        with self.inference():
+            inputs, _ = stack_inputs(images)
+            state = self.encode(inputs.to(self.device), None)
+            max_len = torch.full((len(images),), self.max_length, dtype=torch.long, device=self.device)
+            tokens, _ = self.search_from(state, max_len, Greedy(), n=1)  # (B, 1, T)
+            outputs, weights = self.replay_attention(state, tokens[:, 0], max_len)  # weights (B, T', R)
+        words = self.target_tokenizer.vocab.tokens
+        return {
+            f"image_{i}": image_attention_figure(image, [words[t] for t in ids], weights[i, : len(ids)])
+            for i, (image, ids) in enumerate(zip(images, outputs, strict=True))
+        }

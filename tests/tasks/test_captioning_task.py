@@ -1,0 +1,145 @@
+"""Captioning end to end on a toy set small enough to learn exactly: one shape per image, a large
+red circle or a small blue square at any of the four places, each with one caption. One real
+`python -m seqtasks task=captioning` run serves the run, predict and evaluate tests here; the
+decoder's padding invariance is checked on an untrained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FP32, command, train
+
+from seqtasks.data import shapes
+from seqtasks.errors import ConfigError
+from seqtasks.registry import TASKS
+from seqtasks.tokenizers import WordTokenizer
+
+TOY = {"a big red circle": ("circle", "red", "large"), "a small blue square": ("square", "blue", "small")}
+
+TINY_CAPTIONING = [
+    "task=captioning",
+    "data.image_size=32",
+    "data.max_tokens=100",
+    "image_encoder.channels=[8,16,16]",
+    "head.embedding_dim=16",
+    "head.rnn.hidden_size=32",
+    "head.rnn.dropout=0",
+    "head.dropout=0",
+    "task.label_smoothing=0",
+    "task.optimizer.lr=0.01",
+    "task.scheduler.warmup_steps=5",
+    "trainer.max_epochs=12",
+    "trainer.max_time=null",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "early_stopping.patience=null",
+    "attention_images.sentences=1",
+    "decoding.beam_size=2",
+    "logger={}",
+    FP32,
+]
+
+
+def write_toy(directory: Path, count: int, seed: int) -> Path:
+    """count images, alternately of the two toy captions, at random places -> their TSV."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in range(count):
+        text = list(TOY)[n % 2]
+        shape, colour, size = TOY[text]
+        scene = (shapes.Shape(shape, colour, size, str(rng.choice(shapes.PLACES))),)
+        shapes.render(scene, rng).save(directory / f"{n}.png")
+        rows.append(f"{n}.png\t{text}\n")
+    (directory / "captions.tsv").write_text("".join(rows))
+    return directory / "captions.tsv"
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toy")
+    files = [f"data.{split}={write_toy(root / split, n, seed)}" for split, n, seed in (("train", 64, 0), ("val", 8, 1))]
+    train(*TINY_CAPTIONING, *files, f"data.test={root / 'val' / 'captions.tsv'}", run_dir=root / "run")
+    return root
+
+
+def test_the_run_learns_the_toy_captions_exactly(toy_run):
+    metrics = json.loads((toy_run / "run" / "metrics.json").read_text())
+    assert metrics["val/bleu"] == pytest.approx(100) and metrics["test/bleu"] == pytest.approx(100)
+    assert metrics["test/bleu_signature"].startswith("nrefs:1|")
+    assert {"test/chrf", "test/loss", "val/loss"} <= set(metrics)
+    assert (toy_run / "run" / "attention" / "image_0.png").is_file()
+
+
+def test_predict_writes_one_caption_per_input_line(toy_run, tmp_path):
+    ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
+    images = write_toy(tmp_path / "new", 4, seed=5).parent
+    listing = images / "images.txt"
+    listing.write_text("0.png\n\n1.png\n2.png\n\n3.png\n")  # relative to the listing, with empty lines
+    out = tmp_path / "captions.txt"
+    command("seqtasks.predict", f"ckpt={ckpt}", f"input={listing}", f"output={out}", "decoding=greedy")
+    expected = ["a big red circle", "", "a small blue square", "a big red circle", "", "a small blue square"]
+    assert out.read_text().split("\n") == [*expected, ""]
+    n_best = command("seqtasks.predict", f"ckpt={ckpt}", f"input={listing}", "decoding=beam", "decoding.n_best=2")
+    lines = n_best.stdout.splitlines()
+    assert len(lines) == 2 * 4 + 2 and lines[0].startswith("0 ||| a big red circle ||| ")
+    assert lines[2] == "1 |||  ||| 0.0000"  # an empty line keeps its place
+
+
+def test_an_unreadable_image_names_the_input_file_and_line(toy_run, tmp_path):
+    ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
+    write_toy(tmp_path, 1, seed=0)
+    listing = tmp_path / "images.txt"
+    listing.write_text("0.png\nbroken.png\n")
+    result = command("seqtasks.predict", f"ckpt={ckpt}", f"input={listing}", check=False)
+    assert result.returncode == 2
+    assert f"error: {listing}:2: cannot read image {tmp_path / 'broken.png'}" in result.stderr
+
+
+def test_evaluate_scores_a_new_captions_file(toy_run, tmp_path):
+    ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
+    listing = write_toy(tmp_path, 6, seed=9)
+    lines = listing.read_text().splitlines()
+    listing.write_text("\n".join(lines[:-1] + [lines[-1].split("\t")[0] + "\ta big blue circle"]) + "\n")
+    metrics = json.loads(command("seqtasks.evaluate", f"ckpt={ckpt}", f"test={listing}", "decoding=greedy").stdout)
+    # the model says "a small blue square" for the last image, whose only reference is now wrong
+    assert metrics["test/attr_acc"] == pytest.approx(5 / 6) and 50 < metrics["test/bleu"] < 100
+    # every colour-shape pair of the new file was in training, except the wrong reference's
+    assert metrics["test/heldout_share"] == pytest.approx(1 / 6) and metrics["test/attr_acc_heldout"] == 0
+
+
+def untrained(image_encoder: dict, inputs: dict):
+    tokenizer = WordTokenizer().fit(list(TOY)).state()
+    head = {"name": "decoder", "embedding_dim": 8, "rnn": {"name": "gru", "hidden_size": 12, "num_layers": 1}}
+    return TASKS.build(
+        {"name": "captioning", "optimizer": {"_target_": "torch.optim.Adam"}},
+        tokenizers={"text": tokenizer},
+        image_encoder=image_encoder,
+        head={**head, "attention": {"name": "additive"}, "dropout": 0.0},
+        decoding={"name": "greedy"},
+        inputs=inputs,
+    ).eval()
+
+
+def test_the_decoder_is_invariant_to_padded_regions_and_padded_captions():
+    torch.manual_seed(0)
+    task = untrained({"name": "precomputed", "size": 8}, {"kind": "features", "size": 6, "image_size": 64})
+    alone_features, other = torch.randn(1, 3, 6), torch.randn(1, 5, 6)
+    alone_caption = torch.tensor([[2, 5, 6]])
+    with torch.no_grad():
+        alone, _ = task.decoder(alone_caption, task.encode(alone_features, torch.tensor([3])))  # (1, 3, V)
+        features = torch.cat([torch.cat([alone_features, torch.full((1, 2, 6), 9.0)], 1), other])  # (2, 5, 6)
+        captions = torch.tensor([[2, 5, 6, 0, 0, 0], [2, 6, 5, 6, 5, 6]])  # row 0 padded
+        batched, weights = task.decoder(captions, task.encode(features, torch.tensor([3, 5])))
+    torch.testing.assert_close(batched[0, :3], alone[0], atol=1e-5, rtol=1e-5)
+    assert (weights[0, :, 3:] == 0).all()  # padded regions get no attention at all
+
+
+def test_a_cnn_captioner_refuses_feature_arrays():
+    with pytest.raises(ConfigError, match="image_encoder=cnn reads image inputs, but the data gives features inputs"):
+        untrained({"name": "cnn", "channels": [4]}, {"kind": "features", "size": 6, "image_size": 64})
