@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from seqtasks.build import load_task
 from seqtasks.encoders.reference import reference_of
 from seqtasks.inspection.gradient_flow import decay_ratio, gradient_flow_figure, gradient_norms
+from seqtasks.plugins import load_plugins
 from seqtasks.registry import ENCODERS
 from seqtasks.tokenizers.char import CharTokenizer
 
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--no-fresh", action="store_true", help="only the checkpoints")
     parser.add_argument("--output", default="gradient_flow.png")
     args = parser.parse_args()
+    load_plugins()  # a checkpoint's task and encoder are looked up in the registries
     text = Path(args.text).read_text(encoding="utf-8")
     tokenizer = CharTokenizer().fit([text])
     ids = windows(text, tokenizer, args.batch, args.steps, args.seed)
