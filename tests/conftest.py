@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,8 +32,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 load_plugins()
 torch.set_num_threads(2)
-# Tokenised corpora are cached by content hash; the tests keep theirs apart from the user's cache.
+# Tokenised corpora are cached by content hash; the tests keep theirs apart from the user's cache,
+# and remove it when the session ends.
 os.environ["SEQTASKS_CACHE"] = tempfile.mkdtemp(prefix="seqtasks-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SEQTASKS_CACHE"], ignore_errors=True)
 
 TINY_TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
