@@ -193,7 +193,7 @@ def tokenizers_for(task: str, tokenizer: dict) -> dict:
 @pytest.mark.parametrize("option", options("task"))
 def test_task_options_build_and_train_a_step(compose_config, option):
     cfg = compose_config([f"task={option}", "tokenizer=char"])
-    if cfg.encoder is not None:  # captioning has an image encoder instead
+    if cfg.get("encoder") is not None:  # captioning has an image encoder instead
         cfg.encoder.hidden_size = 8
     task_class = check_config(cfg)
     tokenizer = TOKENIZERS.build(container(cfg.tokenizer)).fit(["some text"]).state()
