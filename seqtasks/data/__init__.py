@@ -8,4 +8,11 @@ from seqtasks.data.translation import Multi30k, ParallelData
 
 __all__ = [
     "CaptionData",
-    "Multi30k", "NamesData", "ParallelData", "SST2Data", "TaggingData", "TextStreamData", "TinyShakespeare"]
+    "Multi30k",
+    "NamesData",
+    "ParallelData",
+    "SST2Data",
+    "TaggingData",
+    "TextStreamData",
+    "TinyShakespeare",
+]

@@ -10,4 +10,10 @@ from seqtasks.tasks.translation import TranslationTask
 
 __all__ = [
     "CaptioningTask",
-    "ClassificationTask", "GenerationTask", "LanguageModelTask", "SeqTask", "TaggingTask", "TranslationTask"]
+    "ClassificationTask",
+    "GenerationTask",
+    "LanguageModelTask",
+    "SeqTask",
+    "TaggingTask",
+    "TranslationTask",
+]
