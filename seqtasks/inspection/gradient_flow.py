@@ -46,9 +46,11 @@ def gradient_flow_figure(curves: dict[str, Tensor], title: str = "Gradient flow 
     scale, normalised by the last step's norm so that curves of different models compare."""
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
-    for label, norms in curves.items():
+    for index, (label, norms) in enumerate(curves.items()):
         relative = (norms / norms[-1]).flip(0)  # distance 0 first
-        axes.semilogy(range(len(relative)), relative.numpy(), label=label)
+        # Ten colours, then the next line style: no two curves look alike.
+        style = {"color": f"C{index % 10}", "linestyle": ("-", "--", ":")[index // 10 % 3]}
+        axes.semilogy(range(len(relative)), relative.numpy(), label=label, **style)
     axes.set_xlabel("distance T - k (steps back from the loss)")
     axes.set_ylabel("||dL_T/dh_k|| / ||dL_T/dh_T||")
     axes.set_title(title)
