@@ -20,6 +20,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from seqtasks.checkpoint import load_checkpoint
 from seqtasks.errors import ConfigError, SeqtasksError
+from seqtasks.plugins import load_builtin_components
 from seqtasks.registry import (
     DATASETS,
     DECODING,
@@ -210,8 +211,10 @@ def save_tokenizers(tokenizers: dict[str, Tokenizer], directory: Path) -> None:
 
 
 def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
-    """The task of a checkpoint read by `load_checkpoint`, on CPU, in eval mode. Plugins it names must
-    have been loaded (`plugins=[...]`); with_callables also hands in what the builder would (evaluate)."""
+    """The task of a checkpoint read by `load_checkpoint`, on CPU, in eval mode. Built-in components
+    are loaded here; plugins it names must have been loaded (`plugins=[...]`); with_callables also
+    hands in what the builder would (evaluate)."""
+    load_builtin_components()  # library callers need not have run a CLI (which loads them) first
     name = checkpoint["seqtasks"]["task"]
     if name not in TASKS:
         plugins = checkpoint.get("hyper_parameters", {}).get("plugins") or []

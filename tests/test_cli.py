@@ -3,6 +3,8 @@ tested: --cfg/--help/--multirun, loggers, DDP on two CPU processes, mistakes in 
 predict and evaluate (in this process, through their main(argv)), and the errors for bad input."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,15 @@ def test_run_directory_holds_everything(trained_run):
     samples = [json.loads(line) for line in (trained_run / "samples.jsonl").read_text().splitlines()]
     assert [s["step"] for s in samples] == [3, 3, 3, 6, 6, 6]
     assert [s["temperature"] for s in samples[:3]] == [0.5, 0.8, 1.0]
+
+
+def test_a_library_caller_loads_a_checkpoint_without_loading_plugins_first(trained_run):
+    # A fresh interpreter, as a notebook would be: no CLI has filled the registries.
+    ckpt = str(trained_run / "checkpoints" / "best.ckpt")
+    code = f"from seqtasks.build import load_task; print(type(load_task({ckpt!r})).__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "LanguageModelTask"
 
 
 def test_predict_writes_seeded_samples(trained_run, tmp_path):
