@@ -2,6 +2,7 @@
 
 from seqtasks.image_encoders.base import ImageEncoder
 from seqtasks.image_encoders.cnn import ConvEncoder
+from seqtasks.image_encoders.factored_cnn import FactoredConvEncoder
 from seqtasks.image_encoders.precomputed import PrecomputedFeatures
 
-__all__ = ["ConvEncoder", "ImageEncoder", "PrecomputedFeatures"]
+__all__ = ["ConvEncoder", "FactoredConvEncoder", "ImageEncoder", "PrecomputedFeatures"]

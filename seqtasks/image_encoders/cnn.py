@@ -36,12 +36,22 @@ class ConvEncoder(ImageEncoder):
         self.output_size = width
 
     def forward(self, inputs: Tensor) -> Tensor:
-        if inputs.dim() != 4 or inputs.shape[1] != self.input_size:
-            raise ConfigError(
-                f"image_encoder=cnn reads images (B, {self.input_size}, H, W); got {tuple(inputs.shape)}: "
-                "feature arrays (.npy) need image_encoder=precomputed"
-            )
-        # uint8 pixels to roughly zero mean and unit spread; batch norm does the rest.
-        x = inputs.float().div(255.0).sub(0.5).div(0.25)  # (B, 3, H, W)
-        features = self.blocks(x)  # (B, D, h, w)
-        return features.flatten(2).transpose(1, 2)  # (B, h*w, D): the grid row by row
+        check_images(inputs, self.input_size, "cnn")
+        return self.feature_map(inputs).flatten(2).transpose(1, 2)  # (B, h*w, D): the grid row by row
+
+    def feature_map(self, images: Tensor) -> Tensor:
+        """(B, C, H, W) uint8 pixels -> (B, D, h, w), the last block's feature map."""
+        return self.blocks(normalise(images))
+
+
+def check_images(inputs: Tensor, channels: int, name: str) -> None:
+    if inputs.dim() != 4 or inputs.shape[1] != channels:
+        raise ConfigError(
+            f"image_encoder={name} reads images (B, {channels}, H, W); got {tuple(inputs.shape)}: "
+            "feature arrays (.npy) need image_encoder=precomputed"
+        )
+
+
+def normalise(images: Tensor) -> Tensor:
+    """uint8 pixels to roughly zero mean and unit spread; batch norm does the rest."""
+    return images.float().div(255.0).sub(0.5).div(0.25)

@@ -43,3 +43,25 @@ def test_each_encoder_refuses_the_other_kind_of_input():
     precomputed = IMAGE_ENCODERS.build({"name": "precomputed"}, input_size=10)
     with pytest.raises(ConfigError, match="images need image_encoder=cnn"):
         precomputed(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_factored_cnn_keeps_form_blind_to_colour_and_colour_blind_to_form():
+    encoder = IMAGE_ENCODERS.build({"name": "factored_cnn", "channels": [8, 16], "colour_channels": 4}, input_size=3)
+    encoder.eval()
+    red = torch.full((1, 3, 16, 16), 30, dtype=torch.uint8)
+    red[0, 0, 2:6, 2:6] = 200  # a red square in the top-left cell
+    blue = torch.full((1, 3, 16, 16), 30, dtype=torch.uint8)
+    blue[0, 2, 2:6, 2:6] = 200  # the same square in blue: the same HSV value everywhere
+    grid_red, grid_blue = encoder(red), encoder(blue)
+    assert grid_red.shape == (1, 64, 16 + 4) and encoder.output_size == 20  # 16x16 -> an 8x8 grid
+    form, colour = slice(0, 16), slice(16, 20)
+    torch.testing.assert_close(grid_red[..., form], grid_blue[..., form])
+    assert not torch.allclose(grid_red[..., colour], grid_blue[..., colour])
+    # One bright pixel moved inside its grid cell (2x2 pixels here): the colour half does not change,
+    # the form half does.
+    left, right = red.clone(), red.clone()
+    left[0, 1, 10, 10] = 250
+    right[0, 1, 10, 11] = 250
+    grid_left, grid_right = encoder(left), encoder(right)
+    torch.testing.assert_close(grid_left[..., colour], grid_right[..., colour])
+    assert not torch.allclose(grid_left[..., form], grid_right[..., form])

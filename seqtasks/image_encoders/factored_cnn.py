@@ -1,0 +1,57 @@
+"""A CNN whose features keep form and colour apart, so that a captioner can name a colour-shape
+pair it never saw in training (a green triangle, when training had green circles and blue
+triangles).
+
+A plain CNN trained on captions learns detectors of the pairs it was shown: its features of a
+green triangle are those of neither "green" nor "triangle" alone, and the decoder writes a pair it
+knows ("a green circle"). Here each half of a grid vector can only see one of the two:
+
+- form: the CNN of `cnn` over the HSV value channel (the largest of R, G, B at each pixel), which
+  is nearly the same for a saturated shape of any colour: colour-blind by construction;
+- colour: two 1x1 convolutions on each pixel's RGB (no neighbourhood, so no shape), averaged
+  over the pixels of each grid cell.
+
+The grid is their concatenation per cell, (B, R, form + colour); attention picks the cells of one
+shape and reads both its form and its colour there.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, cat, nn
+from torch.nn import functional as F
+
+from seqtasks.image_encoders.base import ImageEncoder
+from seqtasks.image_encoders.cnn import ConvEncoder, check_images, normalise
+from seqtasks.registry import IMAGE_ENCODERS
+from seqtasks.validation import PositiveInt
+
+
+@IMAGE_ENCODERS.register("factored_cnn")
+class FactoredConvEncoder(ImageEncoder):
+    """Form (a CNN over the HSV value channel) beside colour (per-pixel 1x1 convolutions, pooled per cell)."""
+
+    reads = "image"
+
+    def __init__(
+        self,
+        input_size: PositiveInt = 3,
+        channels: list[PositiveInt] = (32, 64, 128, 128),
+        colour_channels: PositiveInt = 32,
+    ):
+        super().__init__(input_size)
+        self.form = ConvEncoder(1, channels)
+        self.colour = nn.Sequential(
+            nn.Conv2d(input_size, colour_channels, 1),
+            nn.ReLU(),
+            nn.Conv2d(colour_channels, colour_channels, 1),
+            nn.ReLU(),
+        )
+        self.output_size = self.form.output_size + colour_channels
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        check_images(inputs, self.input_size, "factored_cnn")
+        value = inputs.amax(dim=1, keepdim=True)  # (B, 1, H, W): HSV's value, still uint8
+        form = self.form.feature_map(value)  # (B, form, h, w)
+        colour = self.colour(normalise(inputs))  # (B, colour, H, W)
+        colour = F.adaptive_avg_pool2d(colour, form.shape[-2:])  # (B, colour, h, w): the mean over each cell
+        return cat([form, colour], dim=1).flatten(2).transpose(1, 2)  # (B, h*w, form + colour)
