@@ -53,6 +53,15 @@ def pad_sequences(
     return padded.to(device), lengths.to(device)
 
 
+def teacher_forcing_targets(
+    sequences: Sequence[Sequence[int]], bos: int, eos: int, pad_id: int
+) -> tuple[Tensor, Tensor]:
+    """Target id lists -> the decoder's inputs (<bos> + ids) and outputs (ids + <eos>), each (B, T + 1) padded."""
+    target_in, _ = pad_sequences([[bos, *map(int, ids)] for ids in sequences], pad_id)
+    target_out, _ = pad_sequences([[*map(int, ids), eos] for ids in sequences], pad_id)
+    return target_in, target_out
+
+
 def length_sorted_chunks(sequences: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
     """Indices of the non-empty sequences, shortest first, in chunks of batch_size: inference
     batches with little padding (callers put results back by index)."""

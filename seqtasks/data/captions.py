@@ -21,7 +21,7 @@ import numpy as np
 from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
-from seqtasks.data.batching import TensorBatch, pad_sequences
+from seqtasks.data.batching import TensorBatch, teacher_forcing_targets
 from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.data.images import input_kind, load_input, stack_inputs
 from seqtasks.data.text import iter_lines
@@ -117,8 +117,7 @@ class CollateCaptions:
     def __call__(self, examples: Sequence[tuple[int, EncodedCaption]]) -> CaptionBatch:
         captions = [example for _, example in examples]
         inputs, regions = stack_inputs([c.inputs for c in captions])
-        target_in, _ = pad_sequences([[self.bos, *map(int, c.ids)] for c in captions], self.pad)
-        target_out, _ = pad_sequences([[*map(int, c.ids), self.eos] for c in captions], self.pad)
+        target_in, target_out = teacher_forcing_targets([c.ids for c in captions], self.bos, self.eos, self.pad)
         return CaptionBatch(
             inputs=inputs,
             regions=regions,

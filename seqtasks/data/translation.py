@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
-from seqtasks.data.batching import TensorBatch, pad_sequences
+from seqtasks.data.batching import TensorBatch, pad_sequences, teacher_forcing_targets
 from seqtasks.data.files import RemoteFile
 from seqtasks.data.parallel import ParallelCorpus
 from seqtasks.data.ragged import Ragged, RaggedBuilder
@@ -96,8 +96,9 @@ class CollatePairs:
     def __call__(self, examples: Sequence[tuple[int, EncodedPair]]) -> TranslationBatch:
         pairs = [pair for _, pair in examples]
         source, lengths = pad_sequences([p.source_ids for p in pairs], self.source_pad)
-        target_in, _ = pad_sequences([[self.bos, *map(int, p.target_ids)] for p in pairs], self.target_pad)
-        target_out, _ = pad_sequences([[*map(int, p.target_ids), self.eos] for p in pairs], self.target_pad)
+        target_in, target_out = teacher_forcing_targets(
+            [p.target_ids for p in pairs], self.bos, self.eos, self.target_pad
+        )
         return TranslationBatch(
             source=source,
             source_lengths=lengths,
