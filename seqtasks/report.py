@@ -49,6 +49,9 @@ def write_report(
     try:
         config = _read_yaml(run_dir / "config.yaml") or {}
         task = task or (config.get("task") or {}).get("name")
+        chosen = config.get("checkpoint") or {}
+        if chosen.get("monitor") and chosen.get("mode"):  # the run's own checkpoint.monitor
+            monitor = monitor or (chosen["monitor"], chosen["mode"])
         monitor = monitor or _monitor_of(task, config.get("plugins") or [])
         if csv_logs is None:
             csv_logs = sorted(run_dir.glob("*/version_*/metrics.csv"))

@@ -53,7 +53,7 @@ def tokens_in(batch: Any) -> int:
 
 
 def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trainer:
-    metric, mode = task_class.monitor
+    metric, mode = chosen_monitor(cfg, task_class)
     checkpoints = output_dir / "checkpoints"
     callbacks: list[L.Callback] = [
         # best.ckpt is chosen after validations only: a run that stops before its first
@@ -177,7 +177,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     write_outputs(output_dir, metrics)
     # report.md before the errors below, so that diverged and interrupted runs have one too; it never raises.
     csv_logs = [Path(logger.log_dir) / "metrics.csv" for logger in trainer.loggers if isinstance(logger, CSVLogger)]
-    rank_zero_only(write_report)(output_dir, cfg.task.name, task_class.monitor, csv_logs)
+    rank_zero_only(write_report)(output_dir, cfg.task.name, chosen_monitor(cfg, task_class), csv_logs)
     nonfinite = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     if nonfinite:
         raise TrainingError(
@@ -195,4 +195,15 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
 def selection_metric(cfg: DictConfig) -> tuple[str, str]:
     """The metric that selects checkpoints, and its direction ('min' or 'max'): what sweeps optimise."""
     load_plugins(cfg.plugins)
-    return TASKS.get(cfg.task.name, path="task").monitor
+    return chosen_monitor(cfg, TASKS.get(cfg.task.name, path="task"))
+
+
+def chosen_monitor(cfg: DictConfig, task_class: type) -> tuple[str, str]:
+    """checkpoint.monitor and checkpoint.mode where given, else the task's own `monitor`."""
+    metric, mode = task_class.monitor
+    wanted, wanted_mode = cfg.checkpoint.get("monitor"), cfg.checkpoint.get("mode")
+    if wanted is None or wanted == metric:
+        return metric, wanted_mode or mode
+    if wanted_mode not in ("min", "max"):
+        raise ConfigError(f"checkpoint.monitor={wanted} needs checkpoint.mode=max or checkpoint.mode=min")
+    return str(wanted), wanted_mode

@@ -11,7 +11,7 @@ import yaml
 from conftest import TINY_LM, TINY_TEXT, command, seqtasks, train
 
 from seqtasks.checkpoint import load_checkpoint
-from seqtasks.errors import DataError, TrainingError
+from seqtasks.errors import ConfigError, DataError, TrainingError
 from seqtasks.tasks.language_model import LanguageModelTask
 
 
@@ -75,6 +75,18 @@ def test_an_optuna_sweep_optimises_the_validation_metric_that_selects_checkpoint
     # The value each trial returned is its val/loss (never a test metric): the best is the lowest.
     assert results["best_value"] == pytest.approx(min(job["val/loss"] for job in jobs))
     assert {"task.optimizer.lr", "encoder.dropout"} <= set(results["best_params"])  # (hidden_size is fixed here)
+
+
+def test_checkpoint_monitor_replaces_the_metric_that_selects_checkpoints(data_root, tmp_path):
+    names = [f"data.root={data_root}", *SMALL, "trainer.max_epochs=2", "task.embedding_dim=8"]
+    with pytest.raises(ConfigError, match=r"checkpoint.monitor=val/loss needs checkpoint.mode=max or"):
+        train("experiment=names_classify", *names, "checkpoint.monitor=val/loss", run_dir=tmp_path / "no_mode")
+    run_dir = tmp_path / "by_loss"
+    train("experiment=names_classify", *names, "checkpoint.monitor=val/loss", "checkpoint.mode=min", run_dir=run_dir)
+    states = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")["callbacks"]
+    (selector,) = [state for key, state in states.items() if key.startswith("ModelCheckpoint")]
+    assert selector["monitor"] == "val/loss"  # names_classify's own is val/acc
+    assert "checkpoints are selected by `val/loss` (min)" in (run_dir / "report.md").read_text()
 
 
 def test_too_little_data_for_one_batch_fails_naming_the_split(data_root, tmp_path):

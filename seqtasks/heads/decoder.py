@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from seqtasks.errors import ConfigError
 from seqtasks.heads.base import Head
 from seqtasks.registry import ATTENTION, ENCODERS, HEADS, constructor_parameters
+from seqtasks.regularization import word_dropout
 from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
@@ -42,7 +43,9 @@ class RecurrentDecoder(Head):
         init: Literal["bridge", "last", "zero"] = "bridge",
         tie_embeddings: bool = True,
         dropout: Rate = 0.2,
+        word_dropout: Rate = 0.0,
         pad_id: NonNegativeInt = 0,
+        unk_id: NonNegativeInt | None = None,
     ):
         super().__init__()
         if attention is None and (init == "zero" or input_feeding):
@@ -50,8 +53,13 @@ class RecurrentDecoder(Head):
                 "a decoder without attention sees the source only through its initial state: "
                 "use head.init=bridge or last, and head.input_feeding=false"
             )
+        if word_dropout > 0 and unk_id is None:
+            raise ConfigError(
+                "head.word_dropout replaces target tokens by <unk>, which this tokenizer lacks: set it to 0"
+            )
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
+        self.word_dropout, self.pad_id, self.unk_id = word_dropout, pad_id, unk_id
         self.input_feeding = input_feeding
         self.init = init
         rnn_class = ENCODERS.check(rnn, "head.rnn", given=("input_size",))
@@ -113,6 +121,11 @@ class RecurrentDecoder(Head):
 
     def run(self, target_in: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
         """target_in (B, T) -> attentional vectors (B, T, H), weights (B, T, S) or None, state after."""
+        if self.training and self.word_dropout > 0:
+            # Hide some previous words (never <bos>), so that the next word leans on the source or
+            # image more than on the words before it: a captioner then names pairs it never saw.
+            real = (target_in != self.pad_id) & (torch.arange(target_in.shape[1], device=target_in.device) > 0)
+            target_in = word_dropout(target_in, self.word_dropout, self.unk_id, real)
         embedded = self.dropout(self.embedding(target_in))  # (B, T, E)
         rnn_state = state["rnn"]
         if not self.input_feeding:

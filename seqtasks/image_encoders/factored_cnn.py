@@ -8,8 +8,9 @@ knows ("a green circle"). Here each half of a grid vector can only see one of th
 
 - form: the CNN of `cnn` over the HSV value channel (the largest of R, G, B at each pixel), which
   is nearly the same for a saturated shape of any colour: colour-blind by construction;
-- colour: two 1x1 convolutions on each pixel's RGB (no neighbourhood, so no shape), averaged
-  over the pixels of each grid cell.
+- colour: two 1x1 convolutions on the RGB of small pixel blocks (`colour_pool` pixels a side,
+  averaged first: a block sees no shape, and the convolutions cost 1/colour_pool^2 of per-pixel
+  ones), averaged over the blocks of each grid cell.
 
 The grid is their concatenation per cell, (B, R, form + colour); attention picks the cells of one
 shape and reads both its form and its colour there.
@@ -28,7 +29,7 @@ from seqtasks.validation import PositiveInt
 
 @IMAGE_ENCODERS.register("factored_cnn")
 class FactoredConvEncoder(ImageEncoder):
-    """Form (a CNN over the HSV value channel) beside colour (per-pixel 1x1 convolutions, pooled per cell)."""
+    """Form (a CNN over the HSV value channel) beside colour (1x1 convolutions on pixel blocks, pooled per cell)."""
 
     reads = "image"
 
@@ -37,6 +38,7 @@ class FactoredConvEncoder(ImageEncoder):
         input_size: PositiveInt = 3,
         channels: list[PositiveInt] = (32, 64, 128, 128),
         colour_channels: PositiveInt = 32,
+        colour_pool: PositiveInt = 4,
     ):
         super().__init__(input_size)
         self.form = ConvEncoder(1, channels)
@@ -46,12 +48,15 @@ class FactoredConvEncoder(ImageEncoder):
             nn.Conv2d(colour_channels, colour_channels, 1),
             nn.ReLU(),
         )
+        self.colour_pool = colour_pool
         self.output_size = self.form.output_size + colour_channels
 
     def forward(self, inputs: Tensor) -> Tensor:
         check_images(inputs, self.input_size, "factored_cnn")
         value = inputs.amax(dim=1, keepdim=True)  # (B, 1, H, W): HSV's value, still uint8
         form = self.form.feature_map(value)  # (B, form, h, w)
-        colour = self.colour(normalise(inputs))  # (B, colour, H, W)
-        colour = F.adaptive_avg_pool2d(colour, form.shape[-2:])  # (B, colour, h, w): the mean over each cell
+        blocks = F.avg_pool2d(normalise(inputs), self.colour_pool, ceil_mode=True)  # (B, 3, H/p, W/p)
+        colour = F.adaptive_avg_pool2d(
+            self.colour(blocks), form.shape[-2:]
+        )  # (B, colour, h, w): the mean over each cell
         return cat([form, colour], dim=1).flatten(2).transpose(1, 2)  # (B, h*w, form + colour)

@@ -45,7 +45,10 @@ class EncoderDecoderTask(SeqTask):
 
     def build_decoder(self, head: dict, memory_size: int) -> RecurrentDecoder:
         """The `head` group's decoder over a memory of memory_size-wide vectors."""
-        return self.build_head(head, input_size=memory_size, vocab_size=len(self.target_tokenizer), pad_id=self.pad_id)
+        vocab = self.target_tokenizer.vocab
+        return self.build_head(
+            head, input_size=memory_size, vocab_size=len(self.target_tokenizer), pad_id=self.pad_id, unk_id=vocab.unk_id
+        )
 
     # --- training ----------------------------------------------------------------------------------
     def token_nll(self, state: dict[str, Any], target_in: Tensor, target_out: Tensor, smoothing: float = 0.0) -> Tensor:

@@ -108,3 +108,46 @@ def test_bad_combinations_fail_clearly():
             input_size=MEMORY_SIZE,
             vocab_size=5,
         )
+
+
+def test_word_dropout_hides_previous_words_in_training_only_and_never_bos():
+    decoder = HEADS.build(
+        {
+            "name": "decoder",
+            "embedding_dim": 6,
+            "rnn": {"name": "gru", "hidden_size": MEMORY_SIZE},
+            "attention": {"name": "general"},
+            "dropout": 0.0,
+            "word_dropout": 0.5,
+        },
+        "head",
+        input_size=MEMORY_SIZE,
+        vocab_size=13,
+        pad_id=0,
+        unk_id=1,
+    )
+    decoder.word_dropout = 1.0  # every word (the config allows < 1): the outcome is certain
+    state = initial_state(decoder)
+    bos, one, other = torch.full((3, 1), 2), torch.randint(3, 13, (3, 6)), torch.randint(3, 13, (3, 6))
+    unk = torch.cat([bos, torch.ones(3, 6, dtype=torch.long)], dim=1)
+    # Training: every word after <bos> is <unk>, whatever it was.
+    trained_one, _ = decoder.train()(torch.cat([bos, one], dim=1), state)
+    trained_other, _ = decoder(torch.cat([bos, other], dim=1), state)
+    torch.testing.assert_close(trained_one, trained_other)
+    torch.testing.assert_close(trained_one, decoder(unk, state)[0])
+    # <bos> is kept: the first step differs from an <unk> first step.
+    assert not torch.allclose(trained_one[:, 0], decoder(torch.ones(3, 7, dtype=torch.long), state)[0][:, 0])
+    # Evaluation: the words are seen.
+    assert not torch.allclose(decoder.eval()(torch.cat([bos, one], dim=1), state)[0], trained_one)
+
+
+def test_word_dropout_needs_an_unk_token():
+    with pytest.raises(ConfigError, match="head.word_dropout replaces target tokens by <unk>"):
+        HEADS.build(
+            {"name": "decoder", "rnn": {"name": "gru", "hidden_size": 4}, "attention": None, "word_dropout": 0.1},
+            "head",
+            input_size=4,
+            vocab_size=13,
+            pad_id=0,
+            unk_id=None,
+        )
