@@ -110,7 +110,10 @@ class Telemetry(L.Callback):
             for hook in self._hooks:
                 hook.remove()
             self._hooks = []
-            self._measure(trainer, task)
+            # The replica's layers draw initial weights from the global generator: fork it, so that
+            # watching a run leaves its dropout masks and shuffling, and so its results, as they were.
+            with torch.random.fork_rng(devices=[task.device] if task.device.type == "cuda" else []):
+                self._measure(trainer, task)
 
     # --- gradients -----------------------------------------------------------------------------
     def on_before_optimizer_step(self, trainer, task, optimizer) -> None:

@@ -11,6 +11,7 @@ from test_classification_task import NAMES
 from test_translation_task import TINY_TRANSLATION, reversal_pairs, write_tsv
 
 from seqtasks.callbacks.telemetry import Telemetry, parameter_group
+from seqtasks.checkpoint import load_checkpoint
 from seqtasks.encoders.cells import GRUCell, LSTMCell
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
@@ -67,6 +68,20 @@ def test_a_classification_run_logs_its_confusion_matrix_and_a_language_model_its
     train("data=text_file", f"data.path={text}", *TINY_LM, "logger=tensorboard", run_dir=tmp_path / "lm_run")
     tensors = tensorboard_events(tmp_path / "lm_run").Tags()["tensors"]  # add_text is stored as tensors
     assert any(tag.startswith("samples/temperature_0.5") for tag in tensors)
+
+
+def test_telemetry_leaves_the_run_as_it_was(tmp_path):
+    # Dropout draws from the global generator every step: telemetry's replicas must not.
+    text = tmp_path / "input.txt"
+    text.write_text(TINY_TEXT)
+    common = [*TINY_LM, "data=text_file", f"data.path={text}", "encoder.dropout=0.3", "encoder.num_layers=2"]
+    runs = {}
+    for every in (0, 2):
+        run_dir = tmp_path / f"every_{every}"
+        train(*common, f"telemetry.every_n_steps={every}", "samples.every_n_steps=0", "logger={}", run_dir=run_dir)
+        runs[every] = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    for name, weights in runs[0].items():
+        assert torch.equal(weights, runs[2][name]), name
 
 
 def test_parameters_are_grouped_by_module_and_layer():
