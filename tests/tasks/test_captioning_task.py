@@ -29,6 +29,7 @@ TINY_CAPTIONING = [
     "head.rnn.hidden_size=32",
     "head.rnn.dropout=0",
     "head.dropout=0",
+    "head.word_dropout=0",  # the toy is learned exactly in 12 epochs; hiding words slows that
     "task.label_smoothing=0",
     "task.optimizer.lr=0.01",
     "task.scheduler.warmup_steps=5",
