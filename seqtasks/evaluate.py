@@ -48,6 +48,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if task.strategy is None:
             raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
         task.strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding")
+    if cfg.get("guidance") is not None:
+        task.use_guidance(float(cfg.guidance))
     data_config = dict(run_config["data"])
     if cfg.test is not None:
         test = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test

@@ -88,6 +88,8 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
     )
     if strategy is not None and task.strategy is None:
         raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
+    if cfg.get("guidance") is not None:
+        task.use_guidance(float(cfg.guidance))
     lines = None if cfg.input is None else read_lines(cfg.input, allow_empty=True)
     if lines is None and task.needs_input:
         raise ConfigError(

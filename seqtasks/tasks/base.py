@@ -238,6 +238,11 @@ class SeqTask(L.LightningModule):
             raise ConfigError(f"task '{self.registered_name}' does not decode")
         return self.strategy
 
+    def use_guidance(self, weight: float) -> None:
+        """Decode with this classifier-free guidance weight (`guidance=` of predict and evaluate);
+        only a task whose decoder also learned without its input has it (captioning)."""
+        raise ConfigError(f"task '{self.registered_name}' has no guidance: drop guidance=...")
+
     def require_input(self, lines: list[str] | None, what: str) -> list[str]:
         """The input lines, or a ConfigError saying what the task reads."""
         if lines is None:

@@ -31,15 +31,16 @@ from seqtasks.callbacks.attention import image_attention_figure
 from seqtasks.data import shapes
 from seqtasks.data.captions import CaptionBatch, resolve
 from seqtasks.data.images import load_input, stack_inputs
-from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.decoding.base import DecodingStrategy, StepFunction
 from seqtasks.decoding.greedy import Greedy
+from seqtasks.decoding.guidance import GuidedStep
 from seqtasks.errors import ConfigError
 from seqtasks.metrics import attribute_scores, corpus_scores, loss_scores
 from seqtasks.registry import IMAGE_ENCODERS, TASKS
 from seqtasks.tasks.base import PredictOptions
 from seqtasks.tasks.encoder_decoder import EncoderDecoderTask, Hypotheses
 from seqtasks.tensors import lengths_mask
-from seqtasks.validation import PositiveInt, Rate
+from seqtasks.validation import NonNegativeFloat, PositiveInt, Rate
 
 # What the image encoder reads when the task is built without data (the data's input_spec()
 # otherwise): RGB images at data=captions' default side.
@@ -62,11 +63,15 @@ class CaptioningTask(EncoderDecoderTask):
         dropout: Rate = 0.0,
         max_length: PositiveInt = 30,
         attributes: Literal["shapes"] | None = None,
+        image_dropout: Rate = 0.0,
+        guidance: NonNegativeFloat = 1.0,
         inputs: dict | None = None,
         seen_combinations: list[str] | None = None,
         **shared: Any,
     ):
         super().__init__(decoding=decoding, **shared)
+        self.image_dropout = image_dropout
+        self.use_guidance(guidance, key="task.guidance")
         self.inputs = dict(inputs or IMAGES)
         self.image_encoder = IMAGE_ENCODERS.build(image_encoder, "image_encoder", input_size=self.inputs["size"])
         reads, given = self.image_encoder.reads, self.inputs["kind"]
@@ -91,27 +96,65 @@ class CaptioningTask(EncoderDecoderTask):
         return {"inputs": data.input_spec(), "seen_combinations": sorted(seen)}
 
     # --- model -------------------------------------------------------------------------------------
-    def encode(self, inputs: Tensor, regions: Tensor | None) -> dict[str, Any]:
-        """inputs (see CaptionBatch), regions (B,) or None -> the decoder's initial state."""
+    def image_grid(self, inputs: Tensor, regions: Tensor | None) -> tuple[Tensor, Tensor]:
+        """inputs (see CaptionBatch), regions (B,) or None -> grid (B, R, D), mask (B, R) true on regions."""
         grid = self.dropout(self.image_encoder(inputs))  # (B, R, D)
         if regions is None:
-            mask = grid.new_ones(grid.shape[:2], dtype=torch.bool)  # (B, R): every cell of the grid
-        else:
-            mask = lengths_mask(regions.to(grid.device), grid.shape[1])  # (B, R)
+            return grid, grid.new_ones(grid.shape[:2], dtype=torch.bool)  # every cell of the grid
+        return grid, lengths_mask(regions.to(grid.device), grid.shape[1])
+
+    def start(self, grid: Tensor, mask: Tensor) -> dict[str, Any]:
+        """grid (B, R, D), mask (B, R) -> the decoder's initial state, started from the grid's mean."""
         mean = (grid * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (B, D)
         return self.decoder.initial_state(grid, mask, mean)
 
+    def encode(self, inputs: Tensor, regions: Tensor | None) -> dict[str, Any]:
+        """inputs, regions -> the decoder's initial state on the image."""
+        return self.start(*self.image_grid(inputs, regions))
+
+    def search_state(self, grid: Tensor, mask: Tensor) -> Any:
+        """What decoding_step steps from: the state on the image, and with guidance also the state
+        on no image (an all-zero grid, as image_dropout trained it)."""
+        state = self.start(grid, mask)
+        if self.guidance == 1.0:
+            return state
+        return {"input": state, "none": self.start(torch.zeros_like(grid), mask)}
+
+    def use_guidance(self, weight: float, key: str = "guidance") -> None:
+        if weight < 0:
+            raise ConfigError(f"{key}={weight}: a guidance weight is >= 0 (1: the image alone, 0: the prior alone)")
+        if weight != 1.0 and self.image_dropout == 0.0:
+            raise ConfigError(
+                f"{key}={weight} weighs the decoder against its captions' prior, which it learns only "
+                "from captions whose image it does not see: train with task.image_dropout > 0 (e.g. 0.15), "
+                f"or set {key}=1"
+            )
+        self.guidance = weight
+
+    @property
+    def decoding_step(self) -> StepFunction:
+        if self.guidance == 1.0:
+            return self.decoder.step
+        return GuidedStep(self.decoder.step, self.guidance)
+
     def training_loss(self, batch: CaptionBatch) -> Tensor:
-        state = self.encode(batch.inputs, batch.regions)
+        grid, mask = self.image_grid(batch.inputs, batch.regions)
+        if self.training and self.image_dropout > 0:
+            # Some captions without their image (an all-zero grid): the decoder also learns the
+            # captions' prior, which guidance (task.guidance) extrapolates away from when decoding.
+            hidden = torch.rand(grid.shape[0], device=grid.device) < self.image_dropout  # (B,)
+            grid = grid.masked_fill(hidden[:, None, None], 0.0)
+        state = self.start(grid, mask)
         return self.token_nll(state, batch.target_in, batch.target_out, self.label_smoothing).sum() / batch.num_tokens
 
     def evaluate(self, batch: CaptionBatch, stage: str) -> dict[int, tuple[str, list[str], float, int]]:
         """index -> (caption, references, summed NLL of the first reference, its tokens).
         Validation decodes greedily (fast), test with the run's strategy."""
-        state = self.encode(batch.inputs, batch.regions)
-        nll = self.token_nll(state, batch.target_in, batch.target_out).sum(1).tolist()  # (B,)
+        grid, mask = self.image_grid(batch.inputs, batch.regions)
+        nll = self.token_nll(self.start(grid, mask), batch.target_in, batch.target_out).sum(1).tolist()  # (B,)
         tokens = (batch.target_out != self.pad_id).sum(1).tolist()
         strategy = Greedy() if stage == "val" else self.strategy
+        state = self.search_state(grid, mask)
         captions = [best[0][0] for best in self.caption_state(state, len(batch), strategy, n=1)]
         rows = zip(captions, batch.references, nll, tokens, strict=True)
         return dict(zip(batch.indices, rows, strict=True))
@@ -131,7 +174,7 @@ class CaptioningTask(EncoderDecoderTask):
     def caption_state(
         self, state: dict[str, Any], batch: int, strategy: DecodingStrategy, n: int | None = None
     ) -> list[Hypotheses]:
-        """The decoder's initial state of `batch` images -> per image its n (default: the
+        """The search state of `batch` images (search_state) -> per image its n (default: the
         strategy's n_best) captions, best first, with scores."""
         max_len = torch.full((batch,), self.max_length, dtype=torch.long, device=self.device)
         return self.detokenise(*self.search_from(state, max_len, strategy, n))
@@ -145,7 +188,7 @@ class CaptioningTask(EncoderDecoderTask):
         with self.inference():
             for start in range(0, len(arrays), batch_size):
                 inputs, regions = stack_inputs(arrays[start : start + batch_size])
-                state = self.encode(inputs.to(self.device), regions)
+                state = self.search_state(*self.image_grid(inputs.to(self.device), regions))
                 results += self.caption_state(state, len(inputs), strategy)
         return results
 
@@ -170,10 +213,11 @@ class CaptioningTask(EncoderDecoderTask):
         images = data.read("val").inputs[:count]
         with self.inference():
             inputs, _ = stack_inputs(images)
-            state = self.encode(inputs.to(self.device), None)
+            grid, mask = self.image_grid(inputs.to(self.device), None)
             max_len = torch.full((len(images),), self.max_length, dtype=torch.long, device=self.device)
-            tokens, _ = self.search_from(state, max_len, Greedy(), n=1)  # (B, 1, T)
-            outputs, weights = self.replay_attention(state, tokens[:, 0], max_len)  # weights (B, T', R)
+            tokens, _ = self.search_from(self.search_state(grid, mask), max_len, Greedy(), n=1)  # (B, 1, T)
+            # Where the decoder looked on the image (a guided caption's other branch sees none).
+            outputs, weights = self.replay_attention(self.start(grid, mask), tokens[:, 0], max_len)  # (B, T', R)
         words = self.target_tokenizer.vocab.tokens
         return {
             f"image_{i}": image_attention_figure(image, [words[t] for t in ids], weights[i, : len(ids)])

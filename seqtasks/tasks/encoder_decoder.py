@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from seqtasks.data.batching import pad_sequences
-from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.decoding.base import DecodingStrategy, StepFunction
 from seqtasks.errors import ConfigError
 from seqtasks.heads.decoder import RecurrentDecoder
 from seqtasks.registry import DECODING
@@ -65,13 +65,19 @@ class EncoderDecoderTask(SeqTask):
         return nll.view_as(target_out)
 
     # --- decoding ----------------------------------------------------------------------------------
+    @property
+    def decoding_step(self) -> StepFunction:
+        """What the strategies step through: the decoder's own step (captioning may guide it)."""
+        return self.decoder.step
+
     def search_from(
         self, state: dict[str, Any], max_len: Tensor, strategy: DecodingStrategy, n: int | None = None
     ) -> tuple[Tensor, Tensor]:
-        """From the decoder's initial state and each row's length limit max_len (B,) -> token ids
-        (B, N, T) and scores (B, N) of n (default: the strategy's n_best) hypotheses, best first."""
+        """From the state decoding_step starts from (the decoder's initial state) and each row's
+        length limit max_len (B,) -> token ids (B, N, T) and scores (B, N) of n (default: the
+        strategy's n_best) hypotheses, best first."""
         first = torch.full_like(max_len, self.bos_id)
-        return strategy.search(self.decoder.step, state, first, max_len, eos_id=self.eos_id, n=n)
+        return strategy.search(self.decoding_step, state, first, max_len, eos_id=self.eos_id, n=n)
 
     def detokenise(self, tokens: Tensor, scores: Tensor) -> list[Hypotheses]:
         """tokens (B, N, T), scores (B, N) -> per row its N (text, score), in that order."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,6 +32,8 @@ TINY_CAPTIONING = [
     "head.dropout=0",
     "head.word_dropout=0",  # the toy is learned exactly in 12 epochs; hiding words slows that
     "task.label_smoothing=0",
+    "task.image_dropout=0",  # every caption with its image: guidance=... must then be refused
+    "task.guidance=1",
     "task.optimizer.lr=0.01",
     "task.scheduler.warmup_steps=5",
     "trainer.max_epochs=12",
@@ -102,6 +105,17 @@ def test_an_unreadable_image_names_the_input_file_and_line(toy_run, tmp_path):
     assert f"error: {listing}:2: cannot read image {tmp_path / 'broken.png'}" in result.stderr
 
 
+def test_guidance_of_a_model_trained_on_every_image_fails_in_one_line(toy_run, tmp_path):
+    ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
+    listing = write_toy(tmp_path, 1, seed=0).parent / "images.txt"
+    listing.write_text("0.png\n")
+    assert command("seqtasks.predict", f"ckpt={ckpt}", f"input={listing}", "guidance=1").stdout == "a big red circle\n"
+    for module, args in (("seqtasks.predict", [f"input={listing}"]), ("seqtasks.evaluate", [])):
+        result = command(module, f"ckpt={ckpt}", *args, "guidance=2", check=False)
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: guidance=2.0 weighs the decoder against its captions' prior")
+
+
 def test_evaluate_scores_a_new_captions_file(toy_run, tmp_path):
     ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
     listing = write_toy(tmp_path, 6, seed=9)
@@ -114,11 +128,11 @@ def test_evaluate_scores_a_new_captions_file(toy_run, tmp_path):
     assert metrics["test/heldout_share"] == pytest.approx(1 / 6) and metrics["test/attr_acc_heldout"] == 0
 
 
-def untrained(image_encoder: dict, inputs: dict):
+def untrained(image_encoder: dict, inputs: dict, **options):
     tokenizer = WordTokenizer().fit(list(TOY)).state()
     head = {"name": "decoder", "embedding_dim": 8, "rnn": {"name": "gru", "hidden_size": 12, "num_layers": 1}}
     return TASKS.build(
-        {"name": "captioning", "optimizer": {"_target_": "torch.optim.Adam"}},
+        {"name": "captioning", "optimizer": {"_target_": "torch.optim.Adam"}, **options},
         tokenizers={"text": tokenizer},
         image_encoder=image_encoder,
         head={**head, "attention": {"name": "additive"}, "dropout": 0.0},
@@ -144,3 +158,41 @@ def test_the_decoder_is_invariant_to_padded_regions_and_padded_captions():
 def test_a_cnn_captioner_refuses_feature_arrays():
     with pytest.raises(ConfigError, match="image_encoder=cnn reads image inputs, but the data gives features inputs"):
         untrained({"name": "cnn", "channels": [4]}, {"kind": "features", "size": 6, "image_size": 64})
+
+
+FEATURES = {"kind": "features", "size": 6, "image_size": 64}
+
+
+def test_guidance_needs_captions_trained_without_their_image():
+    with pytest.raises(ConfigError, match=r"task.guidance=2.0 .* train with task.image_dropout > 0"):
+        untrained({"name": "precomputed", "size": 8}, FEATURES, guidance=2.0)
+
+
+def test_a_guided_step_extrapolates_from_the_decoder_on_no_image_to_the_decoder_on_the_image():
+    torch.manual_seed(0)
+    task = untrained({"name": "precomputed", "size": 8}, FEATURES, image_dropout=0.1, guidance=2.5)
+    features, regions, bos = torch.randn(2, 5, 6), torch.tensor([5, 3]), torch.full((2,), task.bos_id)
+    with torch.no_grad():
+        grid, mask = task.image_grid(features, regions)
+        on_image, _ = task.decoder.step(bos, task.start(grid, mask))  # (2, V)
+        on_none, _ = task.decoder.step(bos, task.start(torch.zeros_like(grid), mask))
+        guided, _ = task.decoding_step(bos, task.search_state(grid, mask))
+    torch.testing.assert_close(guided, (on_none + 2.5 * (on_image - on_none)).log_softmax(-1))
+    assert not torch.allclose(guided, on_image)
+
+
+def test_image_dropout_hides_images_in_training_only():
+    torch.manual_seed(0)
+    task = untrained({"name": "precomputed", "size": 8}, FEATURES, image_dropout=0.5)
+    batch = SimpleNamespace(
+        inputs=torch.randn(64, 5, 6),
+        regions=torch.full((64,), 5),
+        target_in=torch.full((64, 3), task.bos_id),
+        target_out=torch.full((64, 3), task.eos_id),
+        num_tokens=192,
+    )
+    with torch.no_grad():
+        evaluated = {float(task.training_loss(batch)) for _ in range(2)}
+        task.train()
+        losses = {float(task.training_loss(batch)) for _ in range(3)}
+    assert len(evaluated) == 1 and len(losses) == 3  # a new half of the images hidden at each training step
