@@ -22,6 +22,7 @@ from urllib.parse import quote
 import yaml
 
 from seqtasks.atomic import atomic_write
+from seqtasks.monitor import resolve_monitor
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,9 @@ def write_report(
         config = _read_yaml(run_dir / "config.yaml") or {}
         task = task or (config.get("task") or {}).get("name")
         chosen = config.get("checkpoint") or {}
-        if chosen.get("monitor") and chosen.get("mode"):  # the run's own checkpoint.monitor
-            monitor = monitor or (chosen["monitor"], chosen["mode"])
-        monitor = monitor or _monitor_of(task, config.get("plugins") or [])
+        if monitor is None:  # the run's checkpoint.monitor, by the rule the run used
+            default = _monitor_of(task, config.get("plugins") or [])
+            monitor = resolve_monitor(chosen.get("monitor"), chosen.get("mode"), default)
         if csv_logs is None:
             csv_logs = sorted(run_dir.glob("*/version_*/metrics.csv"))
         text = _report(run_dir, task, monitor, [Path(p) for p in csv_logs])

@@ -30,6 +30,7 @@ from seqtasks.build import build_task, check_config, container, restore_task
 from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry
 from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
+from seqtasks.monitor import resolve_monitor
 from seqtasks.plugins import load_plugins
 from seqtasks.precision import resolve_precision
 from seqtasks.registry import DATASETS, TASKS
@@ -200,10 +201,4 @@ def selection_metric(cfg: DictConfig) -> tuple[str, str]:
 
 def chosen_monitor(cfg: DictConfig, task_class: type) -> tuple[str, str]:
     """checkpoint.monitor and checkpoint.mode where given, else the task's own `monitor`."""
-    metric, mode = task_class.monitor
-    wanted, wanted_mode = cfg.checkpoint.get("monitor"), cfg.checkpoint.get("mode")
-    if wanted is None or wanted == metric:
-        return metric, wanted_mode or mode
-    if wanted_mode not in ("min", "max"):
-        raise ConfigError(f"checkpoint.monitor={wanted} needs checkpoint.mode=max or checkpoint.mode=min")
-    return str(wanted), wanted_mode
+    return resolve_monitor(cfg.checkpoint.get("monitor"), cfg.checkpoint.get("mode"), task_class.monitor)
