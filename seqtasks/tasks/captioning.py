@@ -112,10 +112,10 @@ class CaptioningTask(EncoderDecoderTask):
         """inputs, regions -> the decoder's initial state on the image."""
         return self.start(*self.image_grid(inputs, regions))
 
-    def search_state(self, grid: Tensor, mask: Tensor) -> Any:
-        """What decoding_step steps from: the state on the image, and with guidance also the state
-        on no image (an all-zero grid, as image_dropout trained it)."""
-        state = self.start(grid, mask)
+    def search_state(self, grid: Tensor, mask: Tensor, state: dict[str, Any] | None = None) -> Any:
+        """What decoding_step steps from: the state on the image (`state`, when already started),
+        and with guidance also the state on no image (an all-zero grid, as image_dropout trained it)."""
+        state = state or self.start(grid, mask)
         if self.guidance == 1.0:
             return state
         return {"input": state, "none": self.start(torch.zeros_like(grid), mask)}
@@ -151,10 +151,11 @@ class CaptioningTask(EncoderDecoderTask):
         """index -> (caption, references, summed NLL of the first reference, its tokens).
         Validation decodes greedily (fast), test with the run's strategy."""
         grid, mask = self.image_grid(batch.inputs, batch.regions)
-        nll = self.token_nll(self.start(grid, mask), batch.target_in, batch.target_out).sum(1).tolist()  # (B,)
+        state = self.start(grid, mask)
+        nll = self.token_nll(state, batch.target_in, batch.target_out).sum(1).tolist()  # (B,)
         tokens = (batch.target_out != self.pad_id).sum(1).tolist()
         strategy = Greedy() if stage == "val" else self.strategy
-        state = self.search_state(grid, mask)
+        state = self.search_state(grid, mask, state)
         captions = [best[0][0] for best in self.caption_state(state, len(batch), strategy, n=1)]
         rows = zip(captions, batch.references, nll, tokens, strict=True)
         return dict(zip(batch.indices, rows, strict=True))
@@ -215,9 +216,10 @@ class CaptioningTask(EncoderDecoderTask):
             inputs, _ = stack_inputs(images)
             grid, mask = self.image_grid(inputs.to(self.device), None)
             max_len = torch.full((len(images),), self.max_length, dtype=torch.long, device=self.device)
-            tokens, _ = self.search_from(self.search_state(grid, mask), max_len, Greedy(), n=1)  # (B, 1, T)
+            state = self.start(grid, mask)
+            tokens, _ = self.search_from(self.search_state(grid, mask, state), max_len, Greedy(), n=1)  # (B, 1, T)
             # Where the decoder looked on the image (a guided caption's other branch sees none).
-            outputs, weights = self.replay_attention(self.start(grid, mask), tokens[:, 0], max_len)  # (B, T', R)
+            outputs, weights = self.replay_attention(state, tokens[:, 0], max_len)  # (B, T', R)
         words = self.target_tokenizer.vocab.tokens
         return {
             f"image_{i}": image_attention_figure(image, [words[t] for t in ids], weights[i, : len(ids)])
