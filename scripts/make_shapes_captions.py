@@ -8,9 +8,11 @@ lines, image paths relative to the TSV: `--captions` different paraphrases per t
 `--references` per val/test image (the references BLEU scores against). Deterministic: the same
 arguments write the same bytes.
 
-Generalisation, not memorisation: the colour-shape pairs in HELD_OUT never occur in training or
-validation images; half the test images hold at least one of them (the task reports attribute
-accuracy on those apart: `test/attr_acc_heldout`).
+Generalisation, not memorisation: the colour-shape pairs in HELD_OUT never occur in training
+images; half the validation and half the test images hold at least one of them (the task reports
+attribute accuracy on those apart: `val/attr_acc_heldout`, `test/attr_acc_heldout`). Validation
+holds them so that checkpoints and decoding settings are chosen for generalisation, on images the
+test never sees.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ def holds_held_out(scene: Scene) -> bool:
 
 
 def split_scenes(split: str, count: int, rng: np.random.Generator) -> list[Scene]:
-    """Scenes without a held-out pair; in test, every other one with at least one."""
+    """Scenes without a held-out pair; in val and test, every other one with at least one."""
     scenes = []
     while len(scenes) < count:
         scene = random_scene(rng)
-        wanted = split == "test" and len(scenes) % 2 == 1
+        wanted = split != "train" and len(scenes) % 2 == 1
         if holds_held_out(scene) == wanted:
             scenes.append(scene)
     return scenes
@@ -57,8 +59,8 @@ def main() -> None:
     default_root = Path(os.environ.get("SEQTASKS_DATA", Path.home() / ".cache" / "seqtasks"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=default_root / "shapes_captions")
-    parser.add_argument("--train", type=int, default=6000, help="training images")
-    parser.add_argument("--val", type=int, default=500, help="validation images")
+    parser.add_argument("--train", type=int, default=24000, help="training images")
+    parser.add_argument("--val", type=int, default=500, help="validation images (half with a held-out pair)")
     parser.add_argument("--test", type=int, default=1000, help="test images (half with a held-out pair)")
     parser.add_argument("--captions", type=int, default=2, help="captions per training image")
     parser.add_argument("--references", type=int, default=3, help="captions per val/test image")

@@ -49,19 +49,22 @@ def test_render_draws_each_shape_in_its_colour_at_its_place():
     assert left[0] > 180 and left[2] < 80 and right[2] > 200 and right[0] < 100
 
 
-def test_the_script_is_deterministic_and_holds_out_pairs_from_training(tmp_path):
+def test_the_script_is_deterministic_and_holds_out_pairs_from_training_only(tmp_path):
     script = make_shapes_script()
     for out in (tmp_path / "a", tmp_path / "b"):
         (out / "images").mkdir(parents=True)
-        for split, count in (("train", 12), ("test", 6)):
+        for split, count in (("train", 12), ("val", 4), ("test", 6)):
             script.write_split(out, split, count, 2, seed=3)
     assert (tmp_path / "a" / "train.tsv").read_bytes() == (tmp_path / "b" / "train.tsv").read_bytes()
     assert (tmp_path / "a" / "images" / "test_00005.png").read_bytes() == (
         tmp_path / "b" / "images" / "test_00005.png"
     ).read_bytes()
-    train, test = (read_captions(tmp_path / "a" / f"{split}.tsv", 64) for split in ("train", "test"))
-    held = [any((c, s) in script.HELD_OUT for _, c, s in shapes.parse(caps[0])) for caps in test.captions]
-    assert held == [False, True] * 3
+    train, val, test = (read_captions(tmp_path / "a" / f"{split}.tsv", 64) for split in ("train", "val", "test"))
+
+    def held(split):
+        return [any((c, s) in script.HELD_OUT for _, c, s in shapes.parse(caps[0])) for caps in split.captions]
+
+    assert held(val) == [False, True] * 2 and held(test) == [False, True] * 3
     assert not any((c, s) in script.HELD_OUT for caps in train.captions for _, c, s in shapes.parse(caps[0]))
     assert len(train) == 12 and all(1 <= len(caps) <= 2 for caps in train.captions)
     assert Image.open(train.paths[0]).size == (64, 64)
