@@ -237,3 +237,16 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
 def load_task(path: str | Path):
     """The trained task (LightningModule) in a checkpoint file, on CPU, in eval mode."""
     return restore_task(load_checkpoint(path))
+
+
+def decoding_overrides(cfg: DictConfig, task) -> Any:
+    """predict's and evaluate's `decoding=` and `guidance=` for a trained task: guidance is set on
+    the task, the strategy returned (None: the run's own); a task that does not decode refuses one."""
+    strategy = None
+    if cfg.get("decoding"):
+        if task.strategy is None:
+            raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
+        strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding")
+    if cfg.get("guidance") is not None:
+        task.use_guidance(float(cfg.guidance))
+    return strategy

@@ -23,12 +23,12 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from seqtasks.atomic import atomic_write
-from seqtasks.build import restore_task
+from seqtasks.build import decoding_overrides, restore_task
 from seqtasks.checkpoint import load_checkpoint
 from seqtasks.config import compose_config
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.plugins import load_plugins
-from seqtasks.registry import DATASETS, DECODING
+from seqtasks.registry import DATASETS
 
 
 def from_cwd(path: str) -> str:
@@ -44,12 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not run_config:
         raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config to rebuild its data from")
     task = restore_task(checkpoint, with_callables=True)
-    if cfg.get("decoding"):
-        if task.strategy is None:
-            raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
-        task.strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding")
-    if cfg.get("guidance") is not None:
-        task.use_guidance(float(cfg.guidance))
+    task.strategy = decoding_overrides(cfg, task) or task.strategy
     data_config = dict(run_config["data"])
     if cfg.test is not None:
         test = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test

@@ -47,15 +47,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from seqtasks.atomic import atomic_write
-from seqtasks.build import load_task
+from seqtasks.build import decoding_overrides, load_task
 from seqtasks.config import compose_config
 from seqtasks.data.text import read_lines
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.plugins import load_plugins
-from seqtasks.registry import DECODING
 from seqtasks.tasks.base import PredictOptions
 
 if TYPE_CHECKING:
@@ -83,13 +82,7 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
             f"task '{task.registered_name}' has no attention to write; drop attention=... and attention_images=..."
         )
     torch.manual_seed(cfg.seed)  # sampled translations (back-translation) repeat for the same seed
-    strategy = (
-        DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding") if cfg.get("decoding") else None
-    )
-    if strategy is not None and task.strategy is None:
-        raise ConfigError(f"task '{task.registered_name}' does not decode; drop decoding=...")
-    if cfg.get("guidance") is not None:
-        task.use_guidance(float(cfg.guidance))
+    strategy = decoding_overrides(cfg, task)
     lines = None if cfg.input is None else read_lines(cfg.input, allow_empty=True)
     if lines is None and task.needs_input:
         raise ConfigError(

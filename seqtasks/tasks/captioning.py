@@ -47,6 +47,14 @@ from seqtasks.validation import NonNegativeFloat, PositiveInt, Rate
 IMAGES = {"kind": "image", "size": 3, "image_size": 64}
 
 
+def without_image(grid: Tensor, rows: Tensor | None = None) -> Tensor:
+    """What the decoder reads for "no image", on every row or where rows (B,) is true: an all-zero
+    grid (B, R, D). Image dropout trains on it and guidance decodes from it, so they must agree."""
+    if rows is None:
+        return torch.zeros_like(grid)
+    return grid.masked_fill(rows[:, None, None], 0.0)
+
+
 @TASKS.register("captioning")
 class CaptioningTask(EncoderDecoderTask):
     """Image captioning: an image encoder's grid, an RNN decoder started from its mean, attending over it."""
@@ -114,11 +122,11 @@ class CaptioningTask(EncoderDecoderTask):
 
     def search_state(self, grid: Tensor, mask: Tensor, state: dict[str, Any] | None = None) -> Any:
         """What decoding_step steps from: the state on the image (`state`, when already started),
-        and with guidance also the state on no image (an all-zero grid, as image_dropout trained it)."""
+        and with guidance also the state on no image (as image_dropout trained it)."""
         state = state or self.start(grid, mask)
         if self.guidance == 1.0:
             return state
-        return {"input": state, "none": self.start(torch.zeros_like(grid), mask)}
+        return {"input": state, "none": self.start(without_image(grid), mask)}
 
     def use_guidance(self, weight: float, key: str = "guidance") -> None:
         if weight < 0:
@@ -140,10 +148,10 @@ class CaptioningTask(EncoderDecoderTask):
     def training_loss(self, batch: CaptionBatch) -> Tensor:
         grid, mask = self.image_grid(batch.inputs, batch.regions)
         if self.training and self.image_dropout > 0:
-            # Some captions without their image (an all-zero grid): the decoder also learns the
+            # Some captions without their image: the decoder also learns the
             # captions' prior, which guidance (task.guidance) extrapolates away from when decoding.
             hidden = torch.rand(grid.shape[0], device=grid.device) < self.image_dropout  # (B,)
-            grid = grid.masked_fill(hidden[:, None, None], 0.0)
+            grid = without_image(grid, hidden)
         state = self.start(grid, mask)
         return self.token_nll(state, batch.target_in, batch.target_out, self.label_smoothing).sum() / batch.num_tokens
 
