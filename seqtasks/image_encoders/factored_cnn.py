@@ -18,6 +18,8 @@ shape and reads both its form and its colour there.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, cat, nn
 from torch.nn import functional as F
 
@@ -39,9 +41,10 @@ class FactoredConvEncoder(ImageEncoder):
         channels: list[PositiveInt] = (32, 64, 128, 128),
         colour_channels: PositiveInt = 32,
         colour_pool: PositiveInt = 4,
+        norm: Literal["group", "batch"] = "group",
     ):
         super().__init__(input_size)
-        self.form = ConvEncoder(1, channels)
+        self.form = ConvEncoder(1, channels, norm)
         self.colour = nn.Sequential(
             nn.Conv2d(input_size, colour_channels, 1),
             nn.ReLU(),

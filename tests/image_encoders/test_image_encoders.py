@@ -8,7 +8,7 @@ from seqtasks.registry import IMAGE_ENCODERS
 
 
 @pytest.mark.parametrize(
-    ("side", "channels", "cells"), [(64, [32, 64, 128, 128], 64), (32, [8, 16], 256), (64, [4], 4096)]
+    ("side", "channels", "cells"), [(64, [32, 64, 128, 128], 64), (32, [8, 16], 256), (64, [8], 4096)]
 )
 def test_cnn_gives_a_grid_of_the_last_blocks_width(side, channels, cells):
     encoder = IMAGE_ENCODERS.build({"name": "cnn", "channels": channels}, input_size=3)
@@ -19,7 +19,9 @@ def test_cnn_gives_a_grid_of_the_last_blocks_width(side, channels, cells):
 
 
 def test_cnn_grid_is_row_by_row_over_the_image():
-    encoder = IMAGE_ENCODERS.build({"name": "cnn", "channels": [4]}, input_size=3).eval()
+    encoder = IMAGE_ENCODERS.build(
+        {"name": "cnn", "channels": [8], "norm": "batch"}, input_size=3
+    ).eval()  # eval batch norm is per pixel: the test sees locality
     images = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
     changed = images.clone()
     changed[0, :, 2, 5] = 255  # one pixel at row 2, column 5
@@ -37,7 +39,7 @@ def test_precomputed_projects_every_region(regions, width):
 
 
 def test_each_encoder_refuses_the_other_kind_of_input():
-    cnn = IMAGE_ENCODERS.build({"name": "cnn", "channels": [4]}, input_size=3)
+    cnn = IMAGE_ENCODERS.build({"name": "cnn", "channels": [8]}, input_size=3)
     with pytest.raises(ConfigError, match="need image_encoder=precomputed"):
         cnn(torch.randn(2, 5, 10))
     precomputed = IMAGE_ENCODERS.build({"name": "precomputed"}, input_size=10)
@@ -65,3 +67,13 @@ def test_factored_cnn_keeps_form_blind_to_colour_and_colour_blind_to_form():
     grid_left, grid_right = encoder(left), encoder(right)
     torch.testing.assert_close(grid_left[..., colour], grid_right[..., colour])
     assert not torch.allclose(grid_left[..., form], grid_right[..., form])
+
+
+@pytest.mark.parametrize("name", ["cnn", "factored_cnn"])
+def test_an_image_grid_does_not_depend_on_the_rest_of_its_batch_in_training(name):
+    """Length-bucketed batches share a caption length (so a shape count): batch norm learned from
+    that what evaluation never has. The default group norm reads each image alone."""
+    torch.manual_seed(0)
+    encoder = IMAGE_ENCODERS.build({"name": name}, "image_encoder", input_size=3).train()
+    images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    torch.testing.assert_close(encoder(images)[:1], encoder(images[:1]))

@@ -157,7 +157,7 @@ def test_the_decoder_is_invariant_to_padded_regions_and_padded_captions():
 
 def test_a_cnn_captioner_refuses_feature_arrays():
     with pytest.raises(ConfigError, match="image_encoder=cnn reads image inputs, but the data gives features inputs"):
-        untrained({"name": "cnn", "channels": [4]}, {"kind": "features", "size": 6, "image_size": 64})
+        untrained({"name": "cnn", "channels": [8]}, {"kind": "features", "size": 6, "image_size": 64})
 
 
 FEATURES = {"kind": "features", "size": 6, "image_size": 64}
