@@ -26,6 +26,7 @@ from seqtasks.registry import IMAGE_ENCODERS
 from seqtasks.validation import PositiveInt
 
 GROUPS = 8  # group norm's groups per block (Wu & He 2018 found 8 to 32 alike)
+Norm = Literal["group", "batch"]  # a block's normalisation: per image, or per batch
 
 
 @IMAGE_ENCODERS.register("cnn")
@@ -38,7 +39,7 @@ class ConvEncoder(ImageEncoder):
         self,
         input_size: PositiveInt = 3,
         channels: list[PositiveInt] = (32, 64, 128, 128),
-        norm: Literal["group", "batch"] = "group",
+        norm: Norm = "group",
     ):
         super().__init__(input_size)
         if not channels:

@@ -18,13 +18,11 @@ shape and reads both its form and its colour there.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor, cat, nn
 from torch.nn import functional as F
 
 from seqtasks.image_encoders.base import ImageEncoder
-from seqtasks.image_encoders.cnn import ConvEncoder, check_images, normalise
+from seqtasks.image_encoders.cnn import ConvEncoder, Norm, check_images, normalise
 from seqtasks.registry import IMAGE_ENCODERS
 from seqtasks.validation import PositiveInt
 
@@ -41,7 +39,7 @@ class FactoredConvEncoder(ImageEncoder):
         channels: list[PositiveInt] = (32, 64, 128, 128),
         colour_channels: PositiveInt = 32,
         colour_pool: PositiveInt = 4,
-        norm: Literal["group", "batch"] = "group",
+        norm: Norm = "group",
     ):
         super().__init__(input_size)
         self.form = ConvEncoder(1, channels, norm)

@@ -19,9 +19,9 @@ def test_cnn_gives_a_grid_of_the_last_blocks_width(side, channels, cells):
 
 
 def test_cnn_grid_is_row_by_row_over_the_image():
-    encoder = IMAGE_ENCODERS.build(
-        {"name": "cnn", "channels": [8], "norm": "batch"}, input_size=3
-    ).eval()  # eval batch norm is per pixel: the test sees locality
+    # Batch norm in eval is per pixel, so only the convolutions spread the change (group norm's
+    # per-image statistic would reach every cell).
+    encoder = IMAGE_ENCODERS.build({"name": "cnn", "channels": [8], "norm": "batch"}, input_size=3).eval()
     images = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
     changed = images.clone()
     changed[0, :, 2, 5] = 255  # one pixel at row 2, column 5
@@ -77,3 +77,9 @@ def test_an_image_grid_does_not_depend_on_the_rest_of_its_batch_in_training(name
     encoder = IMAGE_ENCODERS.build({"name": name}, "image_encoder", input_size=3).train()
     images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
     torch.testing.assert_close(encoder(images)[:1], encoder(images[:1]))
+
+
+def test_group_norm_refuses_a_width_it_cannot_split_naming_the_way_out():
+    with pytest.raises(ConfigError, match=r"multiple of 8 \(or set image_encoder.norm=batch\)"):
+        IMAGE_ENCODERS.build({"name": "cnn", "channels": [8, 12]}, input_size=3)
+    assert IMAGE_ENCODERS.build({"name": "cnn", "channels": [8, 12], "norm": "batch"}, input_size=3).output_size == 12
