@@ -29,6 +29,7 @@ from seqtasks.registry import (
     IMAGE_ENCODERS,
     TASKS,
     TOKENIZERS,
+    check_arguments,
     constructor_parameters,
 )
 from seqtasks.tokenizers.base import Tokenizer
@@ -144,19 +145,40 @@ def build_task(cfg: DictConfig, data, tokenizer_dir: Path | None = None):
     the groups it takes, what it needs from the data, and callables handed in. With
     init_from.checkpoint, the checkpoint's tokenizers replace the fitted ones of the same sides and
     its weights (init_from.parts of them) are loaded."""
-    task_class = TASKS.get(cfg.task.name, path="task")
     init = cfg.get("init_from") or {}
     source = load_checkpoint(init["checkpoint"]) if init.get("checkpoint") else None
-    given = (
-        {side: Tokenizer.from_state(state) for side, state in source["hyper_parameters"]["tokenizers"].items()}
-        if source is not None
-        else None
-    )
+    task = task_from_config(cfg, data, tokenizers_of(source) if source is not None else None, tokenizer_dir)
+    if source is not None:
+        load_parts(task, source["state_dict"], container(init.get("parts")), init["checkpoint"])
+    return task
+
+
+def resumed_task(cfg: DictConfig, data, checkpoint: dict[str, Any]):
+    """The task a resumed run continues, built like a new one from the run's own composed config
+    (which `resume.check_resumable` compared with the checkpoint's) and with the checkpoint's
+    tokenizers; fit() then restores its weights. The checkpoint's stored hyperparameters are never
+    built from: they are data, and an optimizer's `_target_` in them must not be instantiated."""
+    return task_from_config(cfg, data, tokenizers_of(checkpoint))
+
+
+def tokenizers_of(checkpoint: dict[str, Any]) -> dict[str, Tokenizer]:
+    """The checkpoint's fitted tokenizers, by side."""
+    hyper_parameters = checkpoint.get("hyper_parameters")
+    states = hyper_parameters.get("tokenizers") if isinstance(hyper_parameters, dict) else None
+    if not isinstance(states, dict) or not all(isinstance(state, dict) for state in states.values()):
+        raise SeqtasksError("the checkpoint's hyper_parameters.tokenizers is not a mapping of side -> tokenizer state")
+    return {side: Tokenizer.from_state(state) for side, state in states.items()}
+
+
+def task_from_config(cfg: DictConfig, data, given: dict[str, Tokenizer] | None, tokenizer_dir: Path | None = None):
+    """The task the composed config describes, with tokenizers fitted on the data (those `given`
+    are used as they are)."""
+    task_class = TASKS.get(cfg.task.name, path="task")
     tokenizers = data.build_tokenizers(container(cfg.tokenizer), given)
     if tokenizer_dir is not None:
         save_tokenizers(tokenizers, tokenizer_dir)
     task_config = container(cfg.task)
-    task = TASKS.build(
+    return TASKS.build(
         task_config,
         "task",
         tokenizers={side: t.state() for side, t in tokenizers.items()},
@@ -165,9 +187,6 @@ def build_task(cfg: DictConfig, data, tokenizer_dir: Path | None = None):
         **task_class.data_inputs(data),
         **handed_in(task_class, task_config),
     )
-    if source is not None:
-        load_parts(task, source["state_dict"], container(init.get("parts")), init["checkpoint"])
-    return task
 
 
 def load_parts(task, weights: dict[str, Any], parts: list[str] | None, origin: str) -> None:
@@ -215,19 +234,21 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
     are loaded here; plugins it names must have been loaded (`plugins=[...]`); with_callables also
     hands in what the builder would (evaluate)."""
     load_builtin_components()  # library callers need not have run a CLI (which loads them) first
-    name = checkpoint["seqtasks"]["task"]
-    if name not in TASKS:
-        plugins = checkpoint.get("hyper_parameters", {}).get("plugins") or []
-        hint = f"; it was trained with plugins: pass them, plugins=[{','.join(plugins)}]" if plugins else ""
-        raise SeqtasksError(f"the checkpoint's task '{name}' is not registered{hint}")
+    name = checkpoint["seqtasks"].get("task")
+    hyper_parameters = checkpoint.get("hyper_parameters")
+    plugins = hyper_parameters.get("plugins") if isinstance(hyper_parameters, dict) else None
+    hint = f" (it was trained with plugins: pass them, plugins=[{','.join(map(str, plugins))}])" if plugins else ""
+    if not isinstance(name, str) or name not in TASKS:
+        raise SeqtasksError(f"the checkpoint's task {name!r} is not registered{hint}")
     task_class = TASKS.get(name)
-    hyper_parameters = dict(checkpoint["hyper_parameters"])
-    extra = handed_in(task_class, hyper_parameters) if with_callables else {}
     try:
+        # The stored arguments are data: each is checked against the constructor's annotation, as
+        # a config's would be, and nothing in them is instantiated (an optimizer's `_target_` is
+        # only ever built by a run, from its own composed config).
+        check_arguments(task_class, hyper_parameters, "hyper_parameters", given=task_class.not_saved)
+        extra = handed_in(task_class, hyper_parameters) if with_callables else {}
         task = task_class(**hyper_parameters, **extra)
-    except ConfigError as error:
-        plugins = hyper_parameters.get("plugins") or []
-        hint = f" (it was trained with plugins: pass them, plugins=[{','.join(plugins)}])" if plugins else ""
+    except (ConfigError, KeyError, TypeError, ValueError) as error:  # a stored value of the wrong shape
         raise SeqtasksError(f"the checkpoint's model cannot be rebuilt: {error}{hint}") from None
     task.load_state_dict(checkpoint["state_dict"])
     task.run_config = checkpoint["seqtasks"].get("config")

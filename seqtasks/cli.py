@@ -51,7 +51,9 @@ HYDRA_FLAGS = (
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
-    from seqtasks.run import run, selection_metric  # torch and lightning load after Hydra has parsed the command line
+    # torch and lightning load after Hydra has parsed the command line
+    from seqtasks.run import accept_run, selection_metric, train
+    from seqtasks.run_record import keep_run_record
 
     # Lightning prints through handlers of its own; send its records to Hydra's (console + cli.log) once.
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -62,7 +64,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.MULTIRUN and distributed(cfg):
             metrics = job_in_its_own_process(output_dir)
         else:
-            metrics = run(cfg, output_dir)
+            accepted = accept_run(cfg, output_dir)
+            keep_run_record(cfg, accepted.output_dir)
+            metrics = train(accepted)
         metric, _ = selection_metric(cfg)
     except SeqtasksError as error:
         log.error("%s", error)
@@ -84,11 +88,22 @@ def job_in_its_own_process(output_dir: Path) -> dict:
     ranks started for one job would not start cleanly for the next in the same process; a child per
     job keeps each job's ranks, and its directory, its own."""
     overrides = HydraConfig.get().overrides.task
-    command = [sys.executable, "-m", "seqtasks", *overrides, f"hydra.run.dir={output_dir}", "hydra.output_subdir=null"]
+    command = [sys.executable, "-m", "seqtasks", *overrides, f"hydra.run.dir={output_dir}"]
     code = subprocess.run(command).returncode
     if code != 0:
         raise SeqtasksError(f"job {HydraConfig.get().job.num} ({' '.join(overrides)}) failed with exit code {code}")
     return json.loads((output_dir / "metrics.json").read_text())
+
+
+def check_resume_has_a_run(arguments: list[str]) -> None:
+    """resume=auto continues the run in hydra.run.dir; without one, Hydra would make a new, empty
+    directory and the command would silently start a new run instead."""
+    multirun = "--multirun" in arguments or "-m" in arguments  # each job resumes its own sweep subdirectory
+    if "resume=auto" in arguments and not multirun and not any(a.startswith("hydra.run.dir=") for a in arguments):
+        raise SeqtasksError(
+            "resume=auto continues the run in hydra.run.dir: add hydra.run.dir=<the run's directory> "
+            "(or give resume=<run directory or checkpoint>)"
+        )
 
 
 def main() -> None:
@@ -96,6 +111,7 @@ def main() -> None:
     if not any(argument in HYDRA_FLAGS or argument.split("=")[0] in HYDRA_FLAGS for argument in arguments):
         try:
             check_command_line("config", [a for a in arguments if a not in ("--multirun", "-m")])
+            check_resume_has_a_run(arguments)
         except SeqtasksError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(USER_ERROR)

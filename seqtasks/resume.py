@@ -2,17 +2,19 @@
 
 `resume=auto` continues from `<run dir>/checkpoints/last.ckpt` (and starts afresh when there is
 none yet); `resume=<path>` from that checkpoint (or that run directory's last.ckpt), in the
-checkpoint's own run directory. Run it with the command line that started the run: the run's
-config comes back from the checkpoint, the command line may change only the trainer, loggers and
-checkpointing (more steps, another device count), and any other difference is an error naming the
-keys. Lightning restores the weights, optimizer, schedule, callbacks (best checkpoint, early
-stopping, EMA, the time spent against max_time) and the loops; seqtasks adds the random states
-(`RandomStates`), the sampler's place within the epoch (`seqtasks.data.base.ResumableLoader`),
-for language models the carried hidden state, and the CSV log's length (`LogPosition`), so the
-log reads as one run's.
+checkpoint's own run directory. Run it with the command line that started the run: that command
+line's config is compared with the one the checkpoint recorded, and may differ only in the trainer,
+loggers and checkpointing (more steps, another device count); any other difference is an error
+naming the keys. The run is built from the command line's config, never from what the checkpoint
+holds (a checkpoint is data: a `_target_` planted in it is never instantiated). Lightning
+restores the weights, optimizer, schedule, callbacks (best checkpoint, early stopping, EMA, the
+time spent against max_time) and the loops; seqtasks adds the random states (`RandomStates`), the
+sampler's place within the epoch (`seqtasks.data.base.ResumableLoader`), for language models the
+carried hidden state, and the CSV log's length (`LogPosition`), so the log reads as one run's.
 
 An existing run directory is never overwritten: a new run into a directory that holds checkpoints
-is refused, and temporary files a killed write left behind are removed.
+is refused before anything in it changes, and temporary files a killed write left behind are
+removed.
 """
 
 from __future__ import annotations
@@ -55,13 +57,9 @@ def run_directory_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
-def prepare_run_directory(output_dir: Path, resuming: bool) -> None:
-    """Remove what killed checkpoint writes left (`.<name>.*.partial`), and refuse a fresh run into a
-    directory that holds another run's checkpoints."""
+def refuse_overwrite(output_dir: Path, resuming: bool) -> None:
+    """Refuse a fresh run into a directory that holds another run's checkpoints."""
     checkpoints = output_dir / "checkpoints"
-    for stale in sorted(checkpoints.glob(".*.partial")) if checkpoints.is_dir() else []:
-        stale.unlink(missing_ok=True)
-        rank_zero_info(f"removed {stale}, left by a checkpoint write that was killed")
     existing = sorted(p.name for p in checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []
     if existing and not resuming:
         raise ConfigError(
@@ -70,7 +68,16 @@ def prepare_run_directory(output_dir: Path, resuming: bool) -> None:
         )
 
 
+def remove_partial_writes(output_dir: Path) -> None:
+    """Remove what killed checkpoint writes left (`.<name>.*.partial`)."""
+    checkpoints = output_dir / "checkpoints"
+    for stale in sorted(checkpoints.glob(".*.partial")) if checkpoints.is_dir() else []:
+        stale.unlink(missing_ok=True)
+        rank_zero_info(f"removed {stale}, left by a checkpoint write that was killed")
+
+
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a.b': value} for every leaf of nested dicts (keys made strings: a checkpoint's may be anything)."""
     if not isinstance(config, dict):
         return {prefix: config}
     flat: dict[str, Any] = {}
@@ -79,9 +86,11 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def resumed_config(command_line: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
-    """The config a resumed run continues with: the run's own (`trained`), with the command line's
-    trainer, logger and checkpoint settings. Any other difference is an error listing the keys."""
+def check_resumable(command_line: dict[str, Any], trained: Any) -> None:
+    """A resumed run continues with its command line's composed config, which must be the run's own
+    (`trained`, the config the checkpoint recorded) but for the trainer, logger and checkpoint
+    settings; any other difference is an error listing the keys. The checkpoint's config is only
+    compared, never used: what the run builds comes from its own command line."""
     now, before = flatten(command_line), flatten(trained)
     differ = sorted(
         key for key in now.keys() | before.keys() if now.get(key) != before.get(key) and not key.startswith(CHANGEABLE)
@@ -93,7 +102,6 @@ def resumed_config(command_line: dict[str, Any], trained: dict[str, Any]) -> dic
             f"resume: this command differs from the run it continues in {shown}{more}; give the run's own "
             "command line (its config.yaml) plus resume=...; only trainer, logger and checkpoint settings may change"
         )
-    return {**trained, **{key: command_line[key] for key in CHANGEABLE if key in command_line}}
 
 
 class RandomStates(L.Callback):

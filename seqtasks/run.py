@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.build import build_task, check_config, container, restore_task
+from seqtasks.build import build_task, check_config, container, resumed_task
 from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry
 from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
@@ -38,9 +39,10 @@ from seqtasks.report import write_report
 from seqtasks.resume import (
     LogPosition,
     RandomStates,
+    check_resumable,
     checkpoint_to_resume,
-    prepare_run_directory,
-    resumed_config,
+    refuse_overwrite,
+    remove_partial_writes,
     run_directory_of,
 )
 
@@ -148,9 +150,23 @@ def write_config(cfg: DictConfig, output_dir: Path) -> None:
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
-def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
-    """Train and evaluate as `cfg` says; write config.yaml, checkpoints/, logs and metrics.json
-    under output_dir (the resumed checkpoint's run directory with resume=<path>); return the metrics."""
+@dataclass
+class AcceptedRun:
+    """A run that passed every check and may start: its config (the command line's, also when it
+    resumes), its directory, and for a resumed run the checkpoint it continues from."""
+
+    cfg: DictConfig
+    output_dir: Path
+    task_class: type
+    resume: Path | None = None
+    checkpoint: dict[str, Any] | None = None
+
+
+def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
+    """Every check that may refuse a run, made before anything in its directory changes: plugins,
+    the checkpoint a resume continues (its recorded config compared with this one), the directory
+    (a fresh run into another run's is refused), the whole config. What a killed checkpoint write
+    left behind is removed last, once the run is accepted."""
     output_dir = Path(output_dir)
     load_plugins(cfg.plugins)
     resume = checkpoint_to_resume(cfg.get("resume"), output_dir)
@@ -158,22 +174,40 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     if resume is not None:
         output_dir = run_directory_of(resume)
         checkpoint = load_checkpoint(resume)
-        cfg = OmegaConf.create(resumed_config(container(cfg), checkpoint["seqtasks"]["config"]))
-        rank_zero_info(f"resuming {output_dir} from {resume} (step {checkpoint['global_step']})")
-    prepare_run_directory(output_dir, resuming=resume is not None)
+        check_resumable(container(cfg), checkpoint["seqtasks"].get("config"))
+    refuse_overwrite(output_dir, resuming=resume is not None)
     task_class = check_config(cfg)
+    remove_partial_writes(output_dir)
+    if resume is not None:
+        rank_zero_info(f"resuming {output_dir} from {resume} (step {checkpoint.get('global_step')})")
+    return AcceptedRun(cfg, output_dir, task_class, resume, checkpoint)
+
+
+def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
+    """Train and evaluate as `cfg` says; write config.yaml, checkpoints/, logs and metrics.json
+    under output_dir (the resumed checkpoint's run directory with resume=<path>); return the metrics."""
+    return train(accept_run(cfg, output_dir))
+
+
+def train(accepted: AcceptedRun) -> dict[str, Any]:
+    """Run an accepted run (`accept_run`) to its end -> its metrics."""
+    cfg, output_dir, task_class, checkpoint = (
+        accepted.cfg,
+        accepted.output_dir,
+        accepted.task_class,
+        accepted.checkpoint,
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = build_trainer(cfg, task_class, output_dir)
     data = DATASETS.build(container(cfg.data), "data")
     data.read_all()
     if checkpoint is None:
         task = build_task(cfg, data, output_dir / "tokenizers")
-    else:  # the run's own tokenizers and model; fit() then restores the weights and everything else
-        task = restore_task(checkpoint, with_callables=True).train()  # training mode: dropout as before
-        data.use_tokenizers(task.tokenizers)
+    else:  # built as a new run's, from this run's own config; fit() then restores the weights and the rest
+        task = resumed_task(cfg, data, checkpoint)
     task.run_config = container(cfg)
     write_config(cfg, output_dir)
-    trainer.fit(task, datamodule=data, ckpt_path=resume)
+    trainer.fit(task, datamodule=data, ckpt_path=accepted.resume)
     metrics = final_metrics(trainer, task, data)
     write_outputs(output_dir, metrics)
     # report.md before the errors below, so that diverged and interrupted runs have one too; it never raises.

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from seqtasks.atomic import atomic_write
+from seqtasks.errors import ConfigError
 from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.vocab import Vocab
 
@@ -46,9 +47,17 @@ class Tokenizer:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Tokenizer:
-        """Rebuild a fitted tokenizer from `state()`, whatever its class."""
+        """Rebuild a fitted tokenizer from `state()`, whatever its class. A state is data read from a
+        checkpoint, maybe someone else's: one that is not what `state()` writes is a ConfigError."""
+        if not isinstance(state, dict) or not isinstance(state.get("name"), str):
+            raise ConfigError(f"tokenizer state: expected a mapping with a 'name'; got {str(state)[:80]}")
         state = dict(state)
-        return TOKENIZERS.get(state.pop("name")).restore(state)
+        tokenizer_class = TOKENIZERS.get(state.pop("name"), path="tokenizer state")
+        try:
+            return tokenizer_class.restore(state)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+            name = tokenizer_class.registered_name
+            raise ConfigError(f"tokenizer state of '{name}' is malformed: {error!r}") from None
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> Tokenizer:
