@@ -21,14 +21,13 @@ from lightning.pytorch.callbacks import (
     EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
-    ThroughputMonitor,
 )
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqtasks.build import build_task, check_config, container, resumed_task
-from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry
+from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry, TrainingThroughput
 from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
 from seqtasks.monitor import resolve_monitor
@@ -99,7 +98,7 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
         callbacks.append(Telemetry(**container(cfg.telemetry), directory=str(output_dir)))
         callbacks.append(LearningRateMonitor(logging_interval="step"))
         # train/samples_per_sec (examples/s) and train/items_per_sec (tokens/s), over a window of steps.
-        callbacks.append(ThroughputMonitor(batch_size_fn=examples_in, length_fn=tokens_in))
+        callbacks.append(TrainingThroughput(batch_size_fn=examples_in, length_fn=tokens_in))
     options = container(cfg.trainer)
     options["precision"] = resolve_precision(options.get("precision"), str(options.get("accelerator", "auto")))
     try:

@@ -5,7 +5,10 @@ warning in the log when gradients explode or vanish for several steps in a row.
 
 Saturation and gradient flow replay the inputs a recurrent module received in the step's forward
 pass (a forward hook records them) through reference cells with the same weights, on a few rows,
-after the step, so training itself is untouched."""
+after the step, so training itself is untouched.
+
+`TrainingThroughput`: samples and tokens per second of training (Lightning's ThroughputMonitor,
+training only)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
@@ -110,10 +115,12 @@ class Telemetry(L.Callback):
             for hook in self._hooks:
                 hook.remove()
             self._hooks = []
+            step = trainer.fit_loop.epoch_loop._batches_that_stepped  # where Lightning logs this batch's rows
             # The replica's layers draw initial weights from the global generator: fork it, so that
             # watching a run leaves its dropout masks and shuffling, and so its results, as they were.
             with torch.random.fork_rng(devices=[task.device] if task.device.type == "cuda" else []):
-                self._measure(trainer, task)
+                measured = self._measure(trainer, task, step)
+            log_at(trainer, measured, step)
 
     # --- gradients -----------------------------------------------------------------------------
     def on_before_optimizer_step(self, trainer, task, optimizer) -> None:
@@ -173,7 +180,9 @@ class Telemetry(L.Callback):
             self._hooks.append(module.register_forward_pre_hook(record))
 
     @torch.no_grad()
-    def _measure(self, trainer, task) -> None:
+    def _measure(self, trainer, task, step: int) -> dict[str, float]:
+        """{gates/<module>/<layer>/<gate>_saturated, gradflow/<module>/<layer>/ratio_<distance>: value}."""
+        measured: dict[str, float] = {}
         generator = torch.Generator().manual_seed(0)
         for name, args in self._inputs.items():
             module = dict(recurrent_modules(task))[name]
@@ -185,7 +194,7 @@ class Telemetry(L.Callback):
             rnn = rnn.float().requires_grad_(False).eval()
             trace = rnn.trace(x.float(), state if state is None else _float(state), lengths)
             for key, share in gate_saturation(rnn, trace, lengths).items():
-                task.log(f"gates/{name}/{key}_saturated", share)
+                measured[f"gates/{name}/{key}_saturated"] = float(share)
             # dL_T/dh_k for L_T a fixed random direction of the top layer's last state: the shape of
             # the curve is what the recurrence does to any gradient arriving at step T.
             direction = torch.randn(rnn.cells[-1].hidden_size, generator=generator).to(x.device)
@@ -197,15 +206,17 @@ class Telemetry(L.Callback):
             for layer in range(norms.shape[0]):
                 for distance in (10, 50):
                     if distance < norms.shape[1]:
-                        task.log(f"gradflow/{name}/layer{layer}/ratio_{distance}", decay_ratio(norms, distance)[layer])
-            self._draw(trainer, name, norms)
+                        ratio = decay_ratio(norms, distance)[layer]
+                        measured[f"gradflow/{name}/layer{layer}/ratio_{distance}"] = float(ratio)
+            self._draw(trainer, name, norms, step)
         self._inputs = {}
+        return measured
 
     @rank_zero_only
-    def _draw(self, trainer, name: str, norms: Tensor) -> None:
+    def _draw(self, trainer, name: str, norms: Tensor, step: int) -> None:
         figure = gradient_flow_figure(
             {f"layer {layer}": norms[layer].cpu() for layer in range(norms.shape[0])},
-            f"{name}: ||dL_T/dh_k|| at step {trainer.global_step}",
+            f"{name}: ||dL_T/dh_k|| at step {step}",
         )
         tag = f"gradflow/{name}"
         path = None
@@ -216,9 +227,9 @@ class Telemetry(L.Callback):
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_figure"):  # TensorBoard
-                experiment.add_figure(tag, figure, trainer.global_step, close=False)
+                experiment.add_figure(tag, figure, step, close=False)
             if hasattr(logger, "log_image") and path is not None:  # wandb
-                logger.log_image(key=tag, images=[str(path)], step=trainer.global_step)
+                logger.log_image(key=tag, images=[str(path)], step=step)
 
     # --- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -227,6 +238,32 @@ class Telemetry(L.Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.train_seconds = state.get("train_seconds", 0.0)
         self.steps_clipped, self.steps_seen = state.get("clipped", 0), state.get("seen", 0)
+
+
+def log_at(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
+    """Log straight to every logger, at the step measured. Not task.log: Lightning writes its values
+    only at its logging steps (every trainer.log_every_n_steps), and then writes a value logged once
+    again at each of them until the epoch ends, so a measurement would show up at steps it was not
+    taken at, in an uninterrupted run but not in a resumed one, which has not measured yet."""
+    if not metrics:
+        return
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=step)
+        logger.save()  # as Lightning does after each row: a killed run keeps it
+
+
+class TrainingThroughput(ThroughputMonitor):
+    """Lightning's ThroughputMonitor (train/samples_per_sec, train/items_per_sec, ...), which logs
+    validation and test throughput too: with the evaluation loop's own batch count as the step
+    (1, 2, 3 in the middle of a run at step 20 000), and only when that count is a multiple of
+    trainer.log_every_n_steps or the run is stopping (Ctrl-C, max_time, early stopping). Its
+    `validate/*` and `test/*` rows made a log's columns, and a step column that goes back, depend on
+    the number of validation batches and on how the run ended; this logs training only.
+    Validation batches are still timed, so that their time is not counted as training's."""
+
+    def _compute(self, trainer: L.Trainer, iter_num: int | None = None) -> None:
+        if trainer.state.stage == RunningStage.TRAINING:
+            super()._compute(trainer, iter_num)
 
 
 def _float(state):
