@@ -195,7 +195,9 @@ def test_unknown_decoding_strategy_lists_choices(trained_run):
 
 
 def test_missing_and_bad_data_fail_clearly(tmp_path):
-    missing = seqtasks(*TINY_LM, f"data.root={tmp_path}", f"hydra.run.dir={tmp_path}/run", check=False)
+    missing = seqtasks(
+        *TINY_LM, f"data.root={tmp_path}", "data.download=false", f"hydra.run.dir={tmp_path}/run", check=False
+    )
     assert missing.returncode == 2
     assert f"{tmp_path}/tinyshakespeare/input.txt: dataset file not found" in missing.stderr
     bad = tmp_path / "bad.txt"

@@ -4,7 +4,8 @@
 `labels` tokenizer, encoding each split once); a dataset only says where its examples come from
 (`split_source`, `read_split`). `names`: surnames -> language of origin, de-duplicated and split
 80/10/10 by `seqtasks.data.names`; `sst2`: sentences -> sentiment (GLUE TSV or Kim's
-`<label> <sentence>` lines). Both take `test=<file>` to score a model on data it never saw.
+`<label> <sentence>` lines). Both take `test=<file>` to score a model on data it never saw, and
+download their files into the data root when missing (`seqtasks.data.catalogue`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
+from seqtasks.data.catalogue import locate, locate_folder
 from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.data.names import deduplicate, read_names_by_language, split_names
 from seqtasks.data.ragged import Ragged, RaggedBuilder
@@ -123,11 +125,15 @@ class LabelledTextData(TokenBudgetData):
         return CollateLabelled(self.tokenizers["text"].vocab.pad_id)
 
 
+NAMES_FOLDER = "names/by_language"  # one <Language>.txt per language, under the data root
+
+
 @DATASETS.register("names")
 class NamesData(LabelledTextData):
     """Surnames -> language of origin (18 languages), de-duplicated, stratified 80/10/10 split.
 
-    `test=<file.tsv>` (header `name<TAB>language`) replaces the test split, e.g. to evaluate on new names."""
+    `test=<file.tsv>` (header `name<TAB>language`) replaces the test split, e.g. to evaluate on new names.
+    A missing <root>/names/by_language folder is downloaded whole; an existing one is read as it is."""
 
     def __init__(
         self,
@@ -135,10 +141,12 @@ class NamesData(LabelledTextData):
         seed: int = 0,
         fractions: tuple[Probability, Probability, Probability] = (0.8, 0.1, 0.1),
         test: str | None = None,
+        download: bool = True,
         **options: Any,
     ):
         super().__init__(**options)
-        self.directory = dataset_directory(root, "names") / "by_language"
+        self.root, self.download = root, download
+        self.directory = dataset_directory(root, NAMES_FOLDER)
         self.seed = seed
         self.fractions = tuple(fractions)
         self.test = test
@@ -154,7 +162,8 @@ class NamesData(LabelledTextData):
         if split == "test" and self.test is not None:
             return read_labelled_file(self.test, "name", "language")
         if self._splits is None:
-            self._splits = split_names(deduplicate(read_names_by_language(self.directory)), self.fractions, self.seed)
+            directory = locate_folder(NAMES_FOLDER, self.root, self.download)
+            self._splits = split_names(deduplicate(read_names_by_language(directory)), self.fractions, self.seed)
         return self._splits[split]
 
 
@@ -163,7 +172,8 @@ class SST2Data(LabelledTextData):
     """Stanford Sentiment Treebank, binary (0 negative, 1 positive): GLUE's phrase-level `train.tsv`
     (67k phrases and sentences) or Kim's sentence-level `sentence_level/stsa.binary.train`; selection
     on the 872 `dev.tsv` sentences. The labelled test split is not distributed: `test` is None
-    unless given a file. Relative paths are under <root>/sst2."""
+    unless given a file. Relative paths are under <root>/sst2 (the four SST-2 files are downloaded there
+    when missing); absolute ones are used as given."""
 
     def __init__(
         self,
@@ -173,9 +183,11 @@ class SST2Data(LabelledTextData):
         test: str | None = None,
         text_column: str = "sentence",
         label_column: str = "label",
+        download: bool = True,
         **options: Any,
     ):
         super().__init__(**options)
+        self.root, self.download = root, download
         self.files = split_paths(dataset_directory(root, "sst2"), train, val, test)
         self.text_column = text_column
         self.label_column = label_column
@@ -184,4 +196,5 @@ class SST2Data(LabelledTextData):
         return self.files[split]
 
     def read_split(self, split: str) -> LabelledFile:
-        return LabelledFile(self.files[split], self.text_column, self.label_column)
+        """The split's (text, label) pairs; the dataset's own files are downloaded first when missing."""
+        return LabelledFile(locate(self.files[split], self.root, self.download), self.text_column, self.label_column)

@@ -1,15 +1,31 @@
-"""Where dataset files live, and fetching them (with checksum) when a dataset has a public URL."""
+"""Where dataset files live, and fetching them: checksum-checked, atomic, with a progress bar.
+
+A file is fetched from its upstream URL, or from a mirror when $SEQTASKS_MIRROR is set: the mirror
+keeps each file's host and path, so https://<host>/<path> is fetched from $SEQTASKS_MIRROR/<host>/<path>
+(e.g. SEQTASKS_MIRROR=http://mirror.lan/seqtasks, or file:///srv/mirror for a local copy of the files).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
+import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from tqdm import tqdm
 
 from seqtasks.atomic import atomic_write
 from seqtasks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "not found (data root: {root}; set data.root or $SEQTASKS_DATA)"
 
 
 def default_root() -> Path:
@@ -18,9 +34,14 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "seqtasks"
 
 
+def data_root(root: str | Path | None) -> Path:
+    """The data root: `root` (data.root) when given, else the default root."""
+    return Path(root).expanduser() if root else default_root()
+
+
 def dataset_directory(root: str | None, name: str) -> Path:
     """<root>/<name>: a dataset's own directory under the data root (None: the default root)."""
-    return (Path(root).expanduser() if root else default_root()) / name
+    return data_root(root) / name
 
 
 def split_paths(directory: Path, train: str, val: str, test: str | None) -> dict[str, Path | None]:
@@ -42,6 +63,27 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def mirrored(url: str) -> str:
+    """`url` as fetched: on $SEQTASKS_MIRROR (<mirror>/<host>/<path>) when that is set, else itself."""
+    mirror = os.environ.get("SEQTASKS_MIRROR")
+    if not mirror:
+        return url
+    parts = urlsplit(url)
+    return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
+
+
+def _copy(response: BinaryIO, out: BinaryIO, total: int | None, name: str) -> tuple[int, str]:
+    """Copy the response body into `out` behind a progress bar on stderr -> (bytes copied, their sha256)."""
+    digest, copied = hashlib.sha256(), 0
+    with tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+        while block := response.read(1 << 16):
+            out.write(block)
+            digest.update(block)
+            copied += len(block)
+            bar.update(len(block))
+    return copied, digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """A dataset file: its place under the data root, and optionally where to download it."""
@@ -50,32 +92,45 @@ class RemoteFile:
     url: str | None = None
     sha256: str | None = None
 
-    def locate(self, root: str | Path | None, download: bool = False) -> Path:
-        """The file's path under `root` (None: the default root), downloading it if asked and missing."""
-        root = Path(root).expanduser() if root else default_root()
+    def locate(self, root: str | Path | None, download: bool = True) -> Path:
+        """The file's path under `root` (None: the default root), downloaded first if missing and `download`."""
+        root = data_root(root)
         path = root / self.relative_path
         if path.is_file():
             return path
-        if download and self.url:
+        if self.url and download:
             return self.download(path)
         hint = (
-            ("set data.download=true to fetch it from " + self.url)
+            f"data.download=false, so it is not fetched from {self.url} (set data.download=true to fetch it)"
             if self.url
-            else "this dataset has no download URL; copy the file there"
+            else "no download URL is known for this file; copy it there"
         )
-        raise DataError(path, f"dataset file not found (data root: {root}; set data.root or $SEQTASKS_DATA); {hint}")
+        raise DataError(path, f"dataset file {NOT_FOUND.format(root=root)}; {hint}")
 
     def download(self, path: Path, timeout: float = 60.0) -> Path:
-        """Fetch `url` into `path` atomically; a failure or checksum mismatch leaves nothing behind."""
+        """Fetch the file into `path` atomically (see `fetch`): a failure leaves nothing behind."""
         try:
             with atomic_write(path, suffix=".part") as out:
-                digest = hashlib.sha256()
-                with urllib.request.urlopen(self.url, timeout=timeout) as response:
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                if self.sha256 and (actual := digest.hexdigest()) != self.sha256:
-                    raise DataError(path, f"download from {self.url} has sha256 {actual}, expected {self.sha256}")
-        except OSError as error:
-            raise DataError(path, f"download from {self.url} failed: {error}") from None
+                self.fetch(out, path, timeout)
+        except OSError as error:  # fetch reports the network's errors itself: these are the data root's
+            raise DataError(path, f"cannot write the download: {error}") from None
         return path
+
+    def fetch(self, out: BinaryIO, path: Path, timeout: float = 60.0) -> None:
+        """Write the file's bytes into `out`, behind a progress bar. A network failure, a connection that
+        closes early and a checksum mismatch each raise a DataError naming `path` (where the file goes)
+        and the URL."""
+        url = mirrored(self.url)
+        log.info("downloading %s to %s", url, path)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length else None
+                copied, actual = _copy(response, out, total, path.name)
+        except (OSError, http.client.HTTPException) as error:
+            raise DataError(path, f"download from {url} failed: {error}") from None
+        # http.client ends a body the server cut short quietly: only the length tells.
+        if total is not None and copied != total:
+            raise DataError(path, f"download from {url} failed: connection closed after {copied} of {total} bytes")
+        if self.sha256 and actual != self.sha256:
+            raise DataError(path, f"download from {url} has sha256 {actual}, expected {self.sha256}")

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
+from seqtasks.data.catalogue import locate
 from seqtasks.data.conllu import Sentence, iter_conllu
 from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.data.ragged import Ragged, RaggedBuilder
@@ -180,8 +181,9 @@ class Treebank:
 class TaggingData(TokenBudgetData):
     """CoNLL-U files -> one tag (UPOS or XPOS) per word; defaults: UD English EWT under <root>/ud_english_ewt.
 
-    Relative file paths are under <root>/ud_english_ewt, absolute ones are used as given, so
-    `data.test=/some/file.conllu` scores a model on any CoNLL-U file; `test: null` means no test split."""
+    Relative file paths are under <root>/ud_english_ewt (UD EWT's files are downloaded there when missing,
+    unless download=false), absolute ones are used as given, so `data.test=/some/file.conllu` scores a
+    model on any CoNLL-U file; `test: null` means no test split."""
 
     def __init__(
         self,
@@ -193,8 +195,10 @@ class TaggingData(TokenBudgetData):
         max_tokens: PositiveInt = 1000,
         val_max_tokens: PositiveInt | None = None,
         num_workers: NonNegativeInt = 0,
+        download: bool = True,
     ):
         super().__init__(max_tokens, val_max_tokens, num_workers)
+        self.root, self.download = root, download
         self.files = split_paths(dataset_directory(root, "ud_english_ewt"), train, val, test)
         self.column = column
 
@@ -202,8 +206,9 @@ class TaggingData(TokenBudgetData):
         return self.files[split]
 
     def read_split(self, split: str) -> Treebank:
-        """The CoNLL-U sentences of 'train', 'val' or 'test', streamed."""
-        return Treebank(self.files[split])
+        """The CoNLL-U sentences of 'train', 'val' or 'test', streamed; UD EWT's files are downloaded
+        first when missing."""
+        return Treebank(locate(self.files[split], self.root, self.download))
 
     def fit_tokenizers(self, config: dict[str, Any]) -> dict[str, Tokenizer]:
         """Fit `words` (from the `tokenizer` group, which must be a word tokenizer), `chars` and `tags`

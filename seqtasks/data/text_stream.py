@@ -1,6 +1,7 @@
 """Datasets for language models: one text file read as a token stream.
 
-`text_file` takes any UTF-8 file; named datasets (`tinyshakespeare`) know their file and URL.
+`text_file` takes any UTF-8 file; named datasets (`tinyshakespeare`) know their file and download it
+into the data root when it is missing (`seqtasks.data.catalogue`; data.download=false turns that off).
 Split: the first (1 - val_fraction) of the characters trains, the rest validates (as char-rnn and
 nanoGPT do), so validation text is never seen in training.
 
@@ -21,7 +22,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from seqtasks.data.base import ResumableLoader, SeqDataModule
-from seqtasks.data.files import RemoteFile
+from seqtasks.data.catalogue import locate
 from seqtasks.data.stream import StreamBatches, steps_per_row
 from seqtasks.data.text import iter_text
 from seqtasks.data.token_cache import TokenCache, file_digest, key_of
@@ -64,7 +65,7 @@ class TextStreamData(SeqDataModule):
         self,
         path: str | None = None,
         root: str | None = None,
-        download: bool = False,
+        download: bool = True,
         batch_size: PositiveInt = 64,
         seq_len: PositiveInt = 128,
         val_fraction: Fraction = 0.1,
@@ -158,11 +159,5 @@ class TextStreamData(SeqDataModule):
 class TinyShakespeare(TextStreamData):
     """Tiny Shakespeare (char-rnn's input.txt, 1.1M characters)."""
 
-    file = RemoteFile(
-        "tinyshakespeare/input.txt",
-        url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-        sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-    )
-
     def text_path(self) -> Path:
-        return self.file.locate(self.root, self.download)
+        return locate("tinyshakespeare/input.txt", self.root, self.download)

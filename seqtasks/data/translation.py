@@ -1,8 +1,9 @@
 """Datamodules for translation: parallel text -> token-budget batches of (source, target) ids.
 
 `parallel` takes any files (a TSV of `source<TAB>target` lines, or two line-aligned files);
-`multi30k` knows the Multi30k files under the data root. Tokenizers are fitted on the training
-pairs only (one joint vocabulary for both sides by default). Each split is read and encoded once.
+`multi30k` knows the Multi30k files under the data root, and downloads missing ones. Tokenizers are
+fitted on the training pairs only (one joint vocabulary for both sides by default). Each split is
+read and encoded once.
 
 A batch (`TranslationBatch`) holds the source ids, the decoder input `[<bos>] + target` and the
 decoder output `target + [<eos>]`, padded with <pad>, plus the raw target lines (references for
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences, teacher_forcing_targets
-from seqtasks.data.files import RemoteFile
+from seqtasks.data.catalogue import locate
 from seqtasks.data.parallel import ParallelCorpus
 from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.errors import ConfigError
@@ -255,6 +256,7 @@ class Multi30k(ParallelData):
         target_lang: Multi30kLanguage = "en",
         test_set: str | None = "test_2016_flickr",
         test: str | list[str] | None = None,
+        download: bool = True,
         **options: Any,
     ):
         if source_lang == target_lang:
@@ -268,7 +270,7 @@ class Multi30k(ParallelData):
                 f"dataset 'multi30k' knows its files; data.{given[0]} cannot be set "
                 "(use data=parallel for your own files)"
             )
-        self.root = root
+        self.root, self.download = root, download
         self.source_lang, self.target_lang = source_lang, target_lang
         self.test_set = test_set
         names = {"train": "train", "val": "val", "test": test_set}
@@ -281,7 +283,8 @@ class Multi30k(ParallelData):
         self.own_test = test is not None
 
     def split_files(self, split: str) -> Path | tuple[Path, Path]:
-        """<root>/multi30k/<split>.<lang>.gz for both languages; a missing file names the expected path."""
+        """<root>/multi30k/<split>.<lang>.gz for both languages, downloaded when missing (unless
+        data.download=false); a missing file that cannot be fetched names the expected path."""
         if split == "test" and self.own_test:
             return self.splits[split]
-        return tuple(RemoteFile(str(path)).locate(self.root) for path in self.splits[split])
+        return tuple(locate(path, self.root, self.download) for path in self.splits[split])
