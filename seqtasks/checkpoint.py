@@ -6,6 +6,10 @@ lists, strings, numbers, tensors; Lightning's AttributeDict becomes a dict), so 
 no pickled class at all. A file whose pickle would build an object (and could so run code, e.g.
 `os.system`) is refused, naming what it asked for. A checkpoint never imports a module either:
 the components a plugin provides must be loaded by the user (`plugins=[...]`).
+
+Saving also stores a digest of everything else in the checkpoint (`DIGEST`: a sha256 per tensor,
+optimizer states included, and one over the rest, see seqtasks/digest.py); loading checks it, so a
+file changed after writing fails naming the file and the tensor instead of loading other weights.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seqtasks.atomic import atomic_write
+from seqtasks.digest import difference, digest, warn_undigested
 from seqtasks.errors import SeqtasksError
 from seqtasks.model_dir import load_exported
 
 PRIMITIVES = (str, int, float, bool, bytes, type(None))
+DIGEST = "digest"  # the entry holding the digest of all the others
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
@@ -58,14 +64,62 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         with atomic_write(path) as f:
-            torch.save(plain(checkpoint), f)
+            torch.save(sealed(plain(checkpoint)), f)
 
     def load_checkpoint(self, path: _PATH, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return read_checkpoint(Path(path))
 
 
+def sealed(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """checkpoint (plain data) with the digest of its other entries; one it already had (a loaded
+    checkpoint saved again) is replaced."""
+    body = {key: value for key, value in checkpoint.items() if key != DIGEST}
+    return {**body, DIGEST: digest(body)}
+
+
+def unsealed(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """checkpoint without its digest entry, once the rest is found to match it."""
+    if DIGEST not in checkpoint:
+        warn_undigested(path)
+        return checkpoint
+    stored = checkpoint.pop(DIGEST)
+    problem = difference(stored, digest(checkpoint))
+    if problem:
+        raise SeqtasksError(f"{path}: corrupt checkpoint: {problem} (the file changed after it was saved)")
+    return checkpoint
+
+
+def damaged_record(path: Path) -> str | None:
+    """The first entry of a checkpoint's zip archive whose bytes fail their CRC (torch.load checks none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def unreadable(path: Path, error: Exception) -> SeqtasksError:
+    """What is wrong with a checkpoint torch.load failed on. Damage is looked for first: a damaged
+    pickle can fail in any way, asking for a Python object among them."""
+    damaged = damaged_record(path)
+    if damaged:
+        return SeqtasksError(
+            f"{path}: corrupt checkpoint: {damaged} fails its CRC check (the file changed after it was saved)"
+        )
+    if isinstance(error, pickle.UnpicklingError):
+        detail = str(error).split("\n")
+        asked = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0])
+        return SeqtasksError(
+            f"{path}: refused: this file's pickle would build Python objects, which could run code "
+            f"on loading ({asked}); seqtasks checkpoints hold only tensors and plain data"
+        )
+    first = str(error).strip().split("\n")[0]
+    return SeqtasksError(f"{path}: not a readable checkpoint (truncated or corrupt? {first})")
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """torch.load(weights_only=True) with an error that says what is wrong with the file."""
+    """torch.load(weights_only=True) of a seqtasks checkpoint, its digest checked, with an error that
+    says what is wrong with the file."""
     if not path.is_file():
         raise SeqtasksError(f"{path}: checkpoint not found")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end
@@ -73,24 +127,16 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             f"{path}: not a readable checkpoint (not a complete PyTorch archive: truncated or corrupt?)"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        detail = str(error).split("\n")
-        asked = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0])
-        raise SeqtasksError(
-            f"{path}: refused: this file's pickle would build Python objects, which could run code "
-            f"on loading ({asked}); seqtasks checkpoints hold only tensors and plain data"
-        ) from None
-    except Exception as error:  # zip reader errors, OSError on a truncated file, EOFError, ...
-        first = str(error).strip().split("\n")[0]
-        raise SeqtasksError(f"{path}: not a readable checkpoint (truncated or corrupt? {first})") from None
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a refused pickle, zip reader errors, OSError, EOFError, ...
+        raise unreadable(path, error) from None
+    if not isinstance(checkpoint, dict) or "seqtasks" not in checkpoint:
+        raise SeqtasksError(f"{path}: not a seqtasks checkpoint (no 'seqtasks' entry)")
+    return unsealed(path, checkpoint)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a seqtasks checkpoint (or a model directory written by `seqtasks.export`) onto the CPU,
     with a clear error for anything else."""
     path = Path(path)
-    checkpoint = load_exported(path) if path.is_dir() else read_checkpoint(path)
-    if not isinstance(checkpoint, dict) or "seqtasks" not in checkpoint:
-        raise SeqtasksError(f"{path}: not a seqtasks checkpoint (no 'seqtasks' entry)")
-    return checkpoint
+    return load_exported(path) if path.is_dir() else read_checkpoint(path)

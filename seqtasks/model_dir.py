@@ -2,8 +2,13 @@
 writes, and what `load_checkpoint` reads when given a directory):
 
     <dir>/model.safetensors   the weights (safetensors: a flat, memory-mappable tensor file)
-    <dir>/config.yaml         the task's name, its constructor arguments (hyperparameters) and the run config
+    <dir>/config.yaml         the task's name, its constructor arguments (hyperparameters), the run config
+                              and `digests`: the sha256 of every other file and of config.yaml's own content
     <dir>/tokenizers/         each tokenizer's state (<side>.json) and native files (sentencepiece .model)
+
+Loading checks the digests first, so a file changed after export fails naming it, instead of
+loading as other weights (safetensors checks no tensor's bytes). A directory exported before
+digests existed loads unchecked, with a warning.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import yaml
 from safetensors.torch import load_file, save
 
 from seqtasks.atomic import atomic_write
+from seqtasks.digest import ALGORITHM, digest, file_sha256, warn_undigested
 from seqtasks.errors import DataError
 from seqtasks.tokenizers.base import Tokenizer
 
 WEIGHTS, CONFIG, TOKENIZERS = "model.safetensors", "config.yaml", "tokenizers"
+DIGESTS = "digests"  # config.yaml's entry: {algorithm, files: {relative path: sha256}, config: sha256}
 
 
 def export(checkpoint: dict[str, Any], directory: Path) -> list[Path]:
@@ -31,20 +38,62 @@ def export(checkpoint: dict[str, Any], directory: Path) -> list[Path]:
     weights = {name: tensor.detach().clone().contiguous() for name, tensor in checkpoint["state_dict"].items()}
     with atomic_write(directory / WEIGHTS) as f:
         f.write(save(weights))
-    config = {
-        "task": checkpoint["seqtasks"]["task"],
-        "hyper_parameters": hyper_parameters,
-        "run_config": checkpoint["seqtasks"].get("config"),
-    }
-    with atomic_write(directory / CONFIG) as f:
-        f.write(yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode("utf-8"))
-    written = [directory / WEIGHTS, directory / CONFIG]
+    written = [directory / WEIGHTS]
     for side, state in tokenizers.items():
         with atomic_write(directory / TOKENIZERS / f"{side}.json") as f:
             f.write((json.dumps(state, ensure_ascii=False) + "\n").encode("utf-8"))
         written.append(directory / TOKENIZERS / f"{side}.json")
         written += [p for p in Tokenizer.from_state(state).save(directory / TOKENIZERS, side) if p not in written]
-    return written
+    files = {path.relative_to(directory).as_posix(): file_sha256(path) for path in written}
+    config = {
+        "task": checkpoint["seqtasks"]["task"],
+        "hyper_parameters": hyper_parameters,
+        "run_config": checkpoint["seqtasks"].get("config"),
+        DIGESTS: {"algorithm": ALGORITHM, "files": files},
+    }
+    # Written last: after an interrupted export no config.yaml vouches for files it did not see written.
+    with atomic_write(directory / CONFIG) as f:
+        f.write(yaml_bytes(sealed_config(config)))
+    return [directory / WEIGHTS, directory / CONFIG, *written[1:]]
+
+
+def yaml_bytes(config: dict[str, Any]) -> bytes:
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def sealed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """config with the digest of its own content (as read back from YAML: tuples become lists) added
+    to its digests entry, which it covers too: a changed file digest is then blamed on config.yaml."""
+    content = digest(yaml.safe_load(yaml_bytes(config)))["data"]
+    return {**config, DIGESTS: {**config[DIGESTS], "config": content}}
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise DataError(path, f"corrupt: not readable YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise DataError(path, "corrupt: not a mapping of task, hyper_parameters and run_config")
+    return config
+
+
+def verify(directory: Path, config: dict[str, Any]) -> None:
+    """Check config.yaml's content and every file it lists against the digests export stored in it."""
+    digests = config.get(DIGESTS)
+    if digests is None:
+        warn_undigested(directory)
+        return
+    stored = digests.pop("config", None) if isinstance(digests, dict) else None
+    if stored != digest(config)["data"] or digests.get("algorithm") != ALGORITHM:
+        raise DataError(directory / CONFIG, "corrupt: its content differs from the digest stored in it")
+    # That digest covers the list of files too, so it is the one export wrote.
+    for name, sha256 in digests["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise DataError(path, f"missing: {CONFIG} lists it among the files of this model")
+        if file_sha256(path) != sha256:
+            raise DataError(path, f"corrupt: its content differs from its digest in {CONFIG}")
 
 
 def load_exported(directory: Path) -> dict[str, Any]:
@@ -52,7 +101,8 @@ def load_exported(directory: Path) -> dict[str, Any]:
     for name in (WEIGHTS, CONFIG):
         if not (directory / name).is_file():
             raise DataError(directory, f"not a seqtasks model directory: {name} is missing")
-    config = yaml.safe_load((directory / CONFIG).read_text(encoding="utf-8"))
+    config = read_config(directory / CONFIG)
+    verify(directory, config)
     tokenizers = {
         path.stem: json.loads(path.read_text(encoding="utf-8"))
         for path in sorted((directory / TOKENIZERS).glob("*.json"))
