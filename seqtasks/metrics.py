@@ -16,7 +16,15 @@ from torch import Tensor
 def loss_scores(nll: float, count: int) -> dict[str, float]:
     """Summed negative log-likelihood (nats) over `count` predictions -> mean `loss` and `ppl`."""
     loss = nll / max(count, 1)
-    return {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
+    return {"loss": loss, "ppl": perplexity(loss)}
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss); inf beyond the largest float (loss > 709.78), never a capped value that disagrees with the loss."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def corpus_scores(

@@ -1,4 +1,6 @@
-"""The language-model task: truncated BPTT state carry, non-finite losses, generation."""
+"""The language-model task: truncated BPTT state carry, non-finite losses, perplexity, generation."""
+
+import math
 
 import lightning as L
 import pytest
@@ -102,6 +104,14 @@ def test_nonfinite_loss_can_skip_the_batch(compose_config, tiny_text_file, tmp_p
     trainer(tmp_path, max_steps=3, limit_val_batches=0).fit(task, datamodule=data)
     assert task.skipped_batches == 1
     assert all(torch.isfinite(p).all() for p in task.parameters())
+
+
+def test_perplexity_is_the_exponential_of_the_loss_however_large(compose_config, tiny_text_file):
+    _, _, task = make(compose_config, tiny_text_file)
+    assert task.score([(2.0 * 10, 10)], "val")["ppl"] == pytest.approx(math.exp(2.0))
+    assert task.score([(60.0 * 10, 10)], "val")["ppl"] == pytest.approx(math.exp(60.0))
+    # a diverged run's loss (1.37e32 nats) has no finite perplexity: inf, never a number below exp(loss)
+    assert task.score([(1.37e32 * 10, 10)], "val")["ppl"] == math.inf
 
 
 def test_bad_task_options(compose_config, tiny_text_file):
