@@ -52,7 +52,7 @@ def write_report(
         task = task or (config.get("task") or {}).get("name")
         chosen = config.get("checkpoint") or {}
         if monitor is None:  # the run's checkpoint.monitor, by the rule the run used
-            default = _monitor_of(task, config.get("plugins") or [])
+            default = _monitor_of(task, config.get("task") or {}, config.get("plugins") or [])
             monitor = resolve_monitor(chosen.get("monitor"), chosen.get("mode"), default)
         if csv_logs is None:
             csv_logs = sorted(run_dir.glob("*/version_*/metrics.csv"))
@@ -280,7 +280,7 @@ def _samples(path: Path) -> list[str]:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _monitor_of(task: str | None, plugins: list[str]) -> tuple[str, str] | None:
+def _monitor_of(task: str | None, task_config: dict[str, Any], plugins: list[str]) -> tuple[str, str] | None:
     if not task:
         return None
     try:
@@ -288,7 +288,7 @@ def _monitor_of(task: str | None, plugins: list[str]) -> tuple[str, str] | None:
         from seqtasks.registry import TASKS
 
         load_plugins(plugins)  # the run's own, so that a plugin task is known too
-        return TASKS.get(task, path="task").monitor
+        return TASKS.get(task, path="task").default_monitor(task_config)
     except Exception:  # a plugin task that is not loaded here: no main-metric curve, the rest stays
         return None
 

@@ -30,7 +30,7 @@ from seqtasks.build import build_task, check_config, container, resumed_task
 from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry, TrainingThroughput
 from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
-from seqtasks.monitor import resolve_monitor
+from seqtasks.monitor import checked_monitor
 from seqtasks.plugins import load_plugins
 from seqtasks.precision import resolve_precision
 from seqtasks.registry import DATASETS, TASKS
@@ -176,6 +176,7 @@ def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
         check_resumable(container(cfg), checkpoint["seqtasks"].get("config"))
     refuse_overwrite(output_dir, resuming=resume is not None)
     task_class = check_config(cfg)
+    chosen_monitor(cfg, task_class)  # one the task logs: not a failure at the first validation
     remove_partial_writes(output_dir)
     if resume is not None:
         rank_zero_info(f"resuming {output_dir} from {resume} (step {checkpoint.get('global_step')})")
@@ -233,5 +234,5 @@ def selection_metric(cfg: DictConfig) -> tuple[str, str]:
 
 
 def chosen_monitor(cfg: DictConfig, task_class: type) -> tuple[str, str]:
-    """checkpoint.monitor and checkpoint.mode where given, else the task's own `monitor`."""
-    return resolve_monitor(cfg.checkpoint.get("monitor"), cfg.checkpoint.get("mode"), task_class.monitor)
+    """checkpoint.monitor and checkpoint.mode where given, else the task's own for its config; one the task logs."""
+    return checked_monitor(task_class, container(cfg.task), cfg.checkpoint.get("monitor"), cfg.checkpoint.get("mode"))

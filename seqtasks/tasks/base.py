@@ -58,6 +58,9 @@ class SeqTask(L.LightningModule):
     """Base class of the `tasks` registry."""
 
     monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # metric and direction that select checkpoints
+    # What `score` returns at validation (without 'val/'), so what checkpoint.monitor may name; a
+    # placeholder stands for a family ('f1/<label>': one per label). None: not declared, not checked.
+    metrics: ClassVar[tuple[str, ...] | None] = None
     headline: ClassVar[tuple[str, ...]] = ("loss",)  # metrics shown in the progress bar
     head_sort: ClassVar[type] = Head  # the sort of head the task takes (HEADS.build(sort=...))
     not_saved: ClassVar[tuple[str, ...]] = ()  # constructor arguments kept out of the checkpoint (callables)
@@ -88,6 +91,16 @@ class SeqTask(L.LightningModule):
         self._step_budget: float | None = None  # optimizer steps the trainer will take (inf: no limit)
 
     # --- what a task defines ---------------------------------------------------------------------
+    @classmethod
+    def default_monitor(cls, task_config: dict[str, Any]) -> tuple[str, str]:
+        """The task's own metric and direction under this task config: `monitor`, unless it depends on the config."""
+        return cls.monitor
+
+    @classmethod
+    def validation_metrics(cls, task_config: dict[str, Any]) -> tuple[str, ...] | None:
+        """The metrics validation logs under this task config: `metrics`, unless they depend on the config."""
+        return cls.metrics
+
     @classmethod
     def data_inputs(cls, data: Any) -> dict[str, Any]:
         """Constructor arguments the builder takes from the datamodule, besides the tokenizers."""

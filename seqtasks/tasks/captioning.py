@@ -14,7 +14,10 @@ Validation decodes greedily, test with the run's strategy (beam 5 by default); b
 sacreBLEU and chrF against every caption of an image and, with `attributes=shapes`, attribute
 accuracy: the share of images whose caption names exactly their objects with colour and size
 (`seqtasks/data/shapes.py` parses both), overall and on the images holding a colour-shape pair
-that no training caption named (`attr_acc_heldout`).
+that no training caption named (`attr_acc_heldout`). It counts only the images whose first
+caption the grammar reads (one naming no shape says nothing to check), and then selects
+checkpoints; captions it cannot read at all are refused before training (set attributes=null:
+BLEU then selects).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from seqtasks.tasks.encoder_decoder import EncoderDecoderTask, Hypotheses
 from seqtasks.tensors import lengths_mask
 from seqtasks.validation import NonNegativeFloat, PositiveInt, Rate
 
+# What validation also logs with attributes=shapes (seqtasks.metrics.attribute_scores).
+ATTRIBUTE_METRICS = ("attr_acc", "attr_acc_heldout", "heldout_share")
+
 # What the image encoder reads when the task is built without data (the data's input_spec()
 # otherwise): RGB images at data=captions' default side.
 IMAGES = {"kind": "image", "size": 3, "image_size": 64}
@@ -60,6 +66,7 @@ class CaptioningTask(EncoderDecoderTask):
     """Image captioning: an image encoder's grid, an RNN decoder started from its mean, attending over it."""
 
     monitor = ("val/bleu", "max")
+    metrics = ("bleu", "chrf", "loss", "ppl")
     headline = ("bleu", "attr_acc")
     target_side = "text"
 
@@ -94,6 +101,15 @@ class CaptioningTask(EncoderDecoderTask):
         self.max_length = max_length
         self.attributes = attributes
         self.seen_combinations = set(seen_combinations or ())
+
+    @classmethod
+    def default_monitor(cls, task_config: dict[str, Any]) -> tuple[str, str]:
+        # Where attributes are scored, what a caption says, not its wording (val/bleu picked worse checkpoints).
+        return ("val/attr_acc", "max") if task_config.get("attributes") else cls.monitor
+
+    @classmethod
+    def validation_metrics(cls, task_config: dict[str, Any]) -> tuple[str, ...]:
+        return cls.metrics + (ATTRIBUTE_METRICS if task_config.get("attributes") else ())
 
     @classmethod
     def data_inputs(cls, data: Any) -> dict[str, Any]:
@@ -173,11 +189,38 @@ class CaptioningTask(EncoderDecoderTask):
         scores, signatures = corpus_scores(captions, references)
         self.report.update({f"{stage}/{k}_signature": v for k, v in signatures.items()})
         if self.attributes == "shapes":
-            truths = [shapes.parse(refs[0]) for refs in references]
-            held_out = [any(f"{c} {s}" not in self.seen_combinations for _, c, s in truth) for truth in truths]
-            scores.update(attribute_scores(captions, truths, shapes.parse, held_out))
+            scores.update(self.attribute_accuracy(captions, references))
         rank_zero_info(f"{stage} " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()))
         return {**scores, **loss_scores(sum(nll), sum(tokens))}
+
+    def attribute_accuracy(self, captions: tuple[str, ...], references: tuple[list[str], ...]) -> dict[str, float]:
+        """Attribute accuracy (ATTRIBUTE_METRICS) over the images whose first caption names a shape of
+        the grammar: {} without any. (Counted, an image of other words would score right whenever
+        its decoded caption named no shape either.)"""
+        pairs = [
+            (caption, truth)
+            for caption, refs in zip(captions, references, strict=True)
+            if (truth := shapes.parse(refs[0]))
+        ]
+        if not pairs:
+            return {}
+        decoded, truths = zip(*pairs, strict=True)
+        held_out = [any(f"{c} {s}" not in self.seen_combinations for _, c, s in truth) for truth in truths]
+        return attribute_scores(decoded, truths, shapes.parse, held_out)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # Refused before training starts: attribute accuracy would score nothing here (so not be
+        # logged), yet by default it selects the checkpoints.
+        if stage != "fit" or self.attributes != "shapes":
+            return
+        data = self.trainer.datamodule
+        if not any(shapes.parse(refs[0]) for refs in data.read("val").captions):
+            raise ConfigError(
+                f"task.attributes=shapes: no validation caption ({data.describe('val')}) names a shape of the "
+                "shapes grammar (seqtasks/data/shapes.py), so attribute accuracy has nothing to score: "
+                "set task.attributes=null (checkpoints are then selected by val/bleu)"
+            )
 
     # --- decoding ----------------------------------------------------------------------------------
     def caption_state(

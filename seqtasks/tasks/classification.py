@@ -64,6 +64,7 @@ class ClassificationTask(SeqTask):
     """Sequence classification (many-to-one): encoder states pooled into one label; accuracy, macro-F1."""
 
     monitor = ("val/acc", "max")
+    metrics = ("acc", "macro_f1", "loss", "precision/<label>", "recall/<label>", "f1/<label>")
     headline = ("acc", "macro_f1")
     head_sort = SequenceClassifier
 

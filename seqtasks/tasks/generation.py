@@ -67,6 +67,14 @@ class GenerationTask(SeqTask):
     not_saved: ClassVar[tuple[str, ...]] = ("agreement",)
     needs_input = False
 
+    @classmethod
+    def validation_metrics(cls, task_config: dict[str, Any]) -> tuple[str, ...]:
+        """loss; with sample metrics on validation also novelty, distinct and (with a classifier) agreement."""
+        options = task_config.get("sample_metrics") or {}
+        if not options.get("on_validation", SampleMetrics.on_validation):
+            return ("loss",)
+        return ("loss", "novelty", "distinct") + (("agreement",) if task_config.get("agreement_classifier") else ())
+
     def __init__(
         self,
         encoder: dict,

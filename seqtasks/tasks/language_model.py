@@ -29,6 +29,7 @@ from seqtasks.validation import PositiveInt
 class LanguageModelTask(SeqTask):
     """Next-token language model (char-rnn) with truncated BPTT; generates text."""
 
+    metrics = ("loss", "bpc", "ppl")
     headline = ("loss", "bpc")
     head_sort = LanguageModelHead
     needs_input = False

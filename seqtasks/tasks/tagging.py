@@ -56,6 +56,7 @@ class TaggingTask(SeqTask):
     """Sequence tagging (one tag per word): word + character-BiLSTM features, RNN encoder, softmax or CRF head."""
 
     monitor = ("val/acc", "max")
+    metrics = ("acc", "acc_unseen", "unseen_rate", "loss", "acc/<tag>")
     headline = ("acc", "acc_unseen")
     head_sort = TaggerHead
 

@@ -45,6 +45,7 @@ class TranslationTask(EncoderDecoderTask):
     """Encoder-decoder translation (sentencepiece, attention, beam search), selected by validation BLEU."""
 
     monitor = ("val/bleu", "max")
+    metrics = ("bleu", "chrf", "loss", "ppl")
     headline = ("bleu", "chrf")
 
     def __init__(

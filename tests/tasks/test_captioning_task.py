@@ -14,9 +14,12 @@ import pytest
 import torch
 from conftest import FP32, command, train
 
+from seqtasks.build import container
 from seqtasks.data import shapes
 from seqtasks.errors import ConfigError
+from seqtasks.monitor import checked_monitor
 from seqtasks.registry import TASKS
+from seqtasks.report import write_report
 from seqtasks.tokenizers import WordTokenizer
 
 TOY = {"a big red circle": ("circle", "red", "large"), "a small blue square": ("square", "blue", "small")}
@@ -48,8 +51,9 @@ TINY_CAPTIONING = [
 ]
 
 
-def write_toy(directory: Path, count: int, seed: int) -> Path:
-    """count images, alternately of the two toy captions, at random places -> their TSV."""
+def write_toy(directory: Path, count: int, seed: int, captions: dict[str, str] | None = None) -> Path:
+    """count images, alternately of the two toy captions, at random places -> their TSV. captions:
+    what to write instead of each toy caption (a user's own words)."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
@@ -58,7 +62,7 @@ def write_toy(directory: Path, count: int, seed: int) -> Path:
         shape, colour, size = TOY[text]
         scene = (shapes.Shape(shape, colour, size, str(rng.choice(shapes.PLACES))),)
         shapes.render(scene, rng).save(directory / f"{n}.png")
-        rows.append(f"{n}.png\t{text}\n")
+        rows.append(f"{n}.png\t{(captions or {}).get(text, text)}\n")
     (directory / "captions.tsv").write_text("".join(rows))
     return directory / "captions.tsv"
 
@@ -77,6 +81,14 @@ def test_the_run_learns_the_toy_captions_exactly(toy_run):
     assert metrics["test/bleu_signature"].startswith("nrefs:1|")
     assert {"test/chrf", "test/loss", "val/loss"} <= set(metrics)
     assert (toy_run / "run" / "attention" / "image_0.png").is_file()
+    logged = {k.removeprefix("val/") for k, v in metrics.items() if k.startswith("val/") and isinstance(v, float)}
+    assert logged == set(TASKS.get("captioning").validation_metrics({"attributes": "shapes"}))  # as it declares
+    assert "checkpoints are selected by `val/attr_acc` (max)" in (toy_run / "run" / "report.md").read_text()
+
+
+def test_a_redrawn_report_names_the_metric_the_run_selected_by(toy_run):
+    write_report(toy_run / "run")  # from the run's config.yaml alone
+    assert "checkpoints are selected by `val/attr_acc` (max)" in (toy_run / "run" / "report.md").read_text()
 
 
 def test_predict_writes_one_caption_per_input_line(toy_run, tmp_path):
@@ -126,6 +138,57 @@ def test_evaluate_scores_a_new_captions_file(toy_run, tmp_path):
     assert metrics["test/attr_acc"] == pytest.approx(5 / 6) and 50 < metrics["test/bleu"] < 100
     # every colour-shape pair of the new file was in training, except the wrong reference's
     assert metrics["test/heldout_share"] == pytest.approx(1 / 6) and metrics["test/attr_acc_heldout"] == 0
+
+
+# A user's own captions, which the shapes grammar cannot read.
+OWN_WORDS = {"a big red circle": "a photo of something nice", "a small blue square": "another picture of a thing"}
+
+
+@pytest.fixture(scope="module")
+def own_captions(tmp_path_factory) -> list[str]:
+    """data.* of a tiny set of images with captions outside the shapes grammar."""
+    root = tmp_path_factory.mktemp("own")
+    return [
+        f"data.{split}={write_toy(root / split, n, seed, OWN_WORDS)}"
+        for split, n, seed in (("train", 8, 0), ("val", 4, 1))
+    ]
+
+
+def test_attribute_accuracy_is_refused_before_training_on_captions_the_grammar_cannot_read(own_captions, tmp_path):
+    with pytest.raises(ConfigError) as refused:  # the recipe's task.attributes=shapes
+        train(*TINY_CAPTIONING, *own_captions, "data.test=null", "trainer.max_epochs=1", run_dir=tmp_path)
+    assert str(refused.value).startswith("task.attributes=shapes: no validation caption (")
+    assert str(refused.value).endswith("set task.attributes=null (checkpoints are then selected by val/bleu)")
+    assert not (tmp_path / "checkpoints" / "best.ckpt").exists()
+
+
+def test_captions_of_ones_own_are_scored_and_selected_by_bleu(own_captions, tmp_path):
+    overrides = [*TINY_CAPTIONING, *own_captions, "data.test=null", "trainer.max_epochs=1", "task.attributes=null"]
+    metrics = train(*overrides, run_dir=tmp_path)
+    assert not any("attr_acc" in key for key in metrics)
+    logged = {k.removeprefix("val/") for k, v in metrics.items() if k.startswith("val/") and isinstance(v, float)}
+    assert logged == set(TASKS.get("captioning").validation_metrics({"attributes": None}))  # as it declares
+    assert "checkpoints are selected by `val/bleu` (max)" in (tmp_path / "report.md").read_text()
+
+
+def test_attribute_accuracy_selects_checkpoints_where_it_is_scored_bleu_elsewhere(compose_config):
+    for overrides, selected in (([], "val/attr_acc"), (["task.attributes=null"], "val/bleu")):
+        cfg = compose_config(["task=captioning", *overrides])
+        chosen = checked_monitor(
+            TASKS.get("captioning"), container(cfg.task), cfg.checkpoint.monitor, cfg.checkpoint.mode
+        )
+        assert chosen == (selected, "max")
+
+
+def test_attribute_accuracy_counts_only_the_images_whose_caption_the_grammar_reads():
+    task = untrained({"name": "precomputed", "size": 8}, FEATURES, attributes="shapes")
+
+    def scores(*pairs: tuple[str, str]) -> dict[str, float]:  # (decoded caption, reference) per image
+        return task.score([(caption, [reference], 1.0, 1) for caption, reference in pairs], "val")
+
+    own = ("a photo of something nice", "a photo of something nice")
+    assert not any("attr_acc" in key for key in scores(own, own))  # nothing the grammar reads: not 1.0
+    assert scores(own, ("a big red circle", "a small blue square"))["attr_acc"] == 0  # of 1 image, not 1 of 2
 
 
 def untrained(image_encoder: dict, inputs: dict, **options):
