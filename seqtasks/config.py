@@ -3,10 +3,17 @@
 Hydra's own messages for a mistyped option (`encoder=lstmm`) or key (`encoder.hiden_size=8`) name
 the problem but not the fix; `compose_config` turns them into one line with the closest valid
 name: `unknown encoder option 'lstmm'; choose from: gru, lstm, rnn (did you mean 'lstm'?)`.
+
+The commands besides training (predict, evaluate, inspect, export) read their command line with
+`command_config`, which also answers `--help` / `-h`: the command's summary and every key of its
+config with its default and the comment conf/<command>.yaml gives it (`usage`).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -20,6 +27,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seqtasks.errors import ConfigError
 from seqtasks.validation import closest, did_you_mean
+
+HELP_FLAGS = ("--help", "-h")
 
 
 def config_dir() -> Path:
@@ -79,6 +88,7 @@ def check_keys(config_name: str, parsed: list[Override]) -> None:
             for o in parsed
             if is_group[o.key_or_group] and values_of(o)[0] is not None
         ],
+        return_hydra_config=True,  # for the option each group has chosen (hydra.runtime.choices)
     )
     for override in parsed:
         key = override.key_or_group
@@ -88,12 +98,28 @@ def check_keys(config_name: str, parsed: list[Override]) -> None:
         for part in key.split("."):
             # keys(), not `in`: a mandatory value left at ??? is a key that `in` does not see.
             if not isinstance(node, DictConfig) or part not in node.keys():
-                choices = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
-                match = closest(part, choices)
-                hint = f" (did you mean '{'.'.join([*path, match])}'?)" if match else ""
-                raise ConfigError(f"no config key '{key}'" + (hint or f"; a new key is added with +{key}=..."))
+                raise ConfigError(
+                    f"no config key '{key}'" + unknown_key_hint(key, path, node, base.hydra.runtime.choices)
+                )
             path = [*path, part]
             node = OmegaConf.select(base, ".".join(path), throw_on_missing=False)
+
+
+def unknown_key_hint(key: str, path: list[str], node: object, chosen: DictConfig) -> str:
+    """What to do about `key`, whose part after `path` (at `node`) the config lacks: choose its
+    group first when none is chosen; the closest key; the keys the group's chosen option has (a
+    key of another option, beam_size with decoding=sampling); else how to add a new key."""
+    part = key.split(".")[len(path)]
+    missing, group = "/".join([*path, part]), "/".join(path)
+    if missing in chosen and chosen[missing] is None:  # a group left at null: no keys until an option is chosen
+        return f": no {missing} is chosen; choose one: {missing}={'|'.join(group_options(missing))}"
+    keys = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    match = closest(part, keys)
+    if match:
+        return f" (did you mean '{'.'.join([*path, match])}'?)"
+    if group in chosen:
+        return f": {group} '{chosen[group]}' has no {part}; its keys: {', '.join(keys)}"
+    return f"; a new key is added with +{key}=..."
 
 
 def check_overrides(config_name: str, overrides: list[str]) -> None:
@@ -102,6 +128,65 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
     parsed = parse_overrides(overrides)
     check_choices(parsed)
     check_keys(config_name, parsed)
+
+
+def command_config(config_name: str, argv: list[str] | None, doc: str) -> DictConfig:
+    """The config of a command (`python -m seqtasks.predict ...`) from its arguments (sys.argv[1:]
+    when argv is None), every mandatory key set; with --help or -h among them, the usage instead."""
+    arguments = sys.argv[1:] if argv is None else argv
+    exit_with_help(arguments, doc, config_name)
+    return compose_config(config_name, arguments, complete=True)
+
+
+def exit_with_help(arguments: list[str], doc: str, config_name: str | None = None) -> None:
+    """With --help or -h among the arguments (whatever else is there): print the usage, exit 0."""
+    if any(argument in HELP_FLAGS for argument in arguments):
+        print(usage(doc, config_name))
+        sys.exit(0)
+
+
+def usage(doc: str, config_name: str | None = None) -> str:
+    """A command's summary (its docstring's first paragraph) and, with its config, every key it
+    takes as `key=default` with what conf/<config_name>.yaml says of it; a group lists its options."""
+    summary = "usage: " + doc.strip().split("\n\n")[0].replace("`", "")
+    if config_name is None:
+        return summary
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name, return_hydra_config=True)
+        groups = {group: group_options(group) for group in cfg.hydra.runtime.choices if not group.startswith("hydra")}
+    notes = key_comments(config_dir() / f"{config_name}.yaml")
+    values = OmegaConf.to_container(cfg, resolve=False)  # a mandatory key keeps its ???
+    # (key=default, what it takes) for each group, then each key.
+    rows = [(f"{g}={shown(cfg.hydra.runtime.choices[g])}", [" | ".join(o), notes.get(g)]) for g, o in groups.items()]
+    rows += [(f"{k}={shown(v)}", [notes.get(k)]) for k, v in values.items() if k != "hydra" and k not in groups]
+    width = max(len(setting) for setting, _ in rows)
+    lines = [f"  {setting:<{width}}  {'; '.join(filter(None, about))}".rstrip() for setting, about in rows]
+    return "\n".join([summary, "", "keys (key=value; ??? must be set):", *lines])
+
+
+def shown(value: object) -> str:
+    """A default as it is typed on the command line: plain words as they are, the rest as JSON."""
+    if isinstance(value, str) and value and value.isprintable() and " " not in value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def key_comments(path: Path) -> dict[str, str]:
+    """The comment on each top-level key (or defaults entry) of a config file, with the comment
+    lines that continue it: the keys' documentation, which the composed config drops."""
+    comments: dict[str, str] = {}
+    key = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = re.match(r"^(?:  - )?(\w+):[^#]*(?:#\s*(.*))?$", line)
+        continued = re.match(r"^\s+#\s*(.*)$", line)
+        if entry:
+            key = entry.group(1)
+            comments[key] = entry.group(2) or ""
+        elif continued and key:
+            comments[key] = f"{comments[key]} {continued.group(1)}".strip()
+        else:
+            key = None
+    return {key: comment for key, comment in comments.items() if comment}
 
 
 def compose_config(config_name: str, overrides: list[str], complete: bool = False) -> DictConfig:

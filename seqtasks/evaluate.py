@@ -1,6 +1,7 @@
 """`python -m seqtasks.evaluate ckpt=<path> [test=...] [decoding=...] [output=<file>]`: score a trained
-model on any test data in its task's format, e.g. a translation model on a new source/reference
-pair it has never seen:
+model on any test data in its task's format, and print its metrics as JSON.
+
+For example a translation model on a new source/reference pair it has never seen:
 
     python -m seqtasks.evaluate ckpt=run/checkpoints/best.ckpt 'test=[news.de,news.en]'
 
@@ -9,7 +10,9 @@ and the checkpoint's own tokenizers; the metrics are printed as JSON (and writte
 task draws, such as a classifier's confusion_matrix.png, go beside it). Every task's data takes `test`:
 classification `test=<file.tsv>` (names: header `name<TAB>language`; sst2: `sentence<TAB>label`),
 tagging `test=<file.conllu>`, translation `'test=[src,ref]'`, captioning `test=<captions.tsv>`
-(`image<TAB>caption` lines).
+(`image<TAB>caption` lines). A language model's data has no test split (its validation metrics are
+in the run's metrics.json): evaluate refuses it. `output` may not be the checkpoint, a file in an
+exported model directory or the test data (symlinks followed).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 from seqtasks.atomic import atomic_write
 from seqtasks.build import decoding_overrides, restore_task
 from seqtasks.checkpoint import load_checkpoint
-from seqtasks.config import compose_config
+from seqtasks.config import command_config
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
+from seqtasks.paths import refuse_overwrite
 from seqtasks.plugins import load_plugins
-from seqtasks.registry import DATASETS
+from seqtasks.registry import DATASETS, constructor_parameters
 
 
 def from_cwd(path: str) -> str:
@@ -37,21 +41,42 @@ def from_cwd(path: str) -> str:
     return str(Path(path).resolve()) if Path(path).exists() else path
 
 
+def given_test(cfg: DictConfig) -> Any:
+    """`test` as plain data: null, a path, or a list of paths."""
+    return OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
+
+
+def check_takes_a_test_split(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """A dataset without a `test` option (a language model's text stream) has no test split, and
+    test=... cannot give it one: say so before the model is built."""
+    name = checkpoint["seqtasks"]["config"]["data"]["name"]
+    # An unknown name (a plugin's dataset, not loaded) fails where the data is built, with the plugin hint.
+    if name in DATASETS and "test" not in constructor_parameters(DATASETS.get(name)):
+        raise ConfigError(
+            f"{cfg.ckpt}: evaluate scores models on their data's test split, and dataset '{name}' (task "
+            f"'{checkpoint['seqtasks']['task']}') has none and takes no test=...; the run's validation metrics "
+            "are in its metrics.json"
+        )
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     load_plugins(cfg.plugins)
     checkpoint = load_checkpoint(cfg.ckpt)
     run_config = checkpoint["seqtasks"].get("config")
     if not run_config:
         raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config to rebuild its data from")
+    check_takes_a_test_split(cfg, checkpoint)
     task = restore_task(checkpoint, with_callables=True)
     task.strategy = decoding_overrides(cfg, task) or task.strategy
     data_config = dict(run_config["data"])
-    if cfg.test is not None:
-        test = OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
+    test = given_test(cfg)
+    if test is not None:
         data_config["test"] = [from_cwd(path) for path in test] if isinstance(test, list) else from_cwd(test)
     data = DATASETS.build(data_config, "data")
     if not data.has_test:
         raise ConfigError(f"{cfg.ckpt}: no test data; set test=... (the run had none)")
+    # Known only now: the run's own test data (test=null) and a test= under the data root.
+    refuse_overwrite({"output": cfg.output}, {"test": data.split_source("test")})
     data.use_tokenizers(task.tokenizers)
     # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
     output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
@@ -71,7 +96,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cfg = compose_config("evaluate", sys.argv[1:] if argv is None else argv, complete=True)
+        cfg = command_config("evaluate", argv, __doc__)
+        refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt, "test": given_test(cfg)})
         metrics = evaluate(cfg)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)

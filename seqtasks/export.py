@@ -1,6 +1,10 @@
 """`python -m seqtasks.export ckpt=<path> output=<dir>`: a trained model as a portable directory
 (`seqtasks/model_dir.py`: safetensors weights, config.yaml, tokenizer files) that needs no pickle,
-and that `seqtasks.predict` and `seqtasks.evaluate` take as `ckpt=<dir>`."""
+and that `seqtasks.predict` and `seqtasks.evaluate` take as `ckpt=<dir>`.
+
+The output directory may not be the checkpoint, lie inside an exported one, or hold it: export
+into a run directory (or its checkpoints/) would mix the model with the run's own config.yaml and
+tokenizers/, and replace them."""
 
 from __future__ import annotations
 
@@ -8,14 +12,16 @@ import sys
 from pathlib import Path
 
 from seqtasks.checkpoint import load_checkpoint
-from seqtasks.config import compose_config
+from seqtasks.config import command_config
 from seqtasks.errors import USER_ERROR, SeqtasksError
 from seqtasks.model_dir import export
+from seqtasks.paths import refuse_overwrite
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cfg = compose_config("export", sys.argv[1:] if argv is None else argv, complete=True)
+        cfg = command_config("export", argv, __doc__)
+        refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt}, directories=["output"])
         written = export(load_checkpoint(cfg.ckpt), Path(cfg.output))
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,8 +1,11 @@
 """`python -m seqtasks.inspect ckpt=<path> input=<text file> [unit=<layer>:<index>] [output=page.html]`:
-look inside a language model. Writes one self-contained HTML page with the input coloured by a
-unit's activation and the top-5 next-character guesses under every character, and prints the
-units whose activation correlates best with simple properties of the text (inside quotes,
-parentheses, position in the line, ...; `pattern=<regex>` adds one), as the unit search found them:
+look inside a language model.
+
+Writes one self-contained HTML page (`output`, which may be neither the input nor the checkpoint)
+with the input coloured by a unit's activation and the top-5 next-character guesses under every
+character, and prints the units whose activation correlates best with simple properties of the
+text (inside quotes, parentheses, position in the line, ...; `pattern=<regex>` adds one), as the
+unit search found them:
 
     python -m seqtasks.inspect ckpt=run/checkpoints/best.ckpt input=heldout.txt output=page.html
     python -m seqtasks.inspect ckpt=run/checkpoints/best.ckpt input=heldout.txt unit=c1:42 'pattern=[A-Z]{2,}'
@@ -18,11 +21,12 @@ from omegaconf import DictConfig
 
 from seqtasks.atomic import atomic_write
 from seqtasks.build import load_task
-from seqtasks.config import compose_config
+from seqtasks.config import command_config
 from seqtasks.data.text import iter_text
 from seqtasks.errors import USER_ERROR, SeqtasksError
 from seqtasks.inspection.page import render_page
 from seqtasks.inspection.units import search_units, trace_language_model
+from seqtasks.paths import refuse_overwrite
 from seqtasks.plugins import load_plugins
 
 
@@ -60,7 +64,8 @@ def inspect(cfg: DictConfig) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cfg = compose_config("inspect", sys.argv[1:] if argv is None else argv, complete=True)
+        cfg = command_config("inspect", argv, __doc__)
+        refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt, "input": cfg.input})
         print(inspect(cfg))
         print(f"wrote {cfg.output}", file=sys.stderr)
     except SeqtasksError as error:

@@ -1,21 +1,29 @@
-"""`python -m seqtasks.list`: every registered component (built-in and plugins), one line each.
+"""`python -m seqtasks.list [plugin ...]`: every registered component (built-in, installed plugins
+and the plugin modules or .py files named), one line each.
 `python -m seqtasks.list datasets`: the named datasets with their licence, source and citation."""
 
 from __future__ import annotations
 
 import sys
 
+from seqtasks.config import exit_with_help
 from seqtasks.data.catalogue import catalogue_lines
+from seqtasks.errors import USER_ERROR, SeqtasksError
 from seqtasks.plugins import load_plugins
 from seqtasks.registry import ALL_REGISTRIES
 
 
 def main(argv: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
+    exit_with_help(arguments, __doc__)
     if arguments[:1] == ["datasets"]:
         print("\n".join(catalogue_lines()))
         return
-    load_plugins(arguments)
+    try:
+        load_plugins(arguments)
+    except SeqtasksError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(USER_ERROR)
     for registry in ALL_REGISTRIES:
         print(f"{registry.plural}:")
         names = registry.names()

@@ -17,7 +17,8 @@ Every task turns input lines into output lines (`predict_lines`), in order:
     python -m seqtasks.predict ckpt=run/checkpoints/best.ckpt prime="ROMEO:" decoding=sampling decoding.temperature=0.8
 
 Without `decoding=...` the model decodes as it was trained to (the run's decoding group). Empty
-input gives empty output.
+input gives empty output. No output may be the checkpoint (or lie inside an exported model
+directory) or the input, symlinks followed: that is refused before the model is loaded.
 
 Translation with attention can also write where each output piece looked in the source:
 
@@ -51,11 +52,13 @@ from omegaconf import DictConfig
 
 from seqtasks.atomic import atomic_write
 from seqtasks.build import decoding_overrides, load_task
-from seqtasks.config import compose_config
+from seqtasks.config import command_config
 from seqtasks.data.text import read_lines
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
+from seqtasks.paths import refuse_overwrite
 from seqtasks.plugins import load_plugins
 from seqtasks.tasks.base import PredictOptions
+from seqtasks.validation import PositiveInt, check_value
 
 if TYPE_CHECKING:
     from seqtasks.tasks.translation import AttentionMap
@@ -141,21 +144,22 @@ def write_attention_images(maps: list[AttentionMap], directory: str) -> None:
     print(f"wrote {written} attention image(s) to {directory}", file=sys.stderr)
 
 
-def check_paths(cfg: DictConfig) -> None:
-    """The output must not be the input (it would be replaced by what was read from it), nor may
-    the attention file be either of them."""
-    read = None if cfg.input in (None, "-") else Path(cfg.input).resolve()
-    if cfg.output and read is not None and Path(cfg.output).resolve() == read:
-        raise ConfigError(f"output={cfg.output} is the input file; write the results somewhere else")
-    attention = cfg.get("attention")
-    if attention and Path(attention).resolve() in {read, cfg.output and Path(cfg.output).resolve()}:
-        raise ConfigError(f"attention={attention} is the input or output file; write the attention somewhere else")
+def check_options(cfg: DictConfig) -> None:
+    """What the command line asks for, checked before the model is loaded: counts of at least 1,
+    and outputs that replace none of the inputs (`refuse_overwrite`)."""
+    for key in ("batch_size", "num_samples", "length"):
+        check_value(key, cfg[key], PositiveInt)
+    refuse_overwrite(
+        {"output": cfg.output, "attention": cfg.attention, "attention_images": cfg.attention_images},
+        {"ckpt": cfg.ckpt, "input": cfg.input},
+        directories=["attention_images"],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cfg = compose_config("predict", sys.argv[1:] if argv is None else argv, complete=True)
-        check_paths(cfg)
+        cfg = command_config("predict", argv, __doc__)
+        check_options(cfg)
         results, separator, maps = predict_with_attention(cfg)
         write_results(results, separator, cfg.output)
         if cfg.get("attention"):

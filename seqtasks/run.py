@@ -110,7 +110,7 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
             default_root_dir=str(output_dir),
         )
     except Exception as error:  # Lightning's MisconfigurationException, ValueError, TypeError
-        raise ConfigError(f"trainer: {error}") from None
+        raise ConfigError(f"trainer: {error.__cause__ or error}") from None
 
 
 def final_metrics(trainer: L.Trainer, task: L.LightningModule, data: L.LightningDataModule) -> dict[str, Any]:

@@ -18,7 +18,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from seqtasks import evaluate, export, predict
+from seqtasks import evaluate, export, inspect, predict
+from seqtasks import list as list_command
 from seqtasks.build import restore_task
 from seqtasks.checkpoint import load_checkpoint
 from seqtasks.config import compose_config as compose_overrides
@@ -36,6 +37,9 @@ torch.set_num_threads(2)
 # and remove it when the session ends.
 os.environ["SEQTASKS_CACHE"] = tempfile.mkdtemp(prefix="seqtasks-test-cache-")
 atexit.register(shutil.rmtree, os.environ["SEQTASKS_CACHE"], ignore_errors=True)
+# Datasets download what is missing: a test that would reach for the network fails at once instead
+# (a closed port on this machine); download tests set their own 127.0.0.1 mirror.
+os.environ["SEQTASKS_MIRROR"] = "http://127.0.0.1:9"
 
 TINY_TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -107,11 +111,17 @@ def train(*overrides: str, run_dir: Path) -> dict:
     return run(compose_overrides("config", [*overrides, FP32]), run_dir)
 
 
-COMMANDS = {"seqtasks.predict": predict.main, "seqtasks.evaluate": evaluate.main, "seqtasks.export": export.main}
+COMMANDS = {
+    "seqtasks.predict": predict.main,
+    "seqtasks.evaluate": evaluate.main,
+    "seqtasks.export": export.main,
+    "seqtasks.inspect": inspect.main,
+    "seqtasks.list": list_command.main,
+}
 
 
 def command(module: str, *args: str, check: bool = True, stdin: str | None = None) -> SimpleNamespace:
-    """`python -m seqtasks.predict|evaluate <args>` in this process -> returncode, stdout, stderr."""
+    """`python -m <module> <args>` (a command of COMMANDS) in this process -> returncode, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     code = 0
     saved_stdin = sys.stdin

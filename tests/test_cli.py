@@ -174,12 +174,50 @@ def test_a_group_the_task_does_not_use_fails_before_training(tmp_path):
         ("seqtasks.predict", ["ckpt=x.ckpt", "inptu=a.txt"], "error: no config key 'inptu' (did you mean 'input'?)"),
         ("seqtasks.evaluate", [], "error: ckpt must be set, e.g. ckpt=..."),
         ("seqtasks.evaluate", ["ckpt=x.ckpt", "tset=a.tsv"], "error: no config key 'tset' (did you mean 'test'?)"),
+        ("seqtasks.predict", ["ckpt=x.ckpt", "num_samples=0"], "error: num_samples=0: expected an integer >= 1"),
+        ("seqtasks.predict", ["ckpt=x.ckpt", "length=-1"], "error: length=-1: expected an integer >= 1"),
+        (
+            "seqtasks.predict",
+            ["ckpt=x.ckpt", "decoding=sampling", "decoding.beam_size=0"],
+            "error: no config key 'decoding.beam_size': decoding 'sampling' has no beam_size; "
+            "its keys: name, temperature, top_k, top_p, n_best",
+        ),
+        (
+            "seqtasks.predict",
+            ["ckpt=x.ckpt", "decoding.beam_size=3"],
+            "error: no config key 'decoding.beam_size': no decoding is chosen; "
+            "choose one: decoding=beam|greedy|sampling",
+        ),
     ],
 )
 def test_predict_and_evaluate_mistakes_are_one_line(module, arguments, message):
     result = command(module, *arguments, check=False)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [message]
+
+
+def test_a_trainer_option_lightning_rejects_is_one_line(tmp_path, data_root):
+    result = seqtasks(
+        *TINY_LM, f"data.root={data_root}", "trainer.max_steps=-5", f"hydra.run.dir={tmp_path}", check=False
+    )
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if "max_steps" in line]
+    assert len(error) == 1 and "ERROR" in error[0], result.stderr
+    assert "`max_steps` must be a non-negative integer or -1 (infinite steps). You passed in -5." in error[0]
+
+
+def test_evaluate_says_a_language_model_has_no_test_split(trained_run, tmp_path):
+    ckpt = f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"
+    text = tmp_path / "heldout.txt"
+    text.write_text("First Citizen:\n")
+    expected = (
+        "evaluate scores models on their data's test split, and dataset 'tinyshakespeare' (task 'language_model') "
+        "has none and takes no test=...; the run's validation metrics are in its metrics.json"
+    )
+    for arguments in ([], [f"test={text}"]):
+        result = command("seqtasks.evaluate", ckpt, *arguments, check=False)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [f"error: {trained_run / 'checkpoints' / 'best.ckpt'}: {expected}"]
 
 
 def test_unknown_decoding_strategy_lists_choices(trained_run):

@@ -153,7 +153,7 @@ def test_an_attention_file_that_is_the_output_is_refused(source, tmp_path):
         "seqtasks.predict", "ckpt=x.ckpt", f"input={source}", f"output={out}", f"attention={out}", check=False
     )
     assert result.returncode == 2
-    assert result.stderr == f"error: attention={out} is the input or output file; write the attention somewhere else\n"
+    assert result.stderr == f"error: attention={out} is the output file (output={out}); give attention another path\n"
 
 
 def test_a_translation_model_without_attention_says_so(ckpt):

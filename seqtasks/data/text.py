@@ -9,8 +9,8 @@ language-model stream) reads its lines through `iter_lines`, so all of them trea
   on form feeds and Unicode separators, and outputs would no longer line up with inputs), and a
   '\\r' before it is dropped (CRLF files read like LF files); the line break that ends the last line
   does not start another line;
-- a file with nothing but whitespace is empty: it fails naming the file, unless the caller accepts
-  empty input (`allow_empty`, e.g. predict).
+- a file with no text (no bytes, or only blank lines) fails naming the file and which of the two
+  it is, unless the caller accepts empty input (`allow_empty`, e.g. predict).
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def iter_raw_lines(path: str | Path, allow_empty: bool = False) -> Iterator[tupl
             yield line, ended
     if held is not None:
         if not allow_empty:
-            raise DataError(display_name(path), "file is empty; expected UTF-8 text")
+            what = "file holds only blank lines" if held else "file is empty"
+            raise DataError(display_name(path), f"{what}; expected UTF-8 text")
         yield from held
 
 

@@ -54,11 +54,15 @@ def test_bom_and_crlf_read_like_plain_lf(reader):
     assert read(path) == plain
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\n"], ids=["empty", "whitespace"])
-def test_an_empty_file_is_an_error_naming_it(reader, content):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "file is empty"), (b"  \n\n", "file holds only blank lines")],
+    ids=["empty", "whitespace"],
+)
+def test_an_empty_file_is_an_error_naming_it(reader, content, message):
     read, _, path = reader
     path.write_bytes(content)
-    with pytest.raises(DataError, match="file is empty") as caught:
+    with pytest.raises(DataError, match=message) as caught:
         read(path)
     assert str(path) in str(caught.value)
 

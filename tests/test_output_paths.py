@@ -1,0 +1,157 @@
+"""Where the commands write: an output that is (or resolves to) one of the command's inputs, or a
+directory where a file is written, is refused in one line before any model is loaded or any file
+is written (`seqtasks.paths.refuse_overwrite`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import command, train
+
+CHECKPOINT = b"a checkpoint: refused before it is read"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """A checkpoint (never read: every refusal comes first), an exported model directory, an input
+    text, a test TSV and a translation test pair, in tmp_path."""
+    (tmp_path / "best.ckpt").write_bytes(CHECKPOINT)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(CHECKPOINT)
+    (tmp_path / "model" / "config.yaml").write_text("task: language_model\n")
+    (tmp_path / "h.txt").write_text("First Citizen:\n")
+    (tmp_path / "t.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    (tmp_path / "news.de").write_text("ein haus\n")
+    (tmp_path / "news.en").write_text("a house\n")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "h.txt")
+    return tmp_path
+
+
+def contents(directory: Path) -> dict[str, bytes | None]:
+    """Every path under directory -> its bytes (None for a directory)."""
+    return {str(p.relative_to(directory)): None if p.is_dir() else p.read_bytes() for p in directory.rglob("*")}
+
+
+def refused(module: str, files: Path, *arguments: str, expected: str) -> None:
+    """The command fails with one line holding `expected` (paths written relative to files) and
+    leaves every file as it was."""
+    before = contents(files)
+    result = command(module, *(a.replace("@", f"{files}/") for a in arguments), check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"error: {expected.replace('@', f'{files}/')}"]
+    assert contents(files) == before
+
+
+AGAIN = "another path"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["output=@best.ckpt"], f"output=@best.ckpt is the ckpt file (ckpt=@best.ckpt); give output {AGAIN}"),
+        (
+            ["input=@h.txt", "output=@link.txt"],
+            f"output=@link.txt is the input file (input=@h.txt); give output {AGAIN}",
+        ),
+        (
+            ["input=@h.txt", "attention=@h.txt"],
+            f"attention=@h.txt is the input file (input=@h.txt); give attention {AGAIN}",
+        ),
+        (["attention_images=@best.ckpt"], "attention_images=@best.ckpt is a file; expected a directory"),
+        (
+            ["attention_images=@"],
+            f"attention_images=@ holds the ckpt file (ckpt=@best.ckpt); give attention_images {AGAIN}",
+        ),
+        (["output=@"], "output=@ is a directory; expected a file to write"),
+        (
+            ["output=@o.txt", "attention=@o.txt"],
+            f"attention=@o.txt is the output file (output=@o.txt); give attention {AGAIN}",
+        ),
+    ],
+)
+def test_predict_refuses_an_output_that_would_replace_an_input(files, arguments, expected):
+    refused("seqtasks.predict", files, "ckpt=@best.ckpt", *arguments, expected=expected)
+
+
+def test_predict_refuses_to_write_into_an_exported_model_directory(files):
+    refused(
+        "seqtasks.predict",
+        files,
+        "ckpt=@model",
+        "output=@model/config.yaml",
+        expected=f"output=@model/config.yaml is inside the ckpt directory (ckpt=@model); give output {AGAIN}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["test=@t.tsv", "output=@t.tsv"], f"output=@t.tsv is the test file (test=@t.tsv); give output {AGAIN}"),
+        (["output=@best.ckpt"], f"output=@best.ckpt is the ckpt file (ckpt=@best.ckpt); give output {AGAIN}"),
+        (
+            ["test=[@news.de,@news.en]", "output=@news.en"],
+            f"output=@news.en is the test file (test=@news.en); give output {AGAIN}",
+        ),
+        (["output=@model"], "output=@model is a directory; expected a file to write"),
+    ],
+)
+def test_evaluate_refuses_an_output_that_would_replace_an_input(files, arguments, expected):
+    refused("seqtasks.evaluate", files, "ckpt=@best.ckpt", *arguments, expected=expected)
+
+
+def test_inspect_refuses_to_write_its_page_over_its_input(files):
+    refused(
+        "seqtasks.inspect",
+        files,
+        "ckpt=@best.ckpt",
+        "input=@h.txt",
+        "output=@h.txt",
+        expected=f"output=@h.txt is the input file (input=@h.txt); give output {AGAIN}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["ckpt=@best.ckpt", "output=@"], f"output=@ holds the ckpt file (ckpt=@best.ckpt); give output {AGAIN}"),
+        (["ckpt=@model", "output=@model"], f"output=@model is the ckpt directory (ckpt=@model); give output {AGAIN}"),
+        (
+            ["ckpt=@model", "output=@model/again"],
+            f"output=@model/again is inside the ckpt directory (ckpt=@model); give output {AGAIN}",
+        ),
+        (["ckpt=@model", "output=@h.txt"], "output=@h.txt is a file; expected a directory"),
+    ],
+)
+def test_export_refuses_a_directory_that_is_or_holds_its_checkpoint(files, arguments, expected):
+    refused("seqtasks.export", files, *arguments, expected=expected)
+
+
+def test_evaluate_refuses_to_write_over_the_runs_own_test_data(tmp_path):
+    """Without test=..., the test data is the run's (known once the checkpoint is read): the
+    metrics must not replace it either."""
+    names = tmp_path / "data" / "names" / "by_language"
+    names.mkdir(parents=True)
+    (names / "Russian.txt").write_text("".join(f"Ivanov{i}\n" for i in range(30)))
+    (names / "Spanish.txt").write_text("".join(f"Garcia{i}\n" for i in range(30)))
+    train(
+        "experiment=names_classify",
+        f"data.root={tmp_path / 'data'}",
+        "encoder.hidden_size=8",
+        "encoder.num_layers=1",
+        "task.embedding_dim=8",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "early_stopping.patience=null",
+        "logger={}",
+        run_dir=tmp_path / "run",
+    )
+    refused(
+        "seqtasks.evaluate",
+        tmp_path,
+        "ckpt=@run/checkpoints/best.ckpt",
+        "output=@data/names/by_language/Russian.txt",
+        expected="output=@data/names/by_language/Russian.txt is inside the test directory "
+        f"(test=@data/names/by_language); give output {AGAIN}",
+    )
