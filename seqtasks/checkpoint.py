@@ -139,4 +139,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a seqtasks checkpoint (or a model directory written by `seqtasks.export`) onto the CPU,
     with a clear error for anything else."""
     path = Path(path)
-    return load_exported(path) if path.is_dir() else read_checkpoint(path)
+    checkpoint = load_exported(path) if path.is_dir() else read_checkpoint(path)
+    check_layout(path, checkpoint)
+    return checkpoint
+
+
+# The entries seqtasks reads from a checkpoint, and what each must be.
+LAYOUT: dict[tuple[str, ...], tuple[type, ...]] = {
+    ("seqtasks",): (dict,),
+    ("seqtasks", "task"): (str,),
+    ("seqtasks", "config"): (dict, type(None)),
+    ("hyper_parameters",): (dict,),
+    ("hyper_parameters", "tokenizers"): (dict,),
+    ("state_dict",): (dict,),
+}
+KIND_NAMES = {dict: "mapping", str: "string", type(None): "null"}
+
+
+def check_layout(path: Path, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint is data that may come from anyone: an entry seqtasks reads that is missing or of
+    the wrong kind fails here, in one line naming it, rather than deep inside a command."""
+    for keys, kinds in LAYOUT.items():
+        node: Any = checkpoint
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, kinds):  # a missing entry is None here, which only the run config may be
+            name = "".join(f"[{key!r}]" for key in keys)
+            expected = " or ".join(KIND_NAMES[kind] for kind in kinds)
+            raise SeqtasksError(f"{path}: not a seqtasks checkpoint: {name} is missing or not a {expected}")
+    weights = checkpoint["state_dict"].items()
+    if not all(isinstance(name, str) and isinstance(tensor, torch.Tensor) for name, tensor in weights):
+        raise SeqtasksError(f"{path}: not a seqtasks checkpoint: ['state_dict'] must map names to tensors")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ def _checkpoint(value: float = 1.0) -> dict:
         "seqtasks": {"task": "language_model", "version": 1},
         "epoch": 3,
         "state_dict": {"encoder.weight": torch.full((4, 5), value), "head.bias": torch.arange(7.0) * value},
-        "hyper_parameters": {"hidden_size": 5, "plugins": []},
+        "hyper_parameters": {"hidden_size": 5, "plugins": [], "tokenizers": {}},
     }
 
 
@@ -241,3 +242,18 @@ def test_load_checkpoint_rejects_non_seqtasks_files(tmp_path, obj):
     with pytest.raises(SeqtasksError, match="not a seqtasks checkpoint") as caught:
         load_checkpoint(path)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "entry, value, named",
+    [
+        ("hyper_parameters", ["not", "a", "mapping"], "['hyper_parameters']"),
+        ("seqtasks", {"task": {"_target_": "os.system"}}, "['seqtasks']['task']"),
+        ("state_dict", {"encoder.weight": "not a tensor"}, "['state_dict']"),
+    ],
+)
+def test_a_checkpoint_whose_entries_are_of_the_wrong_kind_fails_naming_the_entry(tmp_path, entry, value, named):
+    path = tmp_path / "odd.ckpt"
+    AtomicCheckpointIO().save_checkpoint({**_checkpoint(), entry: value}, path)
+    with pytest.raises(SeqtasksError, match=re.escape(f"{path}: not a seqtasks checkpoint: {named}")):
+        load_checkpoint(path)
