@@ -31,7 +31,8 @@ from seqtasks.model_dir import export
 from seqtasks.registry import DATASETS
 from seqtasks.run import accept_run
 
-EXAMPLES = int(os.environ.get("SEQTASKS_HOSTILE_EXAMPLES", 100))  # per loader; 1000 for the full run (docs/development.md)
+# Examples per loader: 100 in the suite, SEQTASKS_HOSTILE_EXAMPLES=1000 for the full run (docs/development.md).
+EXAMPLES = int(os.environ.get("SEQTASKS_HOSTILE_EXAMPLES", 100))
 PROBE = "seqtasks_planted_probe"  # a module in the working directory that an import would run
 
 
