@@ -32,6 +32,7 @@ from seqtasks.registry import (
     check_arguments,
     constructor_parameters,
 )
+from seqtasks.tasks.base import Capability
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.validation import did_you_mean
 
@@ -126,7 +127,7 @@ def agreement_from(path: str | None):
             "(train one with experiment=names_classify, or set it to null)"
         )
     classifier = restore_task(load_checkpoint(path))
-    if not hasattr(classifier, "predict_labels"):
+    if not classifier.can(Capability.LABELS):
         raise ConfigError(
             f"task.agreement_classifier: {path} holds a '{classifier.registered_name}' task, not a classifier"
         )

@@ -57,7 +57,7 @@ from seqtasks.data.text import read_lines
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.paths import refuse_overwrite
 from seqtasks.plugins import load_plugins
-from seqtasks.tasks.base import PredictOptions
+from seqtasks.tasks.base import Capability, PredictOptions
 from seqtasks.validation import PositiveInt, check_value
 
 if TYPE_CHECKING:
@@ -79,8 +79,8 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
     attention map (source pieces, output pieces, weights (T, S)); None without."""
     load_plugins(cfg.plugins)
     task = load_task(cfg.ckpt).to(cfg.device)
-    # Only tasks that translate with attention have a predict_attention; others fail before any input is read.
-    if wants_attention(cfg) and not callable(getattr(task, "predict_attention", None)):
+    # Only tasks that translate with attention write it; others fail before any input is read.
+    if wants_attention(cfg) and not task.can(Capability.ATTENTION_MAPS):
         raise ConfigError(
             f"task '{task.registered_name}' has no attention to write; drop attention=... and attention_images=..."
         )
@@ -131,7 +131,7 @@ def write_attention(maps: list[AttentionMap], path: str) -> None:
 
 def write_attention_images(maps: list[AttentionMap], directory: str) -> None:
     """sentence_<line>.png per non-empty line (an empty one has nothing to draw), each atomically."""
-    from seqtasks.callbacks.attention import attention_figure  # matplotlib: only when images are asked for
+    from seqtasks.figures import attention_figure  # matplotlib: only when images are asked for
 
     written = 0
     for line, (source, target, weights) in enumerate(maps, start=1):

@@ -44,6 +44,7 @@ from seqtasks.resume import (
     remove_partial_writes,
     run_directory_of,
 )
+from seqtasks.tasks.base import Capability
 
 
 def examples_in(batch: Any) -> int:
@@ -87,9 +88,9 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
                 monitor=metric, mode=mode, patience=cfg.early_stopping.patience, check_on_train_epoch_end=False
             )
         )
-    if hasattr(task_class, "generate") and cfg.samples.every_n_steps > 0:
+    if task_class.can(Capability.SAMPLE) and cfg.samples.every_n_steps > 0:
         callbacks.append(SampleEvolution(**container(cfg.samples), path=str(output_dir / "samples.jsonl")))
-    if hasattr(task_class, "attention_figures") and cfg.attention_images.sentences > 0:
+    if task_class.can(Capability.ATTENTION_FIGURES) and cfg.attention_images.sentences > 0:
         callbacks.append(AttentionImages(**container(cfg.attention_images), directory=str(output_dir / "attention")))
     loggers = [instantiate(options, save_dir=str(output_dir)) for options in (cfg.logger or {}).values()]
     for logger in loggers:

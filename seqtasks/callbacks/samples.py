@@ -16,17 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from seqtasks.decoding.sampling import Sampling
-
-
-def log_text(loggers: Sequence, key: str, text: str, step: int) -> None:
-    """Text to every logger that takes it: TensorBoard (add_text, markdown) and wandb (log_text)."""
-    for logger in loggers:
-        experiment = getattr(logger, "experiment", None)
-        if hasattr(experiment, "add_text"):  # TensorBoard
-            experiment.add_text(key, text.replace("\n", "  \n"), step)
-        if hasattr(logger, "log_text"):  # wandb
-            logger.log_text(key=key, columns=["text"], data=[[text]], step=step)
+from seqtasks.dashboards import send_text
 
 
 def write_sample_table(
@@ -49,7 +39,7 @@ def write_sample_table(
         by_category.setdefault(category, []).append(text)
     text = "\n".join(f"{category}: {', '.join(texts[:shown])}" for category, texts in by_category.items())
     rank_zero_info(f"samples (temperature {temperature}), all in {directory / 'samples.tsv'}:\n{text}")
-    log_text(loggers, "test/samples", text, step)
+    send_text(loggers, "test/samples", text, step)
 
 
 class SampleEvolution(L.Callback):
@@ -78,20 +68,10 @@ class SampleEvolution(L.Callback):
         for temperature in self.temperatures:
             # The same seed every time, so differences between steps come from the model alone.
             generator = torch.Generator(device=task.device).manual_seed(self.seed)
-            text = task.generate(self.prime, self.length, Sampling(temperature), generator=generator)[0]
+            text = task.sample(temperature, self.length, self.prime, generator)
             records.append({"step": step, "temperature": temperature, "text": text})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            for r in records:
-                if hasattr(experiment, "add_text"):  # TensorBoard
-                    experiment.add_text(f"samples/temperature_{r['temperature']}", f"```\n{r['text']}\n```", step)
-            if hasattr(logger, "log_text"):  # wandb
-                logger.log_text(
-                    key="samples",
-                    columns=["step", "temperature", "text"],
-                    data=[[r["step"], r["temperature"], r["text"]] for r in records],
-                    step=step,
-                )
+        for r in records:
+            send_text(trainer.loggers, f"samples/temperature_{r['temperature']}", r["text"], step)

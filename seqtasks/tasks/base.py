@@ -22,7 +22,8 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -38,6 +39,9 @@ from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.tensors import gather_by_key
 from seqtasks.tokenizers.base import Tokenizer
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 @dataclass
 class PredictOptions:
@@ -51,6 +55,17 @@ class PredictOptions:
     length: int = 500  # language models: tokens to generate
     input_format: str = "auto"  # tagging: auto | conllu | text
     source: str = "<input>"  # the input's name, for messages
+
+
+class Capability(Enum):
+    """What a task may do besides training, evaluating and predicting lines. Each is a method of
+    SeqTask that fails by default; a task that can do it overrides the method, and callers ask
+    `task_class.can(capability)` instead of probing for attributes."""
+
+    SAMPLE = "sample"  # text sampled at a temperature: the sample-evolution callback
+    ATTENTION_FIGURES = "attention_figures"  # where the decoder looked, drawn for validation examples
+    ATTENTION_MAPS = "predict_attention"  # predict's attention= and attention_images=
+    LABELS = "predict_labels"  # texts -> labels: a generation task's agreement classifier
 
 
 @TASKS.base_class
@@ -124,6 +139,31 @@ class SeqTask(L.LightningModule):
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """Input lines (None: no input) -> output lines, in order."""
         raise NotImplementedError
+
+    # --- what a task may define (its Capability) ----------------------------------------------------
+    @classmethod
+    def can(cls, capability: Capability) -> bool:
+        """Whether this task has the capability: it overrides the capability's method."""
+        return getattr(cls, capability.value) is not getattr(SeqTask, capability.value)
+
+    def sample(self, temperature: float, length: int, prime: str, generator: torch.Generator) -> str:
+        """A text sampled at `temperature` (length and prime where the task takes them)."""
+        raise self.cannot("sample text")
+
+    def attention_figures(self, data: Any, count: int) -> dict[str, Figure]:
+        """Figures of where the decoder looked for the first `count` validation examples, by name."""
+        raise self.cannot("draw attention")
+
+    def predict_attention(self, lines: list[str] | None, options: PredictOptions) -> tuple[list[str], list[Any]]:
+        """predict_lines' output and each input line's attention map (source pieces, output pieces, weights)."""
+        raise self.cannot("write attention: drop attention=... and attention_images=...")
+
+    def predict_labels(self, texts: list[str]) -> list[str]:
+        """The most probable label of each text."""
+        raise self.cannot("label texts")
+
+    def cannot(self, what: str) -> ConfigError:
+        return ConfigError(f"task '{self.registered_name}' cannot {what}")
 
     # --- inference -------------------------------------------------------------------------------
     @contextmanager

@@ -271,6 +271,12 @@ class GenerationTask(SeqTask):
             )  # (C, N, T)
         return [[self.to_text(row) for row in per_category] for per_category in tokens.tolist()]
 
+    def sample(self, temperature: float, length: int, prime: str, generator: torch.Generator) -> str:
+        """One sample per category at `temperature`, a line each (`category: sample`); names end by
+        themselves (at most task.max_length), so length and prime do not apply."""
+        samples = self.generate_for(self.categories, Sampling(temperature), generator=generator)
+        return "\n".join(f"{category}: {texts[0]}" for category, texts in zip(self.categories, samples, strict=True))
+
     def to_text(self, ids: list[int]) -> str:
         """Decoded tokens up to (not including) the first <eos>."""
         if self.eos_id in ids:

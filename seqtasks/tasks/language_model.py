@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from seqtasks.data.stream import StreamBatch
 from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.decoding.sampling import Sampling
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import loss_scores
 from seqtasks.registry import DECODING, TASKS
@@ -144,6 +145,10 @@ class LanguageModelTask(SeqTask):
                 self.step_function, state, prime_ids[:, -1], length, generator=generator, n=num_samples
             )  # (1, N, length)
             return [prime + self.tokenizer.decode(row) for row in tokens[0].tolist()]
+
+    def sample(self, temperature: float, length: int, prime: str, generator: torch.Generator) -> str:
+        """`length` tokens continuing `prime`, sampled at `temperature`."""
+        return self.generate(prime, length, Sampling(temperature), generator=generator)[0]
 
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """`num_samples` samples of `length` tokens for each prime: the input lines, or `prime`."""
