@@ -24,7 +24,8 @@ from torch.nn import functional as F
 
 from seqtasks.build import load_task
 from seqtasks.encoders.reference import reference_of
-from seqtasks.inspection.gradient_flow import decay_ratio, gradient_flow_figure, gradient_norms
+from seqtasks.figures import gradient_flow_figure
+from seqtasks.inspection.gradient_flow import decay_ratio, gradient_norms
 from seqtasks.plugins import load_plugins
 from seqtasks.registry import ENCODERS
 from seqtasks.tokenizers.char import CharTokenizer

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import yaml
 
 from seqtasks.atomic import atomic_write
+from seqtasks.figures import Series, metric_curves_figure
 from seqtasks.monitor import resolve_monitor
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ REPORT = "report.md"
 FIGURES = "report"  # the report's own PNGs, beside report.md
 WALL_TIME = "time/train_seconds"  # seconds of training so far, logged with training steps (telemetry callback)
 SAMPLE_CHARACTERS = 400  # of each last sample shown in the report (samples.jsonl has them all)
-
-Series = list[tuple[float, float]]  # (step, value), in file order
 
 
 def write_report(
@@ -202,45 +201,12 @@ def _without_final_validation(columns: dict[str, Series], key: str, metrics: dic
     return points[:-1] if key.startswith("val/") and metrics and key in metrics else points
 
 
-def _draw(path: Path, name: str, series: dict[str, Series], best: dict[str, float], wall_time: Series) -> None:
-    # Figure, not pyplot: no global state and no GUI backend, safe in any process or thread.
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    panels = [("training step", None)] + ([("training time (s)", wall_time)] if wall_time else [])
-    figure = Figure(figsize=(6 * len(panels), 4), layout="constrained")
-    for index, (label, clock) in enumerate(panels):
-        axes = figure.add_subplot(1, len(panels), index + 1)
-        for number, (key, points) in enumerate(series.items()):
-            steps = [step for step, _ in points]
-            x = steps if clock is None else _at_steps(clock, steps)
-            y = [value for _, value in points]
-            style = {"marker": "o", "markersize": 3} if key.startswith("val/") else {"linewidth": 1}
-            axes.plot(x, y, label=key, color=f"C{number}", **style)
-        for key, value in best.items():
-            number = list(series).index(key) if key in series else len(series)
-            axes.axhline(value, color=f"C{number}", linestyle="--", linewidth=1, label=f"{key} (best checkpoint)")
-        if clock is None:
-            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_xlabel(label)
-        axes.set_ylabel(name)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
-    figure.suptitle(name)
-    with atomic_write(path) as f:  # readers (a dashboard, a browser) never see half a PNG
-        figure.savefig(f, format="png", dpi=100)
-
-
-def _at_steps(clock: Series, steps: list[float]) -> list[float]:
-    """The training time at each step, interpolated between the steps that logged it (validation
-    rows carry no time of their own)."""
-    import numpy as np
-
-    known = sorted(clock)
-    return list(np.interp(steps, [s for s, _ in known], [t for _, t in known]))
-
-
 # --- the run's own figures and samples ----------------------------------------------------------
+def _draw(path: Path, name: str, series: dict[str, Series], best: dict[str, float], wall_time: Series) -> None:
+    with atomic_write(path) as f:  # readers (a dashboard, a browser) never see half a PNG
+        metric_curves_figure(name, series, best, wall_time).savefig(f, format="png", dpi=100)
+
+
 def _figures(run_dir: Path) -> list[str]:
     found = sorted((run_dir / "attention").glob("*.png"))
     found += [path for path in [run_dir / "confusion_matrix.png"] if path.is_file()]

@@ -15,6 +15,7 @@ from PIL import Image
 from seqtasks import report
 from seqtasks.callbacks import LastCheckpoint
 from seqtasks.errors import Interrupted
+from seqtasks.figures import at_steps
 from seqtasks.report import write_report
 
 METRICS = {
@@ -113,7 +114,7 @@ def test_with_training_time_the_curves_are_drawn_against_steps_and_time(tmp_path
     write_report(steps_only)
     width, _ = opens_as_png(with_time / "report" / "loss.png")
     assert width > 1.5 * opens_as_png(steps_only / "report" / "loss.png")[0]  # a second panel
-    assert report._at_steps([(0, 10.0), (1, 20.0), (3, 40.0)], [1, 2, 3]) == [20.0, 30.0, 40.0]
+    assert at_steps([(0, 10.0), (1, 20.0), (3, 40.0)], [1, 2, 3]) == [20.0, 30.0, 40.0]
 
 
 def test_without_a_csv_log_the_report_has_the_metrics_and_says_why_there_are_no_curves(tmp_path):

@@ -27,9 +27,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from seqtasks.dashboards import send_figure, send_scalars
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
-from seqtasks.inspection.gradient_flow import decay_ratio, gradient_flow_figure, gradient_norms
+from seqtasks.figures import gradient_flow_figure
+from seqtasks.inspection.gradient_flow import decay_ratio, gradient_norms
 from seqtasks.inspection.saturation import gate_saturation
 
 log = logging.getLogger("seqtasks")
@@ -120,7 +122,7 @@ class Telemetry(L.Callback):
             # watching a run leaves its dropout masks and shuffling, and so its results, as they were.
             with torch.random.fork_rng(devices=[task.device] if task.device.type == "cuda" else []):
                 measured = self._measure(trainer, task, step)
-            log_at(trainer, measured, step)
+            send_scalars(trainer.loggers, measured, step)
 
     # --- gradients -----------------------------------------------------------------------------
     def on_before_optimizer_step(self, trainer, task, optimizer) -> None:
@@ -224,12 +226,7 @@ class Telemetry(L.Callback):
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"gradient_flow_{name.replace('/', '_')}.png"
             figure.savefig(path, dpi=90)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_figure"):  # TensorBoard
-                experiment.add_figure(tag, figure, step, close=False)
-            if hasattr(logger, "log_image") and path is not None:  # wandb
-                logger.log_image(key=tag, images=[str(path)], step=step)
+        send_figure(trainer.loggers, tag, figure, step, path)
 
     # --- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -238,18 +235,6 @@ class Telemetry(L.Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.train_seconds = state.get("train_seconds", 0.0)
         self.steps_clipped, self.steps_seen = state.get("clipped", 0), state.get("seen", 0)
-
-
-def log_at(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
-    """Log straight to every logger, at the step measured. Not task.log: Lightning writes its values
-    only at its logging steps (every trainer.log_every_n_steps), and then writes a value logged once
-    again at each of them until the epoch ends, so a measurement would show up at steps it was not
-    taken at, in an uninterrupted run but not in a resumed one, which has not measured yet."""
-    if not metrics:
-        return
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=step)
-        logger.save()  # as Lightning does after each row: a killed run keeps it
 
 
 class TrainingThroughput(ThroughputMonitor):

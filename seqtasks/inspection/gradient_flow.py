@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from seqtasks.encoders.cells import RecurrentCell
@@ -39,22 +38,3 @@ def gradient_norms(rnn: ReferenceRNN, inputs: Tensor, readout: Callable[[Tensor]
 def decay_ratio(norms: Tensor, distance: int) -> Tensor:
     """||dL_T/dh_{T-distance}|| / ||dL_T/dh_T|| per layer, from gradient_norms' (L, T)."""
     return norms[:, -1 - distance] / norms[:, -1]
-
-
-def gradient_flow_figure(curves: dict[str, Tensor], title: str = "Gradient flow through time") -> Figure:
-    """One curve per label, each (T,) norms of steps 0..T-1, drawn against the distance T - k on a log
-    scale, normalised by the last step's norm so that curves of different models compare."""
-    figure = Figure(figsize=(7, 4.5))
-    axes = figure.add_subplot()
-    for index, (label, norms) in enumerate(curves.items()):
-        relative = (norms / norms[-1]).flip(0)  # distance 0 first
-        # Ten colours, then the next line style: no two curves look alike.
-        style = {"color": f"C{index % 10}", "linestyle": ("-", "--", ":")[index // 10 % 3]}
-        axes.semilogy(range(len(relative)), relative.numpy(), label=label, **style)
-    axes.set_xlabel("distance T - k (steps back from the loss)")
-    axes.set_ylabel("||dL_T/dh_k|| / ||dL_T/dh_T||")
-    axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    return figure

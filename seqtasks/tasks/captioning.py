@@ -30,7 +30,6 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from seqtasks.callbacks.attention import image_attention_figure
 from seqtasks.data import shapes
 from seqtasks.data.captions import CaptionBatch, resolve
 from seqtasks.data.images import load_input, stack_inputs
@@ -38,6 +37,7 @@ from seqtasks.decoding.base import DecodingStrategy, StepFunction
 from seqtasks.decoding.greedy import Greedy
 from seqtasks.decoding.guidance import GuidedStep
 from seqtasks.errors import ConfigError
+from seqtasks.figures import image_attention_figure
 from seqtasks.metrics import attribute_scores, corpus_scores, loss_scores
 from seqtasks.registry import IMAGE_ENCODERS, TASKS
 from seqtasks.tasks.base import PredictOptions

@@ -15,48 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.dashboards import send_figure
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.classification import ClassificationBatch
+from seqtasks.figures import confusion_figure
 from seqtasks.heads.classifier import SequenceClassifier
 from seqtasks.metrics import classification_scores, confusion_matrix, loss_scores
 from seqtasks.registry import TASKS
 from seqtasks.regularization import word_dropout
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.validation import PositiveInt, Rate
-
-
-def confusion_figure(confusion: Tensor, labels: list[str]) -> Figure:
-    """Rows: true class, columns: predicted; each row normalised to 1, counts written in the cells."""
-    rates = confusion.float() / confusion.sum(1, keepdim=True).clamp(min=1)
-    size = max(4.0, 0.45 * len(labels) + 2)
-    figure = Figure(figsize=(size, size))
-    axes = figure.add_subplot()
-    axes.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
-    axes.set_yticks(range(len(labels)), labels, fontsize=8)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    for (row, column), count in zip(
-        torch.cartesian_prod(torch.arange(len(labels)), torch.arange(len(labels))).tolist(),
-        confusion.flatten().tolist(),
-        strict=True,
-    ):
-        if count:
-            axes.text(
-                column,
-                row,
-                str(count),
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if rates[row, column] > 0.5 else "black",
-            )
-    figure.tight_layout()
-    return figure
 
 
 @TASKS.register("classification")
@@ -122,10 +93,9 @@ class ClassificationTask(SeqTask):
         figure = confusion_figure(
             confusion_matrix(torch.tensor(gold), torch.tensor(predicted), len(self.labels)), self.labels
         )
-        figure.savefig(Path(self.trainer.default_root_dir) / "confusion_matrix.png", dpi=100)
-        for logger in self.trainer.loggers:
-            if hasattr(getattr(logger, "experiment", None), "add_figure"):  # TensorBoard
-                logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step, close=False)
+        path = Path(self.trainer.default_root_dir) / "confusion_matrix.png"
+        figure.savefig(path, dpi=100)
+        send_figure(self.trainer.loggers, "test/confusion_matrix", figure, self.global_step, path)
 
     # --- prediction ------------------------------------------------------------------------------
     def classify(self, texts: list[str], batch_size: int = 64) -> list[tuple[str, float] | None]:
