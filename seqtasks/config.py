@@ -21,14 +21,22 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hydra_plugins.seqtasks_searchpath.searchpath import SeqtasksPluginConfigs
 from seqtasks.errors import ConfigError
 from seqtasks.validation import closest, did_you_mean
 
 HELP_FLAGS = ("--help", "-h")
+
+
+# Hydra finds search-path plugins by scanning the hydra_plugins namespace on sys.path, which an
+# editable install's import hook does not extend: outside the checkout, plugins' config options
+# (task=sorting, encoder=layernorm_lstm) were unknown. Registering the class is idempotent.
+Plugins.instance().register(SeqtasksPluginConfigs)
 
 
 def config_dir() -> Path:

@@ -213,7 +213,7 @@ def inspecting(path: Path, tmp_path: Path, run):
 
 
 def evaluating(path: Path, tmp_path: Path, run):
-    cfg = compose_config("evaluate", [f"ckpt={path}"], complete=True)
+    cfg = compose_config("evaluate", [f"ckpt={path}", f"output={tmp_path / 'metrics.json'}"], complete=True)
     return lambda: evaluate.evaluate(cfg)
 
 
