@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqtasks.build import build_task, container
-from seqtasks.config import compose_config
-from seqtasks.plugins import load_plugins
-from seqtasks.precision import resolve_precision
-from seqtasks.registry import DATASETS
+from seqtasks.configuration.compose import compose_config
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import DATASETS
+from seqtasks.runtime.build import build_task, container
+from seqtasks.runtime.precision import resolve_precision
 
 
 class StepClock(L.Callback):

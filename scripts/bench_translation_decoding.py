@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from seqtasks.build import load_task
 from seqtasks.data.files import default_root
 from seqtasks.data.text import read_lines
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.metrics import corpus_scores
+from seqtasks.runtime.build import load_task
 
 
 def main() -> None:

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqtasks.build import load_task
+from seqtasks.analysis.figures import gradient_flow_figure
+from seqtasks.analysis.gradient_flow import decay_ratio, gradient_norms
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import ENCODERS
 from seqtasks.encoders.reference import reference_of
-from seqtasks.figures import gradient_flow_figure
-from seqtasks.inspection.gradient_flow import decay_ratio, gradient_norms
-from seqtasks.plugins import load_plugins
-from seqtasks.registry import ENCODERS
+from seqtasks.runtime.build import load_task
 from seqtasks.tokenizers.char import CharTokenizer
 
 FRESH = {

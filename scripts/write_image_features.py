@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seqtasks.build import load_task
+from seqtasks.configuration.plugins import load_plugins
 from seqtasks.data.captions import read_captions
 from seqtasks.data.images import stack_inputs
-from seqtasks.plugins import load_plugins
+from seqtasks.runtime.build import load_task
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """`python -m seqtasks [group=option ...] [key=value ...]`: a thin Hydra shell around run().
 
-Before Hydra runs, the command line is checked (`seqtasks.config.check_command_line`), so an
+Before Hydra runs, the command line is checked (`seqtasks.configuration.compose.check_command_line`), so an
 unknown option or a misspelt key fails with the closest valid name. Every user error (those, and
 the project's own errors while building or training) ends the process with exit code 2 and one
 line on standard error, never a traceback.
@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from seqtasks.config import check_command_line, config_dir
+from seqtasks.configuration.compose import check_command_line, config_dir
 from seqtasks.errors import USER_ERROR, SeqtasksError
 
 log = logging.getLogger("seqtasks")
@@ -53,7 +53,7 @@ HYDRA_FLAGS = (
 def hydra_main(cfg: DictConfig) -> float | None:
     # torch and lightning load after Hydra has parsed the command line
     from seqtasks.run import accept_run, selection_metric, train
-    from seqtasks.run_record import keep_run_record
+    from seqtasks.runtime.run_record import keep_run_record
 
     # Lightning prints through handlers of its own; send its records to Hydra's (console + cli.log) once.
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):

@@ -25,14 +25,14 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.atomic import atomic_write
-from seqtasks.build import decoding_overrides, restore_task
-from seqtasks.checkpoint import load_checkpoint
-from seqtasks.config import command_config
+from seqtasks.configuration.compose import command_config
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import DATASETS, constructor_parameters
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
-from seqtasks.paths import refuse_overwrite
-from seqtasks.plugins import load_plugins
-from seqtasks.registry import DATASETS, constructor_parameters
+from seqtasks.runtime.atomic import atomic_write
+from seqtasks.runtime.build import decoding_overrides, restore_task
+from seqtasks.runtime.checkpoint import load_checkpoint
+from seqtasks.runtime.paths import refuse_overwrite
 
 
 def from_cwd(path: str) -> str:
@@ -46,10 +46,20 @@ def given_test(cfg: DictConfig) -> Any:
     return OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
 
 
-def check_takes_a_test_split(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+def run_data_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The data section of the run config the checkpoint recorded (data read from a file, maybe
+    someone else's: checked to be a mapping with a dataset name)."""
+    run_config = checkpoint["seqtasks"].get("config")
+    data = run_config.get("data") if isinstance(run_config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config with a dataset to rebuild its data from")
+    return dict(data)
+
+
+def check_takes_a_test_split(cfg: DictConfig, checkpoint: dict[str, Any], data_config: dict[str, Any]) -> None:
     """A dataset without a `test` option (a language model's text stream) has no test split, and
     test=... cannot give it one: say so before the model is built."""
-    name = checkpoint["seqtasks"]["config"]["data"]["name"]
+    name = data_config["name"]
     # An unknown name (a plugin's dataset, not loaded) fails where the data is built, with the plugin hint.
     if name in DATASETS and "test" not in constructor_parameters(DATASETS.get(name)):
         raise ConfigError(
@@ -62,13 +72,10 @@ def check_takes_a_test_split(cfg: DictConfig, checkpoint: dict[str, Any]) -> Non
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     load_plugins(cfg.plugins)
     checkpoint = load_checkpoint(cfg.ckpt)
-    run_config = checkpoint["seqtasks"].get("config")
-    if not run_config:
-        raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config to rebuild its data from")
-    check_takes_a_test_split(cfg, checkpoint)
+    data_config = run_data_config(cfg, checkpoint)
+    check_takes_a_test_split(cfg, checkpoint, data_config)
     task = restore_task(checkpoint, with_callables=True)
     task.strategy = decoding_overrides(cfg, task) or task.strategy
-    data_config = dict(run_config["data"])
     test = given_test(cfg)
     if test is not None:
         data_config["test"] = [from_cwd(path) for path in test] if isinstance(test, list) else from_cwd(test)

@@ -1,5 +1,5 @@
 """`python -m seqtasks.export ckpt=<path> output=<dir>`: a trained model as a portable directory
-(`seqtasks/model_dir.py`: safetensors weights, config.yaml, tokenizer files) that needs no pickle,
+(`seqtasks/runtime/model_dir.py`: safetensors weights, config.yaml, tokenizer files) that needs no pickle,
 and that `seqtasks.predict` and `seqtasks.evaluate` take as `ckpt=<dir>`.
 
 The output directory may not be the checkpoint, lie inside an exported one, or hold it: export
@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seqtasks.checkpoint import load_checkpoint
-from seqtasks.config import command_config
+from seqtasks.configuration.compose import command_config
 from seqtasks.errors import USER_ERROR, SeqtasksError
-from seqtasks.model_dir import export
-from seqtasks.paths import refuse_overwrite
+from seqtasks.runtime.checkpoint import load_checkpoint
+from seqtasks.runtime.model_dir import export
+from seqtasks.runtime.paths import refuse_overwrite
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,15 +19,15 @@ import sys
 
 from omegaconf import DictConfig
 
-from seqtasks.atomic import atomic_write
-from seqtasks.build import load_task
-from seqtasks.config import command_config
+from seqtasks.analysis.page import render_page
+from seqtasks.analysis.units import search_units, trace_language_model
+from seqtasks.configuration.compose import command_config
+from seqtasks.configuration.plugins import load_plugins
 from seqtasks.data.text import iter_text
 from seqtasks.errors import USER_ERROR, SeqtasksError
-from seqtasks.inspection.page import render_page
-from seqtasks.inspection.units import search_units, trace_language_model
-from seqtasks.paths import refuse_overwrite
-from seqtasks.plugins import load_plugins
+from seqtasks.runtime.atomic import atomic_write
+from seqtasks.runtime.build import load_task
+from seqtasks.runtime.paths import refuse_overwrite
 
 
 def first_characters(path: str, count: int) -> str:

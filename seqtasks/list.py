@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import sys
 
-from seqtasks.config import exit_with_help
+from seqtasks.configuration.compose import exit_with_help
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import ALL_REGISTRIES
 from seqtasks.data.catalogue import catalogue_lines
 from seqtasks.errors import USER_ERROR, SeqtasksError
-from seqtasks.plugins import load_plugins
-from seqtasks.registry import ALL_REGISTRIES
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,15 +50,15 @@ from typing import TYPE_CHECKING
 import torch
 from omegaconf import DictConfig
 
-from seqtasks.atomic import atomic_write
-from seqtasks.build import decoding_overrides, load_task
-from seqtasks.config import command_config
+from seqtasks.configuration.compose import command_config
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.validation import PositiveInt, check_value
 from seqtasks.data.text import read_lines
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
-from seqtasks.paths import refuse_overwrite
-from seqtasks.plugins import load_plugins
+from seqtasks.runtime.atomic import atomic_write
+from seqtasks.runtime.build import decoding_overrides, load_task
+from seqtasks.runtime.paths import refuse_overwrite
 from seqtasks.tasks.base import Capability, PredictOptions
-from seqtasks.validation import PositiveInt, check_value
 
 if TYPE_CHECKING:
     from seqtasks.tasks.translation import AttentionMap
@@ -131,7 +131,7 @@ def write_attention(maps: list[AttentionMap], path: str) -> None:
 
 def write_attention_images(maps: list[AttentionMap], directory: str) -> None:
     """sentence_<line>.png per non-empty line (an empty one has nothing to draw), each atomically."""
-    from seqtasks.figures import attention_figure  # matplotlib: only when images are asked for
+    from seqtasks.analysis.figures import attention_figure  # matplotlib: only when images are asked for
 
     written = 0
     for line, (source, target, weights) in enumerate(maps, start=1):

@@ -3,7 +3,7 @@
 
 Every registered component (built-in, and the installed plugins' ones) is listed with every option
 its constructor accepts, as `constructor_parameters` reads them (the same call the registries check
-configs with): the option's config key, what it takes (`seqtasks.validation.describe` of its
+configs with): the option's config key, what it takes (`seqtasks.configuration.validation.describe` of its
 annotation), its default, and the comment that the config file choosing the component writes beside
 the key. Nothing here is typed by hand, so the page cannot drift from the code.
 
@@ -23,10 +23,9 @@ from typing import Any
 
 import yaml
 
-from seqtasks.build import FLOWING, GROUPS
-from seqtasks.config import config_dir
-from seqtasks.plugins import ENTRY_POINT_GROUP, load_plugins
-from seqtasks.registry import (
+from seqtasks.configuration.compose import config_dir
+from seqtasks.configuration.plugins import ENTRY_POINT_GROUP, load_plugins
+from seqtasks.configuration.registry import (
     ALL_REGISTRIES,
     ATTENTION,
     DATASETS,
@@ -39,7 +38,8 @@ from seqtasks.registry import (
     Registry,
     constructor_parameters,
 )
-from seqtasks.validation import describe
+from seqtasks.configuration.validation import describe
+from seqtasks.runtime.build import FLOWING, GROUPS
 
 # The config group (or key) that holds a registry's components, so options are shown as they are set.
 CONFIG_KEY = {

@@ -26,16 +26,16 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.build import build_task, check_config, container, resumed_task
 from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry, TrainingThroughput
-from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import DATASETS, TASKS
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
-from seqtasks.monitor import checked_monitor
-from seqtasks.plugins import load_plugins
-from seqtasks.precision import resolve_precision
-from seqtasks.registry import DATASETS, TASKS
-from seqtasks.report import write_report
-from seqtasks.resume import (
+from seqtasks.runtime.build import build_task, check_config, container, resumed_task
+from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seqtasks.runtime.monitor import checked_monitor
+from seqtasks.runtime.precision import resolve_precision
+from seqtasks.runtime.report import write_report
+from seqtasks.runtime.resume import (
     LogPosition,
     RandomStates,
     check_resumable,

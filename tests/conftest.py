@@ -20,13 +20,13 @@ from hydra import compose, initialize_config_dir
 
 from seqtasks import evaluate, export, inspect, predict
 from seqtasks import list as list_command
-from seqtasks.build import restore_task
-from seqtasks.checkpoint import load_checkpoint
-from seqtasks.config import compose_config as compose_overrides
-from seqtasks.config import config_dir
-from seqtasks.plugins import load_plugins
-from seqtasks.registry import DATASETS
+from seqtasks.configuration.compose import compose_config as compose_overrides
+from seqtasks.configuration.compose import config_dir
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.run import run
+from seqtasks.runtime.build import restore_task
+from seqtasks.runtime.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import seqtasks.checkpoint
-from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
+import seqtasks.runtime.checkpoint
 from seqtasks.errors import SeqtasksError
+from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     io.save_checkpoint(_checkpoint(1.0), path)
     before = path.read_bytes()
 
-    monkeypatch.setattr(seqtasks.checkpoint.torch, "save", _interrupting_save)
+    monkeypatch.setattr(seqtasks.runtime.checkpoint.torch, "save", _interrupting_save)
     with pytest.raises(_Interrupted):
         io.save_checkpoint(_checkpoint(9.0), path)
     monkeypatch.undo()
@@ -95,7 +95,7 @@ def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 
 
 def test_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(seqtasks.checkpoint.torch, "save", _interrupting_save)
+    monkeypatch.setattr(seqtasks.runtime.checkpoint.torch, "save", _interrupting_save)
     with pytest.raises(_Interrupted):
         AtomicCheckpointIO().save_checkpoint(_checkpoint(), tmp_path / "last.ckpt")
     assert os.listdir(tmp_path) == []
@@ -110,7 +110,7 @@ def test_failing_write_propagates_the_error_and_cleans_up(tmp_path, monkeypatch)
         f.write(b"x" * 100)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(seqtasks.checkpoint.torch, "save", disk_full)
+    monkeypatch.setattr(seqtasks.runtime.checkpoint.torch, "save", disk_full)
     with pytest.raises(OSError, match="No space"):
         AtomicCheckpointIO().save_checkpoint(_checkpoint(9.0), path)
     assert path.read_bytes() == before
@@ -125,8 +125,8 @@ _CHILD = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     import torch
-    import seqtasks.atomic as atomic_module
-    from seqtasks.checkpoint import AtomicCheckpointIO
+    import seqtasks.runtime.atomic as atomic_module
+    from seqtasks.runtime.checkpoint import AtomicCheckpointIO
 
     real_fdopen = os.fdopen
     marker = Path(sys.argv[2])

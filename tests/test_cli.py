@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import TINY_LM, TINY_TEXT, command, seqtasks
 
-from seqtasks.checkpoint import load_checkpoint
+from seqtasks.runtime.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_run_directory_holds_everything(trained_run):
 def test_a_library_caller_loads_a_checkpoint_without_loading_plugins_first(trained_run):
     # A fresh interpreter, as a notebook would be: no CLI has filled the registries.
     ckpt = str(trained_run / "checkpoints" / "best.ckpt")
-    code = f"from seqtasks.build import load_task; print(type(load_task({ckpt!r})).__name__)"
+    code = f"from seqtasks.runtime.build import load_task; print(type(load_task({ckpt!r})).__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "LanguageModelTask"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import command, seqtasks
 
-from seqtasks.config import compose_config
+from seqtasks.configuration.compose import compose_config
 
 # Each command with its config (conf/<name>.yaml).
 CONFIGURED = {f"seqtasks.{name}": name for name in ("predict", "evaluate", "export", "inspect")}

@@ -10,11 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from seqtasks.build import check_config, container, task_groups
-from seqtasks.config import config_dir
-from seqtasks.errors import ConfigError
-from seqtasks.precision import choose_precision, resolve_precision
-from seqtasks.registry import (
+from seqtasks.configuration.compose import config_dir
+from seqtasks.configuration.registry import (
     DATASETS,
     DECODING,
     ENCODERS,
@@ -24,6 +21,9 @@ from seqtasks.registry import (
     TOKENIZERS,
     constructor_parameters,
 )
+from seqtasks.errors import ConfigError
+from seqtasks.runtime.build import check_config, container, task_groups
+from seqtasks.runtime.precision import choose_precision, resolve_precision
 from seqtasks.tasks.generation import SampleMetrics
 from seqtasks.tokenizers import LabelVocabulary, WordTokenizer
 

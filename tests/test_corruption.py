@@ -17,8 +17,8 @@ import torch
 import yaml
 from conftest import TINY_LM, TINY_TEXT, command, train
 
-from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.errors import SeqtasksError
+from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
 
 TENSOR_RECORD = re.compile(r"[^/]+/data/\d+")  # torch.save's storages; data.pkl holds the rest
 NAN = struct.pack("<f", float("nan"))

@@ -53,8 +53,8 @@ def test_images_are_small():
 
 REGISTERED = """
 import json
-from seqtasks.plugins import load_plugins
-from seqtasks.registry import ALL_REGISTRIES, constructor_parameters
+from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.registry import ALL_REGISTRIES, constructor_parameters
 load_plugins()
 print(json.dumps({r.plural: {n: list(constructor_parameters(c)) for n, c in r} for r in ALL_REGISTRIES}))
 """

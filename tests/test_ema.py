@@ -6,9 +6,9 @@ import lightning as L
 import torch
 from conftest import TINY_LM
 
-from seqtasks.build import build_task, container
-from seqtasks.registry import DATASETS
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.run import run
+from seqtasks.runtime.build import build_task, container
 
 
 def drift_from_initial_weights(compose_config, tiny_text_file, tmp_path, overrides: list[str]) -> float:

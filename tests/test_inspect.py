@@ -10,13 +10,13 @@ import torch
 from conftest import TINY_LM, train
 
 from seqtasks import inspect as inspect_command
-from seqtasks.build import build_task, container, load_task
+from seqtasks.analysis.gradient_flow import decay_ratio, gradient_norms
+from seqtasks.analysis.properties import text_properties
+from seqtasks.analysis.units import correlations, search_units, trace_language_model
 from seqtasks.data.text_stream import TextStreamData
 from seqtasks.encoders.cells import ElmanCell
 from seqtasks.encoders.reference import ReferenceRNN
-from seqtasks.inspection.gradient_flow import decay_ratio, gradient_norms
-from seqtasks.inspection.properties import text_properties
-from seqtasks.inspection.units import correlations, search_units, trace_language_model
+from seqtasks.runtime.build import build_task, container, load_task
 
 QUOTED = 'He said "go on" and then "stop here now" and we left. "Yes" she said, "no". ' * 6
 

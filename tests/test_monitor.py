@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from conftest import train
 
-from seqtasks.build import container
-from seqtasks.config import config_dir
+from seqtasks.configuration.compose import config_dir
+from seqtasks.configuration.registry import TASKS
 from seqtasks.errors import ConfigError
-from seqtasks.monitor import checked_monitor, resolve_monitor
-from seqtasks.registry import TASKS
+from seqtasks.runtime.build import container
+from seqtasks.runtime.monitor import checked_monitor, resolve_monitor
 
 TASK = ("val/bleu", "max")
 

@@ -1,6 +1,6 @@
 """Where the commands write: an output that is (or resolves to) one of the command's inputs, or a
 directory where a file is written, is refused in one line before any model is loaded or any file
-is written (`seqtasks.paths.refuse_overwrite`)."""
+is written (`seqtasks.runtime.paths.refuse_overwrite`)."""
 
 from __future__ import annotations
 

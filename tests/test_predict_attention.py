@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import FP32, command, train
 
-from seqtasks.build import load_task
 from seqtasks.errors import ConfigError
+from seqtasks.runtime.build import load_task
 from seqtasks.tokenizers.vocab import SPECIALS
 
 TINY_TRANSLATION = [

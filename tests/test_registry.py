@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
+from seqtasks.configuration.registry import ALL_REGISTRIES, ENCODERS, Registry
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ALL_REGISTRIES, ENCODERS, Registry
 
 
 def test_register_build_and_describe():

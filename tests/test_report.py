@@ -12,11 +12,11 @@ import pytest
 from conftest import TINY_LM, TINY_TEXT, train
 from PIL import Image
 
-from seqtasks import report
+from seqtasks.analysis.figures import at_steps
 from seqtasks.callbacks import LastCheckpoint
 from seqtasks.errors import Interrupted
-from seqtasks.figures import at_steps
-from seqtasks.report import write_report
+from seqtasks.runtime import report
+from seqtasks.runtime.report import write_report
 
 METRICS = {
     "test/acc": 0.8125,
@@ -131,7 +131,7 @@ def test_a_figure_that_fails_is_named_and_the_report_is_still_written(tmp_path, 
 
     monkeypatch.setattr(report, "_draw", broken)
     run_dir = make_run_dir(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="seqtasks.report"):
+    with caplog.at_level(logging.WARNING, logger="seqtasks.runtime.report"):
         assert write_report(run_dir) == run_dir / "report.md"
     assert "Could not draw the loss curve (RuntimeError: no fonts)" in (run_dir / "report.md").read_text()
     assert "no fonts" in caplog.text
@@ -149,7 +149,7 @@ def test_a_report_that_fails_is_a_warning_and_leaves_the_previous_report(tmp_pat
     run_dir = make_run_dir(tmp_path)
     (run_dir / "report.md").write_text("previous report\n")
     monkeypatch.setattr(report, "_report", lambda *args: 1 / 0)
-    with caplog.at_level(logging.WARNING, logger="seqtasks.report"):
+    with caplog.at_level(logging.WARNING, logger="seqtasks.runtime.report"):
         assert write_report(run_dir) is None
     assert (run_dir / "report.md").read_text() == "previous report\n"
     assert "ZeroDivisionError" in caplog.text

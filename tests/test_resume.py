@@ -18,9 +18,9 @@ import pytest
 import torch
 from conftest import FP32, TINY_LM, TINY_TEXT, command, seqtasks, train
 
-from seqtasks.build import load_task
-from seqtasks.checkpoint import load_checkpoint
 from seqtasks.errors import ConfigError, SeqtasksError
+from seqtasks.runtime.build import load_task
+from seqtasks.runtime.checkpoint import load_checkpoint
 from seqtasks.tasks.language_model import LanguageModelTask
 from seqtasks.tasks.translation import TranslationTask
 
@@ -246,7 +246,7 @@ def test_export_writes_a_portable_model_directory_that_predict_takes(data_root, 
 def test_a_checkpoint_never_imports_code_and_names_the_plugin_it_needs(data_root, tmp_path):
     plugin = tmp_path / "my_cell.py"
     plugin.write_text(
-        "from seqtasks.encoders.rnn import GRUEncoder\nfrom seqtasks.registry import ENCODERS\n\n\n"
+        "from seqtasks.encoders.rnn import GRUEncoder\nfrom seqtasks.configuration.registry import ENCODERS\n\n\n"
         "@ENCODERS.register('my_gru')\nclass MyGRU(GRUEncoder):\n    '''A GRU under another name.'''\n"
     )
     run = tmp_path / "run"

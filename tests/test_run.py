@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import TINY_LM, TINY_TEXT, command, seqtasks, train
 
-from seqtasks.checkpoint import load_checkpoint
 from seqtasks.errors import ConfigError, DataError, TrainingError
+from seqtasks.runtime.checkpoint import load_checkpoint
 from seqtasks.tasks.language_model import LanguageModelTask
 
 

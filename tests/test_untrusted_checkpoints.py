@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seqtasks import evaluate, inspect, predict
-from seqtasks.build import build_task, container, resumed_task
-from seqtasks.checkpoint import AtomicCheckpointIO, load_checkpoint
-from seqtasks.config import compose_config
+from seqtasks.configuration.compose import compose_config
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.errors import SeqtasksError
-from seqtasks.model_dir import export
-from seqtasks.registry import DATASETS
 from seqtasks.run import accept_run
+from seqtasks.runtime.build import build_task, container, resumed_task
+from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seqtasks.runtime.model_dir import export
 
 # Examples per loader: 100 in the suite, SEQTASKS_HOSTILE_EXAMPLES=1000 for the full run (docs/development.md).
 EXAMPLES = int(os.environ.get("SEQTASKS_HOSTILE_EXAMPLES", 100))
@@ -299,3 +299,21 @@ def test_a_resumed_run_never_runs_a_target_its_checkpoint_holds(
     write(checkpoint, last)
     load_or_refuse(lambda: train(*lm_overrides, "trainer.max_steps=8", "resume=auto", run_dir=run_dir))
     assert_nothing_ran(trap, watched)
+
+
+def test_weights_that_do_not_fit_the_stored_model_fail_in_one_line(lm_run, tmp_path):
+    """Found by the 1,000-example run: a planted tokenizer vocabulary makes a model of another size."""
+    checkpoint = load_checkpoint(lm_run / "checkpoints" / "last.ckpt")
+    checkpoint["hyper_parameters"]["tokenizers"]["text"]["vocab"] = ["<pad>", "<unk>"]
+    path = write(checkpoint, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(SeqtasksError, match="weights do not fit the model its hyperparameters describe"):
+        predicting(path, tmp_path, None)()
+
+
+def test_evaluate_needs_the_run_configs_dataset(names_run, tmp_path):
+    """Found by the 1,000-example run: a run config without its data section."""
+    checkpoint = load_checkpoint(names_run / "checkpoints" / "last.ckpt")
+    checkpoint["seqtasks"]["config"]["data"] = {"_target_": "os.getcwd"}
+    path = write(checkpoint, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(SeqtasksError, match="carries no run config with a dataset"):
+        evaluating(path, tmp_path, None)()

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
-from seqtasks.dashboards import send_figure
+from seqtasks.runtime.dashboards import send_figure
 
 
 class AttentionImages(L.Callback):

@@ -1,7 +1,7 @@
 """`last.ckpt`, kept current: written every `every_n_steps` steps and every `every_n_minutes`
 minutes of training, after every validation, at the end of training, and at the step where an
 interrupt (Ctrl-C, SIGINT) stops the run. With `resume=auto` a run continues from it exactly
-(`seqtasks/resume.py`). Writes go through the trainer's checkpoint IO, which is atomic.
+(`seqtasks/runtime/resume.py`). Writes go through the trainer's checkpoint IO, which is atomic.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from seqtasks.dashboards import send_text
+from seqtasks.runtime.dashboards import send_text
 
 
 def write_sample_table(

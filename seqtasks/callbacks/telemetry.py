@@ -27,12 +27,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from seqtasks.dashboards import send_figure, send_scalars
+from seqtasks.analysis.figures import gradient_flow_figure
+from seqtasks.analysis.gradient_flow import decay_ratio, gradient_norms
+from seqtasks.analysis.saturation import gate_saturation
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
-from seqtasks.figures import gradient_flow_figure
-from seqtasks.inspection.gradient_flow import decay_ratio, gradient_norms
-from seqtasks.inspection.saturation import gate_saturation
+from seqtasks.runtime.dashboards import send_figure, send_scalars
 
 log = logging.getLogger("seqtasks")
 

@@ -25,11 +25,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seqtasks.configuration.registry import DATASETS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt
 from seqtasks.data.batching import TRAIN_SEED, TokenBatchSampler
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS
 from seqtasks.tokenizers.base import Tokenizer
-from seqtasks.validation import NonNegativeInt, PositiveInt
 
 SPLITS = ("train", "val", "test")
 

@@ -20,15 +20,15 @@ from typing import Annotated, Any
 import numpy as np
 from torch import Tensor
 
+from seqtasks.configuration.registry import DATASETS, TOKENIZERS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Range
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, teacher_forcing_targets
 from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.data.images import input_kind, load_input, stack_inputs
 from seqtasks.data.text import iter_lines
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
-from seqtasks.validation import NonNegativeInt, PositiveInt, Range
 
 MaxLength = Annotated[int, Range(low=2)]  # a caption token plus <eos>
 

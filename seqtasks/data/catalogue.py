@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from seqtasks.atomic import atomic_write
 from seqtasks.data.files import NOT_FOUND, RemoteFile, data_root
 from seqtasks.errors import DataError
+from seqtasks.runtime.atomic import atomic_write
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seqtasks.configuration.registry import DATASETS, TOKENIZERS
+from seqtasks.configuration.validation import Probability
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
 from seqtasks.data.catalogue import locate, locate_folder
@@ -27,10 +29,8 @@ from seqtasks.data.names import deduplicate, read_names_by_language, split_names
 from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.data.tsv import iter_label_first_lines, iter_labelled_tsv
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
-from seqtasks.validation import Probability
 
 
 def read_labelled_file(path: str | Path, text_column: str, label_column: str) -> list[tuple[str, str]]:

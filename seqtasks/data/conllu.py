@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from seqtasks.atomic import atomic_write
 from seqtasks.data.text import display_name, iter_lines
 from seqtasks.errors import DataError
+from seqtasks.runtime.atomic import atomic_write
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from seqtasks.atomic import atomic_write
 from seqtasks.errors import DataError
+from seqtasks.runtime.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from seqtasks.configuration.registry import DATASETS, TOKENIZERS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
 from seqtasks.data.catalogue import locate
@@ -37,12 +39,10 @@ from seqtasks.data.conllu import Sentence, iter_conllu
 from seqtasks.data.files import dataset_directory, split_paths
 from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tensors import lengths_mask
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.char import CharTokenizer
 from seqtasks.tokenizers.labels import LabelVocabulary
-from seqtasks.validation import NonNegativeInt, PositiveInt
 
 IGNORE = -100  # tag id of padded positions (cross_entropy's ignore_index)
 

@@ -21,16 +21,16 @@ from typing import Annotated, Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from seqtasks.configuration.registry import DATASETS, TOKENIZERS
+from seqtasks.configuration.validation import PositiveInt, Range
 from seqtasks.data.base import ResumableLoader, SeqDataModule
 from seqtasks.data.catalogue import locate
 from seqtasks.data.stream import StreamBatches, steps_per_row
 from seqtasks.data.text import iter_text
 from seqtasks.data.token_cache import TokenCache, file_digest, key_of
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tensors import rank_and_world
 from seqtasks.tokenizers.base import Tokenizer
-from seqtasks.validation import PositiveInt, Range
 
 Fraction = Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from seqtasks.atomic import atomic_write
+from seqtasks.runtime.atomic import atomic_write
 
 
 def default_cache_dir() -> Path:

@@ -23,15 +23,15 @@ import numpy as np
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
+from seqtasks.configuration.registry import DATASETS, TOKENIZERS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Range
 from seqtasks.data.base import TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences, teacher_forcing_targets
 from seqtasks.data.catalogue import locate
 from seqtasks.data.parallel import ParallelCorpus
 from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.errors import ConfigError
-from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
-from seqtasks.validation import NonNegativeInt, PositiveInt, Range
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqtasks.registry import DECODING
+from seqtasks.configuration.registry import DECODING
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.tensors import repeat_state
-from seqtasks.validation import PositiveInt
 
 StepFunction = Callable[[Tensor, Any], tuple[Tensor, Any]]
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from seqtasks.configuration.registry import DECODING
+from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt
 from seqtasks.decoding.base import DecodingStrategy, StepFunction, row_limits
 from seqtasks.errors import ConfigError
-from seqtasks.registry import DECODING
 from seqtasks.tensors import repeat_state, select_state
-from seqtasks.validation import NonNegativeFloat, PositiveInt
 
 
 @DECODING.register("beam")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from seqtasks.configuration.registry import DECODING
 from seqtasks.decoding.base import TokenByToken
-from seqtasks.registry import DECODING
 
 
 @DECODING.register("greedy")

@@ -5,9 +5,9 @@ from typing import Annotated
 import torch
 from torch import Tensor
 
+from seqtasks.configuration.registry import DECODING
+from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt, Range
 from seqtasks.decoding.base import TokenByToken
-from seqtasks.registry import DECODING
-from seqtasks.validation import NonNegativeFloat, PositiveInt, Range
 
 NucleusMass = Annotated[float, Range(low=0, high=1, low_open=True)]  # top_p: in (0, 1]
 

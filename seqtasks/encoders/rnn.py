@@ -14,12 +14,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqtasks.configuration.registry import ENCODERS
+from seqtasks.configuration.validation import PositiveInt, Rate
 from seqtasks.encoders.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, State
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ENCODERS
 from seqtasks.tensors import to_batch_first, to_layer_first
-from seqtasks.validation import PositiveInt, Rate
 
 
 @torch.no_grad()

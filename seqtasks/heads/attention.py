@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import ATTENTION
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ATTENTION
-from seqtasks.validation import PositiveInt
 
 
 @ATTENTION.base_class

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from seqtasks.registry import HEADS
+from seqtasks.configuration.registry import HEADS
 
 
 @HEADS.base_class

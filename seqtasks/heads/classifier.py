@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import HEADS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
 from seqtasks.heads.base import Head
 from seqtasks.heads.pooling import PoolingMethod, SequencePooling
-from seqtasks.registry import HEADS
-from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
 @HEADS.register("classifier")

@@ -21,11 +21,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import ATTENTION, ENCODERS, HEADS, constructor_parameters
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
 from seqtasks.errors import ConfigError
 from seqtasks.heads.base import Head
-from seqtasks.registry import ATTENTION, ENCODERS, HEADS, constructor_parameters
 from seqtasks.regularization import word_dropout
-from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
 @HEADS.register("decoder")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import HEADS
+from seqtasks.configuration.validation import PositiveInt, Rate
 from seqtasks.heads.base import Head
-from seqtasks.registry import HEADS
-from seqtasks.validation import PositiveInt, Rate
 
 
 @HEADS.register("lm")

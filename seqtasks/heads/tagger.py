@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.configuration.registry import HEADS
+from seqtasks.configuration.validation import PositiveInt, Rate
 from seqtasks.heads.base import Head
 from seqtasks.heads.crf import LinearChainCRF
-from seqtasks.registry import HEADS
-from seqtasks.validation import PositiveInt, Rate
 
 PADDING = -1  # predicted tag id at padded positions
 

@@ -12,9 +12,9 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import IMAGE_ENCODERS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.data.images import InputKind
-from seqtasks.registry import IMAGE_ENCODERS
-from seqtasks.validation import PositiveInt
 
 
 @IMAGE_ENCODERS.base_class

@@ -20,10 +20,10 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import IMAGE_ENCODERS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.errors import ConfigError
 from seqtasks.image_encoders.base import ImageEncoder
-from seqtasks.registry import IMAGE_ENCODERS
-from seqtasks.validation import PositiveInt
 
 GROUPS = 8  # group norm's groups per block (Wu & He 2018 found 8 to 32 alike)
 Norm = Literal["group", "batch"]  # a block's normalisation: per image, or per batch

@@ -21,10 +21,10 @@ from __future__ import annotations
 from torch import Tensor, cat, nn
 from torch.nn import functional as F
 
+from seqtasks.configuration.registry import IMAGE_ENCODERS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.image_encoders.base import ImageEncoder
 from seqtasks.image_encoders.cnn import ConvEncoder, Norm, check_images, normalise
-from seqtasks.registry import IMAGE_ENCODERS
-from seqtasks.validation import PositiveInt
 
 
 @IMAGE_ENCODERS.register("factored_cnn")

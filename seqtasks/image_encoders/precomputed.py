@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import IMAGE_ENCODERS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.errors import ConfigError
 from seqtasks.image_encoders.base import ImageEncoder
-from seqtasks.registry import IMAGE_ENCODERS
-from seqtasks.validation import PositiveInt
 
 
 @IMAGE_ENCODERS.register("precomputed")

@@ -31,11 +31,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 
+from seqtasks.configuration.registry import ENCODERS, HEADS, TASKS
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.encoders.rnn import RecurrentEncoder
 from seqtasks.errors import ConfigError, TrainingError
 from seqtasks.heads.base import Head
-from seqtasks.registry import ENCODERS, HEADS, TASKS
 from seqtasks.tensors import gather_by_key
 from seqtasks.tokenizers.base import Tokenizer
 

@@ -30,6 +30,9 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from seqtasks.analysis.figures import image_attention_figure
+from seqtasks.configuration.registry import IMAGE_ENCODERS, TASKS
+from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt, Rate
 from seqtasks.data import shapes
 from seqtasks.data.captions import CaptionBatch, resolve
 from seqtasks.data.images import load_input, stack_inputs
@@ -37,13 +40,10 @@ from seqtasks.decoding.base import DecodingStrategy, StepFunction
 from seqtasks.decoding.greedy import Greedy
 from seqtasks.decoding.guidance import GuidedStep
 from seqtasks.errors import ConfigError
-from seqtasks.figures import image_attention_figure
 from seqtasks.metrics import attribute_scores, corpus_scores, loss_scores
-from seqtasks.registry import IMAGE_ENCODERS, TASKS
 from seqtasks.tasks.base import PredictOptions
 from seqtasks.tasks.encoder_decoder import EncoderDecoderTask, Hypotheses
 from seqtasks.tensors import lengths_mask
-from seqtasks.validation import NonNegativeFloat, PositiveInt, Rate
 
 # What validation also logs with attributes=shapes (seqtasks.metrics.attribute_scores).
 ATTRIBUTE_METRICS = ("attr_acc", "attr_acc_heldout", "heldout_share")

@@ -18,16 +18,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from seqtasks.dashboards import send_figure
+from seqtasks.analysis.figures import confusion_figure
+from seqtasks.configuration.registry import TASKS
+from seqtasks.configuration.validation import PositiveInt, Rate
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.classification import ClassificationBatch
-from seqtasks.figures import confusion_figure
 from seqtasks.heads.classifier import SequenceClassifier
 from seqtasks.metrics import classification_scores, confusion_matrix, loss_scores
-from seqtasks.registry import TASKS
 from seqtasks.regularization import word_dropout
+from seqtasks.runtime.dashboards import send_figure
 from seqtasks.tasks.base import PredictOptions, SeqTask
-from seqtasks.validation import PositiveInt, Rate
 
 
 @TASKS.register("classification")

@@ -16,13 +16,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from seqtasks.configuration.registry import DECODING
+from seqtasks.configuration.validation import Rate
 from seqtasks.data.batching import pad_sequences
 from seqtasks.decoding.base import DecodingStrategy, StepFunction
 from seqtasks.errors import ConfigError
 from seqtasks.heads.decoder import RecurrentDecoder
-from seqtasks.registry import DECODING
 from seqtasks.tasks.base import SeqTask
-from seqtasks.validation import Rate
 
 Hypotheses = list[tuple[str, float]]  # one input's detokenised hypotheses, best first, with scores
 

@@ -37,15 +37,15 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.callbacks.samples import write_sample_table
+from seqtasks.configuration.registry import DECODING, TASKS, check_arguments
+from seqtasks.configuration.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Rate
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.sampling import Sampling
 from seqtasks.errors import ConfigError
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import Classify, loss_scores, sample_scores
-from seqtasks.registry import DECODING, TASKS, check_arguments
 from seqtasks.tasks.base import PredictOptions, SeqTask
-from seqtasks.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Rate
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqtasks.configuration.registry import DECODING, TASKS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.data.stream import StreamBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.sampling import Sampling
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import loss_scores
-from seqtasks.registry import DECODING, TASKS
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.tensors import detach_state, map_state
-from seqtasks.validation import PositiveInt
 
 
 @TASKS.register("language_model")

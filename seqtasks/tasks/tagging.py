@@ -23,16 +23,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from seqtasks.configuration.registry import TASKS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
 from seqtasks.data.batching import length_sorted_chunks
 from seqtasks.data.conllu import parse_conllu, write_conllu
 from seqtasks.data.tagging import CollateSentences, FormTable, TaggingBatch, check_tokenizers
 from seqtasks.errors import ConfigError
 from seqtasks.heads.tagger import TaggerHead
 from seqtasks.metrics import loss_scores, tagging_scores
-from seqtasks.registry import TASKS
 from seqtasks.regularization import word_dropout
 from seqtasks.tasks.base import PredictOptions, SeqTask
-from seqtasks.validation import NonNegativeInt, PositiveInt, Rate
 
 
 class CharEncoder(nn.Module):

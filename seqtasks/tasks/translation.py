@@ -20,18 +20,18 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from seqtasks.analysis.figures import attention_figure
+from seqtasks.configuration.registry import TASKS
+from seqtasks.configuration.validation import PositiveFloat, PositiveInt, Rate
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.translation import TranslationBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.greedy import Greedy
 from seqtasks.errors import ConfigError
-from seqtasks.figures import attention_figure
 from seqtasks.metrics import corpus_scores, loss_scores
-from seqtasks.registry import TASKS
 from seqtasks.tasks.base import PredictOptions
 from seqtasks.tasks.encoder_decoder import EncoderDecoderTask, Hypotheses
 from seqtasks.tensors import lengths_mask
-from seqtasks.validation import PositiveFloat, PositiveInt, Rate
 
 log = logging.getLogger(__name__)
 

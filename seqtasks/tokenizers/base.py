@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from seqtasks.atomic import atomic_write
+from seqtasks.configuration.registry import TOKENIZERS
 from seqtasks.errors import ConfigError
-from seqtasks.registry import TOKENIZERS
+from seqtasks.runtime.atomic import atomic_write
 from seqtasks.tokenizers.vocab import Vocab
 
 

@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from seqtasks.registry import TOKENIZERS
+from seqtasks.configuration.registry import TOKENIZERS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import SPECIALS, Vocab
-from seqtasks.validation import PositiveInt
 
 
 @TOKENIZERS.register("char")

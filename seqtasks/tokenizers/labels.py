@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from seqtasks.registry import TOKENIZERS
+from seqtasks.configuration.registry import TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import Vocab
 

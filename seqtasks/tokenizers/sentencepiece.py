@@ -25,12 +25,12 @@ import sentencepiece as spm
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from tqdm import tqdm
 
-from seqtasks.atomic import atomic_write
+from seqtasks.configuration.registry import TOKENIZERS
+from seqtasks.configuration.validation import NonNegativeInt, Range
 from seqtasks.errors import ConfigError
-from seqtasks.registry import TOKENIZERS
+from seqtasks.runtime.atomic import atomic_write
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
-from seqtasks.validation import NonNegativeInt, Range
 
 log = logging.getLogger(__name__)
 

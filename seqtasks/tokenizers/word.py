@@ -10,11 +10,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from seqtasks.configuration.registry import TOKENIZERS
+from seqtasks.configuration.validation import PositiveInt
 from seqtasks.errors import ConfigError
-from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.vocab import SPECIALS, UNK, Vocab
-from seqtasks.validation import PositiveInt
 
 
 @TOKENIZERS.register("word")

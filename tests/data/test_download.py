@@ -19,11 +19,11 @@ import pytest
 from conftest import FP32, SHARED_DATA, TINY_LM, seqtasks, train
 from omegaconf import OmegaConf
 
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.data.catalogue import CATALOGUE, FILES, catalogue_lines
 from seqtasks.data.files import RemoteFile, default_root, mirrored, sha256_of
 from seqtasks.errors import DataError
 from seqtasks.list import main as list_main
-from seqtasks.registry import DATASETS
 
 # A fresh $HOME would make every `python -m seqtasks` rebuild matplotlib's font cache (seconds).
 MATPLOTLIB_CACHE = matplotlib.get_cachedir()

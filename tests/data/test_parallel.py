@@ -12,10 +12,10 @@ import lightning as L
 import pytest
 import torch
 
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.data.parallel import read_parallel, read_parallel_tsv
 from seqtasks.data.translation import Multi30k, ParallelData, TranslationBatch
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -8,10 +8,10 @@ import torch
 from torch.utils.data import DataLoader
 
 import seqtasks.tokenizers  # noqa: F401  (registers the 'char' tokenizer)
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.data.stream import StreamBatches
 from seqtasks.data.text_stream import TextStreamData, TinyShakespeare
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS
 
 # ---------------------------------------------------------------- StreamBatches
 

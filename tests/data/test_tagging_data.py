@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqtasks.configuration.registry import DATASETS
 from seqtasks.data.tagging import IGNORE, TaggingData
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS
 
 WORD_TOKENIZER = {"name": "word", "lowercase": False, "min_frequency": 1, "max_size": None}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqtasks.registry import DATASETS
+from seqtasks.configuration.registry import DATASETS
 
 CONLLU = "".join(
     f"1\t{w}\t_\tNOUN\t_\t_\t0\troot\t_\t_\n2\tran\t_\tVERB\t_\t_\t1\tdep\t_\t_\n\n"

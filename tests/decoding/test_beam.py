@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from seqtasks.build import build_task, container
+from seqtasks.configuration.registry import DECODING
 from seqtasks.data.text_stream import TextStreamData
 from seqtasks.decoding import BeamSearch, Greedy, Sampling
 from seqtasks.errors import ConfigError
-from seqtasks.registry import DECODING
+from seqtasks.runtime.build import build_task, container
 from seqtasks.tensors import repeat_state, select_state
 
 VOCAB, LAYERS, HIDDEN, CONTEXT = 12, 2, 16, 6

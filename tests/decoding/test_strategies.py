@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from seqtasks.configuration.registry import DECODING
 from seqtasks.decoding import BeamSearch, Greedy, Sampling
 from seqtasks.decoding.sampling import filter_top_k, filter_top_p
 from seqtasks.errors import ConfigError
-from seqtasks.registry import DECODING
 
 VOCAB = 11
 

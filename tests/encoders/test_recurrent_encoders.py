@@ -3,8 +3,8 @@ import itertools
 import pytest
 import torch
 
+from seqtasks.configuration.registry import ENCODERS
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ENCODERS
 
 CASES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 3], ["fused", "reference"]))
 

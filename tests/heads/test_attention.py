@@ -4,8 +4,8 @@ the weighted sum of the encoder states."""
 import pytest
 import torch
 
+from seqtasks.configuration.registry import ATTENTION
 from seqtasks.errors import ConfigError
-from seqtasks.registry import ATTENTION
 
 TYPES = ["dot", "general", "concat", "additive"]
 

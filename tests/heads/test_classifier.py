@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from seqtasks.configuration.registry import HEADS
 from seqtasks.heads.pooling import POOLING_METHODS
-from seqtasks.registry import HEADS
 
 
 @pytest.mark.parametrize("pooling", POOLING_METHODS)

@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
+from seqtasks.configuration.registry import HEADS
 from seqtasks.errors import ConfigError
-from seqtasks.registry import HEADS
 
 MEMORY_SIZE = 10
 COMBINATIONS = [

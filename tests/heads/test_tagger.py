@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from seqtasks.configuration.registry import HEADS
 from seqtasks.heads.tagger import PADDING, CRFTagger, SoftmaxTagger
-from seqtasks.registry import HEADS
 
 H, K = 6, 4
 HEAD_NAMES = ("softmax_tagger", "crf_tagger")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from seqtasks.configuration.registry import IMAGE_ENCODERS
 from seqtasks.errors import ConfigError
-from seqtasks.registry import IMAGE_ENCODERS
 
 
 @pytest.mark.parametrize(

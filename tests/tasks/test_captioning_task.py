@@ -14,12 +14,12 @@ import pytest
 import torch
 from conftest import FP32, command, train
 
-from seqtasks.build import container
+from seqtasks.configuration.registry import TASKS
 from seqtasks.data import shapes
 from seqtasks.errors import ConfigError
-from seqtasks.monitor import checked_monitor
-from seqtasks.registry import TASKS
-from seqtasks.report import write_report
+from seqtasks.runtime.build import container
+from seqtasks.runtime.monitor import checked_monitor
+from seqtasks.runtime.report import write_report
 from seqtasks.tokenizers import WordTokenizer
 
 TOY = {"a big red circle": ("circle", "red", "large"), "a small blue square": ("square", "blue", "small")}

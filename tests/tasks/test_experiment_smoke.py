@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import command, train
 
-from seqtasks.build import load_task
+from seqtasks.runtime.build import load_task
 
 SHRINK = ["trainer.max_time=null", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger={}"]
 

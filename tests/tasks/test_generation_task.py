@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import command, seqtasks, train, validate_in_one_process
 
-from seqtasks.build import container, load_task
+from seqtasks.configuration.registry import TASKS
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.errors import ConfigError
-from seqtasks.registry import TASKS
+from seqtasks.runtime.build import container, load_task
 from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 
 ADAM = {"_target_": "torch.optim.Adam", "lr": 0.03}
@@ -222,7 +222,7 @@ def test_a_tiny_run_end_to_end_and_the_checkpoint_reloads(compose_config, tmp_pa
 
 
 def task_data_train(cfg) -> list[tuple[str, str]]:
-    from seqtasks.registry import DATASETS
+    from seqtasks.configuration.registry import DATASETS
 
     return DATASETS.build(container(cfg.data)).read("train")
 

@@ -6,11 +6,11 @@ import lightning as L
 import pytest
 import torch
 
-from seqtasks.build import build_task, container, load_task
+from seqtasks.configuration.registry import TASKS
 from seqtasks.data.text_stream import TextStreamData
 from seqtasks.decoding import Greedy, Sampling
 from seqtasks.errors import ConfigError, TrainingError
-from seqtasks.registry import TASKS
+from seqtasks.runtime.build import build_task, container, load_task
 
 
 def make(compose_config, tiny_text_file, *overrides):

@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import command, seqtasks, train, validate_in_one_process
 
-from seqtasks.build import container, load_task
+from seqtasks.configuration.registry import TASKS
 from seqtasks.errors import ConfigError
 from seqtasks.metrics import tagging_scores
-from seqtasks.registry import TASKS
+from seqtasks.runtime.build import container, load_task
 from seqtasks.tasks.tagging import TaggingTask
 from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 from seqtasks.tokenizers.word import WordTokenizer

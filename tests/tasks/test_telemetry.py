@@ -10,12 +10,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from test_classification_task import NAMES
 from test_translation_task import TINY_TRANSLATION, reversal_pairs, write_tsv
 
+from seqtasks.analysis.saturation import gate_saturation
 from seqtasks.callbacks.telemetry import Telemetry, parameter_group
-from seqtasks.checkpoint import load_checkpoint
 from seqtasks.encoders.cells import GRUCell, LSTMCell
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
-from seqtasks.inspection.saturation import gate_saturation
+from seqtasks.runtime.checkpoint import load_checkpoint
 
 
 def tensorboard_events(run_dir) -> EventAccumulator:

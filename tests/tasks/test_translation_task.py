@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import FP32, command, seqtasks, train
 
-from seqtasks.build import load_task
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.metrics import corpus_scores
+from seqtasks.runtime.build import load_task
 
 pytestmark = pytest.mark.slow  # one real translation run serves every test here
 

@@ -10,8 +10,8 @@ import random
 import pytest
 import sentencepiece as spm
 
+from seqtasks.configuration.registry import TOKENIZERS
 from seqtasks.errors import ConfigError
-from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers import SentencePieceTokenizer, Tokenizer
 
 WORDS = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from seqtasks.configuration.registry import TOKENIZERS
 from seqtasks.errors import ConfigError
-from seqtasks.registry import TOKENIZERS
 from seqtasks.tokenizers import Tokenizer, WordTokenizer
 
 TEXTS = ["the film is good", "the film is bad", "The plot , the acting"]

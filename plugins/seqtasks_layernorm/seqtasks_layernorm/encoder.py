@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from seqtasks.configuration.registry import ENCODERS
+from seqtasks.configuration.validation import PositiveFloat, PositiveInt
 from seqtasks.encoders.rnn import RecurrentEncoder, init_forget_bias
-from seqtasks.registry import ENCODERS
-from seqtasks.validation import PositiveFloat, PositiveInt
 from seqtasks_layernorm.cell import LayerNormLSTMCell
 
 

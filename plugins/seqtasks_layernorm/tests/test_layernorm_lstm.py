@@ -9,9 +9,9 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from seqtasks_layernorm import LayerNormLSTMCell, LayerNormLSTMEncoder  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-import seqtasks.config  # noqa: E402
+import seqtasks.configuration.compose  # noqa: E402
+from seqtasks.configuration.registry import ENCODERS  # noqa: E402
 from seqtasks.errors import ConfigError  # noqa: E402
-from seqtasks.registry import ENCODERS  # noqa: E402
 
 INPUT, HIDDEN, BATCH = 5, 7, 3
 
@@ -171,7 +171,7 @@ def test_registry_builds_it():
 
 def test_hydra_config_composes():
     # Needs the search-path plugin of seqtasks to find seqtasks_layernorm/conf via the entry point.
-    with initialize_config_dir(config_dir=str(seqtasks.config.config_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(seqtasks.configuration.compose.config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=["encoder=layernorm_lstm", "encoder.hidden_size=16"])
     assert cfg.encoder.name == "layernorm_lstm"
     assert cfg.encoder.hidden_size == 16

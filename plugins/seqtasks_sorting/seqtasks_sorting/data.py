@@ -16,16 +16,16 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from seqtasks.configuration.registry import DATASETS, TOKENIZERS
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt
 from seqtasks.data.base import SPLITS, TokenBudgetData
 from seqtasks.data.batching import TensorBatch, pad_sequences
 from seqtasks.data.ragged import Ragged, RaggedBuilder
 from seqtasks.data.text import iter_lines
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.registry import DATASETS, TOKENIZERS
 from seqtasks.tensors import lengths_mask
 from seqtasks.tokenizers.base import Tokenizer
 from seqtasks.tokenizers.word import WordTokenizer
-from seqtasks.validation import NonNegativeInt, PositiveInt
 
 
 def sorted_line(line: str) -> str:

@@ -17,13 +17,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from seqtasks.configuration.registry import TASKS
+from seqtasks.configuration.validation import PositiveInt, Rate
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.heads.tagger import TaggerHead
 from seqtasks.metrics import loss_scores
-from seqtasks.registry import TASKS
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.tensors import lengths_mask
-from seqtasks.validation import PositiveInt, Rate
 from seqtasks_sorting.data import SortingBatch, check_tokenizers
 
 log = logging.getLogger(__name__)

@@ -27,11 +27,11 @@ pytest.importorskip("seqtasks_sorting")
 from omegaconf import OmegaConf  # noqa: E402
 from seqtasks_sorting import SortingData, SortingTask  # noqa: E402
 
-from seqtasks.build import check_config  # noqa: E402
-from seqtasks.config import compose_config  # noqa: E402
+from seqtasks.configuration.compose import compose_config  # noqa: E402
+from seqtasks.configuration.registry import constructor_parameters  # noqa: E402
 from seqtasks.errors import ConfigError, DataError  # noqa: E402
-from seqtasks.registry import constructor_parameters  # noqa: E402
 from seqtasks.run import run  # noqa: E402
+from seqtasks.runtime.build import check_config  # noqa: E402
 from seqtasks.tasks.base import PredictOptions  # noqa: E402
 from seqtasks.tokenizers.word import WordTokenizer  # noqa: E402
 

@@ -11,7 +11,7 @@ import json
 
 from torch import Tensor
 
-from seqtasks.inspection.units import Finding, UnitTrace
+from seqtasks.analysis.units import Finding, UnitTrace
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; }

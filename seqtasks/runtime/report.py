@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import yaml
 
-from seqtasks.atomic import atomic_write
-from seqtasks.figures import Series, metric_curves_figure
-from seqtasks.monitor import resolve_monitor
+from seqtasks.analysis.figures import Series, metric_curves_figure
+from seqtasks.runtime.atomic import atomic_write
+from seqtasks.runtime.monitor import resolve_monitor
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,8 @@ def _monitor_of(task: str | None, task_config: dict[str, Any], plugins: list[str
     if not task:
         return None
     try:
-        from seqtasks.plugins import load_plugins
-        from seqtasks.registry import TASKS
+        from seqtasks.configuration.plugins import load_plugins
+        from seqtasks.configuration.registry import TASKS
 
         load_plugins(plugins)  # the run's own, so that a plugin task is known too
         return TASKS.get(task, path="task").default_monitor(task_config)

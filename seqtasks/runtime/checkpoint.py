@@ -8,7 +8,7 @@ no pickled class at all. A file whose pickle would build an object (and could so
 the components a plugin provides must be loaded by the user (`plugins=[...]`).
 
 Saving also stores a digest of everything else in the checkpoint (`DIGEST`: a sha256 per tensor,
-optimizer states included, and one over the rest, see seqtasks/digest.py); loading checks it, so a
+optimizer states included, and one over the rest, see seqtasks/runtime/digest.py); loading checks it, so a
 file changed after writing fails naming the file and the tensor instead of loading other weights.
 """
 
@@ -25,10 +25,10 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from seqtasks.atomic import atomic_write
-from seqtasks.digest import difference, digest, warn_undigested
 from seqtasks.errors import SeqtasksError
-from seqtasks.model_dir import load_exported
+from seqtasks.runtime.atomic import atomic_write
+from seqtasks.runtime.digest import difference, digest, warn_undigested
+from seqtasks.runtime.model_dir import load_exported
 
 PRIMITIVES = (str, int, float, bool, bytes, type(None))
 DIGEST = "digest"  # the entry holding the digest of all the others

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 from safetensors.torch import load_file, save
 
-from seqtasks.atomic import atomic_write
-from seqtasks.digest import ALGORITHM, digest, file_sha256, warn_undigested
 from seqtasks.errors import DataError
+from seqtasks.runtime.atomic import atomic_write
+from seqtasks.runtime.digest import ALGORITHM, digest, file_sha256, warn_undigested
 from seqtasks.tokenizers.base import Tokenizer
 
 WEIGHTS, CONFIG, TOKENIZERS = "model.safetensors", "config.yaml", "tokenizers"

@@ -10,8 +10,8 @@ import re
 from fnmatch import fnmatchcase
 from typing import Any
 
+from seqtasks.configuration.validation import did_you_mean
 from seqtasks.errors import ConfigError
-from seqtasks.validation import did_you_mean
 
 MODES = ("max", "min")
 

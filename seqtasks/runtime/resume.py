@@ -130,7 +130,7 @@ class RandomStates(L.Callback):
 
 
 class LogPosition(L.Callback):
-    """Every checkpoint records how many rows each continuable log (`seqtasks.loggers.ContinuedCSVLogger`)
+    """Every checkpoint records how many rows each continuable log (`seqtasks.runtime.loggers.ContinuedCSVLogger`)
     held; resuming from it cuts the log back to that length, so the rows the crashed run logged after
     its last checkpoint, which the resumed run logs again, appear once."""
 

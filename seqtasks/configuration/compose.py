@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydra_plugins.seqtasks_searchpath.searchpath import SeqtasksPluginConfigs
+from seqtasks.configuration.validation import closest, did_you_mean
 from seqtasks.errors import ConfigError
-from seqtasks.validation import closest, did_you_mean
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -42,7 +42,7 @@ Plugins.instance().register(SeqtasksPluginConfigs)
 def config_dir() -> Path:
     """The `conf/` directory: installed as the package `seqtasks.conf` in a wheel, at the top of
     the repository in a checkout or editable install."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # seqtasks/
     for candidate in (package / "conf", package.parent / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seqtasks.analysis.properties import text_properties
 from seqtasks.encoders.reference import reference_of
 from seqtasks.errors import ConfigError
-from seqtasks.inspection.properties import text_properties
 
 
 @dataclass

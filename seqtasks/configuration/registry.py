@@ -14,7 +14,7 @@ defined::
 A duplicate name, or a class that does not derive from the kind's base, fails at import. Before
 anything is built, `check` validates a config: an unknown name lists the valid choices and the
 closest match; an unknown option names the closest valid one; every value is checked against the
-constructor's annotation (`seqtasks.validation`); a component of the wrong sort for its user
+constructor's annotation (`seqtasks.configuration.validation`); a component of the wrong sort for its user
 (`sort=TaggerHead` for the tagging task) lists the registered ones that fit.
 """
 
@@ -25,8 +25,8 @@ import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from seqtasks.configuration.validation import check_value, did_you_mean, parameter_annotations
 from seqtasks.errors import ConfigError
-from seqtasks.validation import check_value, did_you_mean, parameter_annotations
 
 
 @functools.cache

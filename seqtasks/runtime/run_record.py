@@ -13,7 +13,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.atomic import atomic_write
+from seqtasks.runtime.atomic import atomic_write
 
 RECORD = ".hydra"  # where Hydra itself keeps it (its default output_subdir)
 

@@ -2,7 +2,7 @@
 an image (captioning), a classifier's confusion matrix, gradient flow through time, and a run's
 metric curves (report.md). Each function returns a matplotlib Figure (not pyplot: no global
 state and no GUI backend, safe in any process or thread); the callers save it or send it to the
-dashboards (`seqtasks.dashboards`)."""
+dashboards (`seqtasks.runtime.dashboards`)."""
 
 from __future__ import annotations
 

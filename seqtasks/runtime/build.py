@@ -18,10 +18,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from seqtasks.checkpoint import load_checkpoint
-from seqtasks.errors import ConfigError, SeqtasksError
-from seqtasks.plugins import load_builtin_components
-from seqtasks.registry import (
+from seqtasks.configuration.plugins import load_builtin_components
+from seqtasks.configuration.registry import (
     DATASETS,
     DECODING,
     ENCODERS,
@@ -32,9 +30,11 @@ from seqtasks.registry import (
     check_arguments,
     constructor_parameters,
 )
+from seqtasks.configuration.validation import did_you_mean
+from seqtasks.errors import ConfigError, SeqtasksError
+from seqtasks.runtime.checkpoint import load_checkpoint
 from seqtasks.tasks.base import Capability
 from seqtasks.tokenizers.base import Tokenizer
-from seqtasks.validation import did_you_mean
 
 GROUPS = (
     "encoder",
@@ -251,7 +251,13 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
         task = task_class(**hyper_parameters, **extra)
     except (ConfigError, KeyError, TypeError, ValueError) as error:  # a stored value of the wrong shape
         raise SeqtasksError(f"the checkpoint's model cannot be rebuilt: {error}{hint}") from None
-    task.load_state_dict(checkpoint["state_dict"])
+    try:
+        task.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:  # missing, unexpected or misshapen weights
+        first = str(error).strip().splitlines()
+        raise SeqtasksError(
+            f"the checkpoint's weights do not fit the model its hyperparameters describe: {' '.join(first[:2])}"
+        ) from None
     task.run_config = checkpoint["seqtasks"].get("config")
     return task.eval()
 
