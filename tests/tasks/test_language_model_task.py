@@ -139,7 +139,7 @@ def test_generation_strategies_and_checkpoint_round_trip(compose_config, tiny_te
 
 
 def test_a_subword_language_model_builds_and_never_generates_specials(compose_config, tiny_text_file):
-    # The README's pretraining recipe: a language model over sentencepiece pieces.
+    # The pretraining recipe of docs/scale.md: a language model over sentencepiece pieces.
     _, _, task = make(compose_config, tiny_text_file, "tokenizer=sentencepiece", "tokenizer.vocab_size=60")
     assert task.special_ids.tolist() == [0, 1, 2, 3]
     (text,) = task.generate("First", 20, generator=torch.Generator().manual_seed(0))
