@@ -69,6 +69,32 @@ TINY_LM = [
 ]
 
 
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> Path:
+    """A directory with a two-language names set (data/names/by_language) and a classifier trained
+    on it for two steps (run/checkpoints/best.ckpt): for tests of what commands do with a model.
+    Read it, never write into it: the session's tests share it."""
+    root = tmp_path_factory.mktemp("tiny_classifier")
+    names = root / "data" / "names" / "by_language"
+    names.mkdir(parents=True)
+    (names / "Russian.txt").write_text("".join(f"Ivanov{i}\n" for i in range(30)))
+    (names / "Spanish.txt").write_text("".join(f"Garcia{i}\n" for i in range(30)))
+    train(
+        "experiment=names_classify",
+        f"data.root={root / 'data'}",
+        "encoder.hidden_size=8",
+        "encoder.num_layers=1",
+        "task.embedding_dim=8",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "early_stopping.patience=null",
+        "logger={}",
+        run_dir=root / "run",
+    )
+    return root
+
+
 @pytest.fixture
 def tiny_text_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.txt"

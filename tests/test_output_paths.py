@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import command, train
+from conftest import command
 
 CHECKPOINT = b"a checkpoint: refused before it is read"
 
@@ -127,29 +127,12 @@ def test_export_refuses_a_directory_that_is_or_holds_its_checkpoint(files, argum
     refused("seqtasks.export", files, *arguments, expected=expected)
 
 
-def test_evaluate_refuses_to_write_over_the_runs_own_test_data(tmp_path):
+def test_evaluate_refuses_to_write_over_the_runs_own_test_data(tiny_classifier):
     """Without test=..., the test data is the run's (known once the checkpoint is read): the
     metrics must not replace it either."""
-    names = tmp_path / "data" / "names" / "by_language"
-    names.mkdir(parents=True)
-    (names / "Russian.txt").write_text("".join(f"Ivanov{i}\n" for i in range(30)))
-    (names / "Spanish.txt").write_text("".join(f"Garcia{i}\n" for i in range(30)))
-    train(
-        "experiment=names_classify",
-        f"data.root={tmp_path / 'data'}",
-        "encoder.hidden_size=8",
-        "encoder.num_layers=1",
-        "task.embedding_dim=8",
-        "trainer.max_steps=2",
-        "trainer.enable_progress_bar=false",
-        "trainer.num_sanity_val_steps=0",
-        "early_stopping.patience=null",
-        "logger={}",
-        run_dir=tmp_path / "run",
-    )
     refused(
         "seqtasks.evaluate",
-        tmp_path,
+        tiny_classifier,
         "ckpt=@run/checkpoints/best.ckpt",
         "output=@data/names/by_language/Russian.txt",
         expected="output=@data/names/by_language/Russian.txt is inside the test directory "

@@ -163,29 +163,13 @@ def test_a_translation_model_without_attention_says_so(ckpt):
         task.translate_with_attention(["a b"])
 
 
-def test_a_classifier_given_attention_fails_with_one_line(tmp_path):
-    names = tmp_path / "data" / "names" / "by_language"
-    names.mkdir(parents=True)
-    (names / "Russian.txt").write_text("".join(f"Ivanov{i}\n" for i in range(30)))
-    (names / "Spanish.txt").write_text("".join(f"Garcia{i}\n" for i in range(30)))
-    train(
-        "experiment=names_classify",
-        f"data.root={tmp_path / 'data'}",
-        "encoder.hidden_size=8",
-        "encoder.num_layers=1",
-        "task.embedding_dim=8",
-        "trainer.max_steps=2",
-        "trainer.enable_progress_bar=false",
-        "trainer.num_sanity_val_steps=0",
-        "logger={}",
-        run_dir=tmp_path / "run",
-    )
+def test_a_classifier_given_attention_fails_with_one_line(tiny_classifier, tmp_path):
     source = tmp_path / "names.txt"
     source.write_text("Ivanov3\n")
     attention = tmp_path / "a.jsonl"
     result = command(
         "seqtasks.predict",
-        f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}",
+        f"ckpt={tiny_classifier / 'run' / 'checkpoints' / 'best.ckpt'}",
         f"input={source}",
         f"attention={attention}",
         check=False,

@@ -108,26 +108,9 @@ def lm_run(lm_overrides, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def names_run(tmp_path_factory) -> Path:
-    """A tiny classifier: evaluate needs a task whose data has a test split."""
-    from tasks.test_classification_task import NAMES
-
-    root = tmp_path_factory.mktemp("data")
-    (root / "names" / "by_language").mkdir(parents=True)
-    for language, names in NAMES.items():
-        (root / "names" / "by_language" / f"{language}.txt").write_text("\n".join(names) + "\n")
-    run_dir = tmp_path_factory.mktemp("names")
-    train(
-        "experiment=names_classify",
-        f"data.root={root}",
-        "encoder.hidden_size=8",
-        "trainer.max_epochs=1",
-        "trainer.max_time=null",
-        "trainer.enable_progress_bar=false",
-        "logger={}",
-        run_dir=run_dir,
-    )
-    return run_dir
+def names_run(tiny_classifier) -> Path:
+    """A classifier: evaluate needs a task whose data has a test split."""
+    return tiny_classifier / "run"
 
 
 @pytest.fixture(scope="module")
