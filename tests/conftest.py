@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from seqtasks import evaluate, export, inspect, predict
+from seqtasks import evaluate, export, inspect, predict, serve
 from seqtasks import list as list_command
 from seqtasks.configuration.compose import compose_config as compose_overrides
 from seqtasks.configuration.compose import config_dir
@@ -143,6 +143,7 @@ COMMANDS = {
     "seqtasks.export": export.main,
     "seqtasks.inspect": inspect.main,
     "seqtasks.list": list_command.main,
+    "seqtasks.serve": serve.main,
 }
 
 

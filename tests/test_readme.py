@@ -32,6 +32,7 @@ REASONS = {
     "placeholder": "needs files of your own or a trained recipe's run (`<run>`, `my.de`, `images.txt`, ...)",
     "cluster": "needs several GPUs, several machines or a SLURM cluster",
     "suite": "runs the test suite or builds the site: CI runs those itself",
+    "server": "starts a server that runs until it is stopped (tests/test_serve.py drives one)",
 }
 SHELL = {"bash", "sh", "shell", "console"}
 MARKER = re.compile(r"<!--\s*(run|not run:\s*(?P<reason>[\w-]+)|file:\s*(?P<path>\S+))\s*-->")
