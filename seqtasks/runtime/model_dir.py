@@ -5,6 +5,8 @@ writes, and what `load_checkpoint` reads when given a directory):
     <dir>/config.yaml         the task's name, its constructor arguments (hyperparameters), the run config
                               and `digests`: the sha256 of every other file and of config.yaml's own content
     <dir>/tokenizers/         each tokenizer's state (<side>.json) and native files (sentencepiece .model)
+    <dir>/onnx/               with `format=onnx` only: the ONNX graphs (seqtasks/onnx/), named by
+                              config.yaml's `onnx` entry and digested like every other file
 
 Loading checks the digests first, so a file changed after export fails naming it, instead of
 loading as other weights (safetensors checks no tensor's bytes). A directory exported before
@@ -27,10 +29,16 @@ from seqtasks.tokenizers.base import Tokenizer
 
 WEIGHTS, CONFIG, TOKENIZERS = "model.safetensors", "config.yaml", "tokenizers"
 DIGESTS = "digests"  # config.yaml's entry: {algorithm, files: {relative path: sha256}, config: sha256}
+ONNX = "onnx"  # config.yaml's entry with format=onnx: {kind, opset, graphs: {name: {file, inputs, outputs}}}
 
 
-def export(checkpoint: dict[str, Any], directory: Path) -> list[Path]:
-    """Write a checkpoint read by load_checkpoint as a model directory -> the files written."""
+def export(
+    checkpoint: dict[str, Any],
+    directory: Path,
+    onnx: tuple[dict[str, bytes], dict[str, Any]] | None = None,
+) -> list[Path]:
+    """Write a checkpoint read by load_checkpoint as a model directory -> the files written. onnx:
+    ({relative path: ONNX graph bytes}, the manifest naming them), from seqtasks.onnx.export_onnx."""
     directory.mkdir(parents=True, exist_ok=True)
     hyper_parameters = dict(checkpoint["hyper_parameters"])
     tokenizers = hyper_parameters.pop("tokenizers")
@@ -44,6 +52,10 @@ def export(checkpoint: dict[str, Any], directory: Path) -> list[Path]:
             f.write((json.dumps(state, ensure_ascii=False) + "\n").encode("utf-8"))
         written.append(directory / TOKENIZERS / f"{side}.json")
         written += [p for p in Tokenizer.from_state(state).save(directory / TOKENIZERS, side) if p not in written]
+    for name, content in (onnx[0] if onnx else {}).items():
+        with atomic_write(directory / name) as f:
+            f.write(content)
+        written.append(directory / name)
     files = {path.relative_to(directory).as_posix(): file_sha256(path) for path in written}
     config = {
         "task": checkpoint["seqtasks"]["task"],
@@ -51,6 +63,8 @@ def export(checkpoint: dict[str, Any], directory: Path) -> list[Path]:
         "run_config": checkpoint["seqtasks"].get("config"),
         DIGESTS: {"algorithm": ALGORITHM, "files": files},
     }
+    if onnx:
+        config[ONNX] = onnx[1]
     # Written last: after an interrupted export no config.yaml vouches for files it did not see written.
     with atomic_write(directory / CONFIG) as f:
         f.write(yaml_bytes(sealed_config(config)))
@@ -112,3 +126,18 @@ def load_exported(directory: Path) -> dict[str, Any]:
         "hyper_parameters": {**config["hyper_parameters"], "tokenizers": tokenizers},
         "state_dict": load_file(str(directory / WEIGHTS)),
     }
+
+
+def read_onnx(directory: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """A model directory exported with format=onnx -> (its `onnx` manifest, {graph name: path}),
+    after checking every digest (the manifest is inside config.yaml, whose own digest covers it)."""
+    if not (directory / CONFIG).is_file():
+        raise DataError(directory, f"not a seqtasks model directory: {CONFIG} is missing")
+    config = read_config(directory / CONFIG)
+    if ONNX not in config:
+        raise DataError(directory / CONFIG, "has no ONNX graphs: export the model with format=onnx")
+    if config.get(DIGESTS) is None:
+        raise DataError(directory / CONFIG, "has ONNX graphs but no digests: export the model again")
+    verify(directory, config)
+    manifest = config[ONNX]
+    return manifest, {name: directory / graph["file"] for name, graph in manifest["graphs"].items()}
