@@ -163,12 +163,9 @@ def resumed_task(cfg: DictConfig, data, checkpoint: dict[str, Any]):
 
 
 def tokenizers_of(checkpoint: dict[str, Any]) -> dict[str, Tokenizer]:
-    """The checkpoint's fitted tokenizers, by side."""
-    hyper_parameters = checkpoint.get("hyper_parameters")
-    states = hyper_parameters.get("tokenizers") if isinstance(hyper_parameters, dict) else None
-    if not isinstance(states, dict) or not all(isinstance(state, dict) for state in states.values()):
-        raise SeqtasksError("the checkpoint's hyper_parameters.tokenizers is not a mapping of side -> tokenizer state")
-    return {side: Tokenizer.from_state(state) for side, state in states.items()}
+    """The checkpoint's fitted tokenizers, by side (`load_checkpoint` checked that they are a
+    mapping; a malformed state is a ConfigError of `Tokenizer.from_state`)."""
+    return {side: Tokenizer.from_state(state) for side, state in checkpoint["hyper_parameters"]["tokenizers"].items()}
 
 
 def task_from_config(cfg: DictConfig, data, given: dict[str, Tokenizer] | None, tokenizer_dir: Path | None = None):
@@ -235,11 +232,11 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
     are loaded here; plugins it names must have been loaded (`plugins=[...]`); with_callables also
     hands in what the builder would (evaluate)."""
     load_builtin_components()  # library callers need not have run a CLI (which loads them) first
-    name = checkpoint["seqtasks"].get("task")
-    hyper_parameters = checkpoint.get("hyper_parameters")
-    plugins = hyper_parameters.get("plugins") if isinstance(hyper_parameters, dict) else None
+    name = checkpoint["seqtasks"]["task"]  # `load_checkpoint` checked the layout: a string, a mapping
+    hyper_parameters = checkpoint["hyper_parameters"]
+    plugins = hyper_parameters.get("plugins")
     hint = f" (it was trained with plugins: pass them, plugins=[{','.join(map(str, plugins))}])" if plugins else ""
-    if not isinstance(name, str) or name not in TASKS:
+    if name not in TASKS:
         raise SeqtasksError(f"the checkpoint's task {name!r} is not registered{hint}")
     task_class = TASKS.get(name)
     try:
