@@ -40,6 +40,7 @@ from conftest import TINY_LM, TINY_TEXT, command, train
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_predict_attention import TINY_TRANSLATION
 
 from seqtasks import serve
 from seqtasks.data.images import load_input
@@ -52,31 +53,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 FUZZ_EXAMPLES = int(os.environ.get("SEQTASKS_SERVE_FUZZ_EXAMPLES", "100"))
 
-TINY_TRANSLATION = [
-    "task=translation",
-    "data=parallel",
-    "tokenizer=char",
-    "task.embedding_dim=16",
-    "task.dropout=0",
-    "encoder.hidden_size=16",
-    "encoder.num_layers=1",
-    "encoder.dropout=0",
-    "head.embedding_dim=16",
-    "head.rnn.hidden_size=16",
-    "head.rnn.num_layers=1",
-    "head.rnn.dropout=0",
-    "head.dropout=0",
-    "data.max_tokens=400",
-    "data.max_length=20",
-    "trainer.max_steps=20",
-    "trainer.max_epochs=1",
-    "trainer.max_time=null",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.enable_progress_bar=false",
-    "early_stopping.patience=null",
-    "attention_images.sentences=1",
-    "logger={}",
-]
 # Lines of different lengths (so that a batch sorts them as predict's file does) and unseen letters.
 LINES = ["a", "b a", "c a b", "d x b a", "e d c b a f"]
 # The translation server: small limits to fuzz against, and a batch window wide enough to catch a burst.
