@@ -100,6 +100,8 @@ class SeqTask(L.LightningModule):
         self.scheduler_config = scheduler
         self.nonfinite_loss = nonfinite_loss
         self.skipped_batches = 0
+        # bf16 inference (seqtasks/runtime/arithmetic.py): inference() runs its block under autocast
+        self.inference_dtype: torch.dtype | None = None
         self.report: dict[str, str] = {}  # non-numeric results for metrics.json (e.g. sacreBLEU signatures)
         self.run_config: dict | None = None  # the whole run's config, set by run(); saved in checkpoints
         self._records: dict[Any, Any] = {}
@@ -168,11 +170,13 @@ class SeqTask(L.LightningModule):
     # --- inference -------------------------------------------------------------------------------
     @contextmanager
     def inference(self) -> Iterator[None]:
-        """Eval mode (no dropout) and no gradients for the block; the previous mode is restored."""
+        """Eval mode (no dropout) and no gradients for the block, under autocast when an
+        inference_dtype is set; the previous mode is restored."""
         was_training = self.training
         self.eval()
+        autocast = torch.autocast(self.device.type, self.inference_dtype, enabled=self.inference_dtype is not None)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 yield
         finally:
             self.train(was_training)

@@ -1,0 +1,52 @@
+"""`quantize=int8|bf16` in predict, evaluate and serve: cheaper arithmetic for a trained model's
+inference, chosen where the model runs (docs/scale.md has the measured speed and quality cost).
+
+    int8  dynamic quantization (PyTorch's quantize_dynamic): the weights of every nn.Linear and fused
+          nn.LSTM / nn.GRU / nn.RNN are stored as int8, activations are quantized per call; CPU only.
+          Embeddings and everything that is not a matrix product stay fp32.
+    bf16  the inference blocks run under torch.autocast(bfloat16): matrix products and recurrent
+          layers in bf16, softmax, log-softmax and the search's scores in fp32. Fast only where the
+          CPU has AMX or AVX512-BF16 (or on a GPU); elsewhere bf16 is emulated and slower (warned).
+
+PyTorch's eager dynamic quantization is deprecated in favour of torchao, which is not a dependency;
+it still ships with torch and is the one int8 path that quantizes the fused recurrent layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+from seqtasks.errors import ConfigError
+from seqtasks.runtime.precision import FAST_BF16_CPU_FLAGS, cpu_flags
+
+log = logging.getLogger(__name__)
+
+CHOICES = ("int8", "bf16")
+QUANTIZED_MODULES = {nn.Linear, nn.LSTM, nn.GRU, nn.RNN}
+
+
+def use_arithmetic(task, quantize: str | None, device: str = "cpu"):
+    """The task (changed in place) running its inference in `quantize` arithmetic; None: fp32."""
+    if quantize is None:
+        return task
+    if quantize not in CHOICES:
+        raise ConfigError(f"quantize={quantize}: choose {' | '.join(CHOICES)} (or leave it null for fp32)")
+    if quantize == "bf16":
+        if device == "cpu" and not set(FAST_BF16_CPU_FLAGS) & cpu_flags():
+            flags = " nor ".join(FAST_BF16_CPU_FLAGS)
+            log.warning("quantize=bf16: this CPU has neither %s, so bf16 is emulated: slower than fp32", flags)
+        task.inference_dtype = torch.bfloat16
+        return task
+    if device != "cpu":
+        raise ConfigError(f"quantize=int8 runs on the CPU (dynamic quantization); device={device}: use quantize=bf16")
+    # Deprecated, see the module docstring; the quantized recurrent layers warn at every first call.
+    warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(task.eval(), QUANTIZED_MODULES, dtype=torch.qint8, inplace=True)
