@@ -16,10 +16,12 @@ search can repeat and reorder it row by row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from seqtasks.configuration.registry import ATTENTION, ENCODERS, HEADS, constructor_parameters
 from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
@@ -143,12 +145,14 @@ class RecurrentDecoder(Head):
         weights = None if self.attention is None else torch.cat(all_weights, dim=1)
         return torch.cat(all_vectors, dim=1), weights, {**state, "rnn": rnn_state, "feed": feed}
 
+    def output_features(self, vectors: Tensor) -> Tensor:
+        """Attentional vectors (B, T, H) -> what the output layer reads (B, T, E or H)."""
+        vectors = self.dropout(vectors)
+        return vectors if self.to_embedding is None else self.to_embedding(vectors)
+
     def logits(self, vectors: Tensor) -> Tensor:
         """Attentional vectors (B, T, H) -> next-token logits (B, T, V)."""
-        vectors = self.dropout(vectors)
-        if self.to_embedding is not None:
-            vectors = self.to_embedding(vectors)  # (B, T, E)
-        return self.output(vectors)
+        return self.output(self.output_features(vectors))
 
     def forward(self, target_in: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: target_in (B, T) -> logits (B, T, V), attention weights (B, T, S) or None."""
@@ -159,3 +163,18 @@ class RecurrentDecoder(Head):
         """Decoding step: prev_tokens (N,) -> next-token log-probabilities (N, V), state."""
         vectors, _, state = self.run(prev_tokens[:, None], state)  # (N, 1, H)
         return self.logits(vectors)[:, 0].float().log_softmax(dim=-1), state
+
+    def step_within(self, vocabulary: Tensor) -> Callable[[Tensor, dict[str, Any]], tuple[Tensor, dict[str, Any]]]:
+        """A decoding step over a shortlist, vocabulary (V',) target ids: prev (N,) positions in
+        vocabulary -> log-probabilities over vocabulary (N, V'), normalised over it alone, and the
+        state. The output layer's rows are sliced once, not at every step."""
+        if not isinstance(self.output.weight, Tensor):
+            raise ConfigError("a vocabulary shortlist slices the output layer's weights: not with quantize=int8")
+        weight, bias = self.output.weight[vocabulary], self.output.bias[vocabulary]  # (V', E), (V',)
+
+        def step(prev: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+            vectors, _, state = self.run(vocabulary[prev][:, None], state)  # (N, 1, H)
+            logits = F.linear(self.output_features(vectors)[:, 0], weight, bias)  # (N, V')
+            return logits.float().log_softmax(dim=-1), state
+
+        return step

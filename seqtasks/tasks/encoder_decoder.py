@@ -71,13 +71,27 @@ class EncoderDecoderTask(SeqTask):
         return self.decoder.step
 
     def search_from(
-        self, state: dict[str, Any], max_len: Tensor, strategy: DecodingStrategy, n: int | None = None
+        self,
+        state: dict[str, Any],
+        max_len: Tensor,
+        strategy: DecodingStrategy,
+        n: int | None = None,
+        vocabulary: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """From the state decoding_step starts from (the decoder's initial state) and each row's
         length limit max_len (B,) -> token ids (B, N, T) and scores (B, N) of n (default: the
-        strategy's n_best) hypotheses, best first."""
-        first = torch.full_like(max_len, self.bos_id)
-        return strategy.search(self.decoding_step, state, first, max_len, eos_id=self.eos_id, n=n)
+        strategy's n_best) hypotheses, best first. vocabulary: a shortlist (V',) of sorted target
+        ids (seqtasks/decoding/shortlist.py) the search is restricted to; None: all of them."""
+        if vocabulary is None:
+            first = torch.full_like(max_len, self.bos_id)
+            return strategy.search(self.decoding_step, state, first, max_len, eos_id=self.eos_id, n=n)
+        # The search runs over positions in the shortlist; <bos> and <eos> are in every shortlist.
+        bos, eos = torch.searchsorted(vocabulary, torch.tensor([self.bos_id, self.eos_id], device=vocabulary.device))
+        first = torch.full_like(max_len, int(bos))
+        positions, scores = strategy.search(
+            self.decoder.step_within(vocabulary), state, first, max_len, eos_id=int(eos), n=n
+        )  # (B, N, T)
+        return vocabulary[positions], scores
 
     def detokenise(self, tokens: Tensor, scores: Tensor) -> list[Hypotheses]:
         """tokens (B, N, T), scores (B, N) -> per row its N (text, score), in that order."""

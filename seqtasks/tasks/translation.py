@@ -12,6 +12,7 @@ references; val/bleu selects the checkpoint. Test decodes with the run's `decodi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
@@ -27,6 +28,7 @@ from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.translation import TranslationBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.greedy import Greedy
+from seqtasks.decoding.shortlist import Shortlist
 from seqtasks.errors import ConfigError
 from seqtasks.metrics import corpus_scores, loss_scores
 from seqtasks.tasks.base import PredictOptions
@@ -69,6 +71,7 @@ class TranslationTask(EncoderDecoderTask):
         self.dropout = nn.Dropout(dropout)
         self.encoder = self.build_encoder(encoder, input_size=embedding_dim)
         self.decoder = self.build_decoder(head, self.encoder.output_size)
+        self.shortlist: Shortlist | None = None  # use_shortlist: search over a shortlist of target tokens
 
     # --- model -------------------------------------------------------------------------------------
     def encode(self, source: Tensor, lengths: Tensor) -> dict[str, Any]:
@@ -115,8 +118,22 @@ class TranslationTask(EncoderDecoderTask):
         sentence's length limit (B,)."""
         state = self.encode(source, lengths)
         max_len = (lengths.float() * self.max_length_ratio).ceil().long() + 10  # (B,)
-        tokens, scores = self.search_from(state, max_len, strategy, n)
+        vocabulary = None if self.shortlist is None else self.shortlist.vocabulary(source, lengths)  # (V',)
+        tokens, scores = self.search_from(state, max_len, strategy, n, vocabulary)
         return state, tokens, scores, max_len
+
+    def use_shortlist(self, pairs: Iterable[tuple[str, str]], per_source: int = 20, frequent: int = 500) -> None:
+        """Restrict search to a vocabulary shortlist learned from (source, target) sentence pairs,
+        the run's training data (seqtasks/decoding/shortlist.py)."""
+        target = self.target_tokenizer.vocab
+        self.shortlist = Shortlist.learn(
+            ((self.source_tokenizer.encode(s), self.target_tokenizer.encode(t)) for s, t in pairs),
+            len(self.source_tokenizer),
+            len(self.target_tokenizer),
+            specials=[i for i in (target.bos_id, target.eos_id, target.unk_id) if i is not None],
+            per_source=per_source,
+            frequent=frequent,
+        )
 
     def decode_batch(
         self, source: Tensor, lengths: Tensor, strategy: DecodingStrategy, n: int | None = None

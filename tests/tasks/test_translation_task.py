@@ -15,6 +15,7 @@ from conftest import FP32, command, seqtasks, train
 
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.metrics import corpus_scores
+from seqtasks.runtime.arithmetic import use_arithmetic
 from seqtasks.runtime.build import load_task
 
 pytestmark = pytest.mark.slow  # one real translation run serves every test here
@@ -102,6 +103,47 @@ def test_beam_size_one_is_greedy_on_the_decoder(reversal_run):
     task.decoder.output.bias.data += torch.randn_like(task.decoder.output.bias) * 3  # make it make mistakes
     sources = [s for s, _ in reversal_pairs(40, 3)]
     assert task.translate(sources, BeamSearch(beam_size=1)) == task.translate(sources, Greedy())
+
+
+def test_a_full_shortlist_searches_exactly_as_without_one(reversal_run):
+    task = load_task(reversal_run / "run" / "checkpoints" / "best.ckpt")
+    torch.manual_seed(0)
+    task.decoder.output.bias.data += torch.randn_like(task.decoder.output.bias) * 3  # make it make mistakes
+    source, lengths = task.pad([task.source_tokenizer.encode(s) for s, _ in reversal_pairs(20, 5)])
+    _, tokens, scores, _ = task.search(source, lengths, BeamSearch(beam_size=3, n_best=2))
+    task.use_shortlist(reversal_pairs(300, 0), per_source=len(task.target_tokenizer))  # every token
+    assert len(task.shortlist.vocabulary(source, lengths)) == len(task.target_tokenizer)
+    _, shortlisted, shortlisted_scores, _ = task.search(source, lengths, BeamSearch(beam_size=3, n_best=2))
+    assert torch.equal(shortlisted, tokens)
+    torch.testing.assert_close(shortlisted_scores, scores)
+
+
+def test_a_shortlist_limits_the_output_to_its_lexicon(reversal_run):
+    task = load_task(reversal_run / "run" / "checkpoints" / "best.ckpt")
+    pairs = reversal_pairs(50, 7)
+    task.use_shortlist(pairs, per_source=1, frequent=0)  # reversal: each letter's best partner is itself
+    outputs = task.translate([s for s, _ in pairs], BeamSearch(beam_size=3))
+    assert exact_share(outputs, [t for _, t in pairs]) >= 0.96
+    without_f = [(s, t) for s, t in reversal_pairs(300, 0) if "f" not in s]
+    task.use_shortlist(without_f, per_source=1, frequent=0)  # nothing proposes 'f' any more
+    assert not any("f" in output for output in task.translate(["a f b", "f f"], Greedy()))
+
+
+@pytest.mark.parametrize("quantize", ["int8", "bf16"])
+def test_cheaper_arithmetic_still_reverses(reversal_run, quantize):
+    fp32 = load_task(reversal_run / "run" / "checkpoints" / "best.ckpt")
+    task = use_arithmetic(load_task(reversal_run / "run" / "checkpoints" / "best.ckpt"), quantize)
+    pairs = reversal_pairs(50, 7)
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    assert exact_share(task.translate(sources, BeamSearch(beam_size=3)), references) >= 0.9
+    # The arithmetic really changed: scores move, a little.
+    source, lengths = fp32.pad([fp32.source_tokenizer.encode(s) for s in sources])
+    with fp32.inference():
+        reference_scores = fp32.search(source, lengths, Greedy())[2]
+    with task.inference():  # bf16: autocast in this block only
+        scores = task.search(source, lengths, Greedy())[2]
+    assert not torch.equal(scores, reference_scores)
+    torch.testing.assert_close(scores, reference_scores, atol=0.5, rtol=0.1)
 
 
 def test_attention_map_looks_at_the_mirrored_position(reversal_run):
