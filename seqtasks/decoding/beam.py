@@ -3,7 +3,8 @@
 Row b's beams are rows b*K .. b*K+K-1 of a (B*K, ...) batch, so one step call advances every
 hypothesis of every sentence; the only Python loop is over time steps. The state follows the
 contract of `base.py` (batch on dim 0): `repeat_state` makes K copies per row, `select_state`
-reorders them to the surviving beams after every step.
+reorders them to the surviving beams after every step. A sentence whose K hypotheses have all
+finished leaves the batch in that same reordering, so later steps compute only live sentences.
 
 Hypotheses compete inside the beam on their raw sums of log-probs. A hypothesis that emitted eos
 keeps competing with its score frozen (only eos follows it, at log-prob 0), so it is dropped only
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from seqtasks.configuration.registry import DECODING
 from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt
-from seqtasks.decoding.base import DecodingStrategy, StepFunction, row_limits
+from seqtasks.decoding.base import DecodingStrategy, StepFunction, eos_filled, row_limits
 from seqtasks.errors import ConfigError
 from seqtasks.tensors import repeat_state, select_state
 
@@ -74,35 +75,49 @@ class BeamSearch(DecodingStrategy):
         if limits is not None:
             limits = limits.to(device)[:, None]  # (B, 1)
             finished |= limits <= 0
-        hypotheses = first_tokens.new_empty((batch, beams, 0))  # (B, K, t)
-        first_beam = torch.arange(batch, device=device)[:, None] * beams  # (B, 1): row b's beam 0 in B*K
+        hypotheses = first_tokens.new_empty((batch, beams, 0))  # (L, K, t) of the live sentences
+        # The results, full-size: each live sentence's rows are rewritten after every step, so a
+        # sentence's last write stands once it leaves, padded with eos.
+        out = eos_filled(first_tokens, (batch, beams, steps), eos_id)  # (B, K, most steps)
+        normalised = scores / self.length_normaliser(lengths)  # (B, K)
+        live = torch.arange(batch, device=device)  # (L,): the sentences still searched, in order
         for t in range(steps):
             if bool(finished.all()):
                 break
-            log_probs, state = step(tokens, state)  # (B*K, V)
+            log_probs, state = step(tokens, state)  # (L*K, V)
             vocab = log_probs.shape[-1]
-            log_probs = log_probs.float().view(batch, beams, vocab)  # (B, K, V)
+            log_probs = log_probs.float().view(-1, beams, vocab)  # (L, K, V)
             if eos_id is not None:
                 # A finished hypothesis may only go on with eos at log-prob 0: its score is frozen and
                 # it keeps its place among the K as long as its raw score earns one.
                 only_eos = torch.full((vocab,), float("-inf"), device=device)
                 only_eos[eos_id] = 0.0
                 log_probs = torch.where(finished[..., None], only_eos, log_probs)
-            candidates = (scores[..., None] + log_probs).view(batch, beams * vocab)  # (B, K*V)
-            scores, chosen = candidates.topk(beams, dim=-1)  # (B, K) each, best first
-            parent, token = chosen // vocab, chosen % vocab  # (B, K): beam it extends, token it adds
-            history = hypotheses.gather(1, parent[..., None].expand(-1, -1, t))  # (B, K, t)
-            hypotheses = torch.cat([history, token[..., None]], dim=2)  # (B, K, t+1)
+            candidates = (scores[..., None] + log_probs).flatten(1)  # (L, K*V)
+            scores, chosen = candidates.topk(beams, dim=-1)  # (L, K) each, best first
+            parent, token = chosen // vocab, chosen % vocab  # (L, K): beam it extends, token it adds
+            history = hypotheses.gather(1, parent[..., None].expand(-1, -1, t))  # (L, K, t)
+            hypotheses = torch.cat([history, token[..., None]], dim=2)  # (L, K, t+1)
             finished = finished.gather(1, parent)
             lengths = lengths.gather(1, parent) + (~finished).long()  # eos counts, the padding after it not
             if eos_id is not None:
                 finished |= token == eos_id
             if limits is not None:
                 finished |= limits <= t + 1  # that was the row's last allowed token
-            state = select_state(state, (first_beam + parent).view(-1))  # (B*K, ...) in the new beam order
-            tokens = token.view(-1)  # (B*K,)
-        normalised = scores / self.length_normaliser(lengths)  # (B, K)
+            out[live, :, : t + 1] = hypotheses
+            normalised[live] = scores / self.length_normaliser(lengths)
+            # A sentence with K finished hypotheses would from now on only append eos at log-prob 0 to
+            # each, in the same order (topk could swap two with exactly equal scores): its results
+            # stand, and it leaves. That costs no extra copy: the state is reordered after every step
+            # anyway, and now for fewer rows.
+            stay = (~finished.all(dim=1)).nonzero().squeeze(1)  # (L',)
+            live, scores, lengths = live[stay], scores[stay], lengths[stay]
+            finished, hypotheses = finished[stay], hypotheses[stay]
+            if limits is not None:
+                limits = limits[stay]
+            state = select_state(state, (stay[:, None] * beams + parent[stay]).view(-1))  # (L'*K, ...), new beam order
+            tokens = token[stay].view(-1)  # (L'*K,)
         normalised, order = normalised.sort(dim=-1, descending=True)
         best = order[:, :n]  # (B, N)
-        out = hypotheses.gather(1, best[..., None].expand(-1, -1, hypotheses.shape[2]))  # (B, N, T)
-        return out, normalised[:, :n]
+        out = out[..., : hypotheses.shape[2]]  # (B, K, T): T steps taken
+        return out.gather(1, best[..., None].expand(-1, -1, out.shape[2])), normalised[:, :n]  # (B, N, T)

@@ -23,7 +23,9 @@ def markov_step():
 
 def decode(strategy, seed=0, eos_id=None):
     first = torch.tensor([0, 3, 7])
-    return strategy.decode(markov_step(), 0, first, 12, eos_id=eos_id, generator=torch.Generator().manual_seed(seed))
+    state = torch.zeros(3)  # batch-first, as the contract asks: finished rows leave the batch
+    generator = torch.Generator().manual_seed(seed)
+    return strategy.decode(markov_step(), state, first, 12, eos_id=eos_id, generator=generator)
 
 
 def test_greedy_follows_the_argmax_chain():
