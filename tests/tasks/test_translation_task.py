@@ -135,7 +135,8 @@ def test_cheaper_arithmetic_still_reverses(reversal_run, quantize):
     task = use_arithmetic(load_task(reversal_run / "run" / "checkpoints" / "best.ckpt"), quantize)
     pairs = reversal_pairs(50, 7)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-    assert exact_share(task.translate(sources, BeamSearch(beam_size=3)), references) >= 0.9
+    # A bar below fp32's: the tiny model's last few sentences hinge on rounding (see the first test).
+    assert exact_share(task.translate(sources, BeamSearch(beam_size=3)), references) >= 0.8
     # The arithmetic really changed: scores move, a little.
     source, lengths = fp32.pad([fp32.source_tokenizer.encode(s) for s in sources])
     with fp32.inference():
