@@ -38,6 +38,9 @@ Translation with attention can also write where each output piece looked in the 
 
 Both are written atomically, like the output; a task without attention (anything but translation,
 or a translation model with head.attention=null) refuses them.
+
+`backend=onnxruntime` runs the ONNX graphs of a directory exported with `format=onnx` instead of
+the PyTorch modules (seqtasks/onnx/backend.py: what runs where); the lines are the same.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
     """The results, their separator, and with attention=/attention_images= each input line's
     attention map (source pieces, output pieces, weights (T, S)); None without."""
     load_plugins(cfg.plugins)
-    task = load_task(cfg.ckpt).to(cfg.device)
+    task = load_task(cfg.ckpt, cfg.backend, cfg.device).to(cfg.device)
     # Only tasks that translate with attention write it; others fail before any input is read.
     if wants_attention(cfg) and not task.can(Capability.ATTENTION_MAPS):
         raise ConfigError(

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             list(cfg.plugins),
             limits_of(cfg),
             device=cfg.device,
+            backend=cfg.backend,
             max_batch_size=cfg.max_batch_size,
             batch_timeout=float(cfg.batch_timeout),
             timeout=float(cfg.timeout),

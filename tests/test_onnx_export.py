@@ -4,84 +4,30 @@ and beam-search output when seqtasks.decoding drives the ONNX step (OnnxStep) in
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import FP32, TINY_LM, TINY_TEXT, command, train
-from tasks.test_classification_task import NAMES
-from tasks.test_tagging_task import TINY as TINY_TAGGING
-from tasks.test_tagging_task import conllu, random_sentences
-from tasks.test_translation_task import TINY_TRANSLATION, reversal_pairs, write_tsv
+from conftest import command
+from onnx_models import exported
+from tasks.test_captioning_task import FEATURES, untrained, write_toy
+from tasks.test_tagging_task import random_sentences
+from tasks.test_translation_task import reversal_pairs
 
+from seqtasks.data.images import load_input, stack_inputs
 from seqtasks.data.tagging import CollateSentences, FormTable
 from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.errors import DataError
+from seqtasks.onnx.export import export_onnx
 from seqtasks.onnx.graphs import padded_example
-from seqtasks.onnx.runtime import OnnxStep, onnx_graphs
+from seqtasks.onnx.runtime import OnnxGraph, OnnxStep, onnx_graphs
 from seqtasks.runtime.build import load_task
 from seqtasks.runtime.model_dir import read_onnx
 
 pytest.importorskip("onnxruntime")
 TOLERANCE = 1e-4
-SHORT = ["trainer.max_time=null", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false"]
 
 
-def exported(tmp_path_factory, name: str, *overrides: str) -> tuple[Path, Path]:
-    """Train a few steps, export with format=onnx -> (checkpoint, model directory)."""
-    run_dir = tmp_path_factory.mktemp(name)
-    train(*overrides, *SHORT, "early_stopping.patience=null", run_dir=run_dir)
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
-    command("seqtasks.export", f"ckpt={ckpt}", f"output={run_dir / 'model'}", "format=onnx")
-    return ckpt, run_dir / "model"
-
-
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    root = tmp_path_factory.mktemp("names")
-    (root / "names" / "by_language").mkdir(parents=True)
-    for language, names in NAMES.items():
-        (root / "names" / "by_language" / f"{language}.txt").write_text("\n".join(names) + "\n")
-    return exported(
-        tmp_path_factory, "classifier", "experiment=names_classify", f"data.root={root}", "encoder.hidden_size=16",
-        "trainer.max_steps=3", "trainer.max_epochs=1",
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tagger(tmp_path_factory):
-    root = tmp_path_factory.mktemp("treebank")
-    for split, seed in (("train", 0), ("val", 1), ("test", 2)):
-        (root / f"{split}.conllu").write_text(conllu(random_sentences(20, seed)), encoding="utf-8")
-    files = [f"data.{split}={root / f'{split}.conllu'}" for split in ("train", "val", "test")]
-    tiny = [arg for arg in TINY_TAGGING if not arg.startswith("trainer.max_epochs")]
-    return exported(
-        tmp_path_factory, "tagger", "experiment=ud_ewt_pos", *tiny, *files, "trainer.max_steps=3",
-        "trainer.max_epochs=1", "encoder.bidirectional=true", "encoder.num_layers=2",
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def language_model(tmp_path_factory):
-    text = tmp_path_factory.mktemp("text") / "tiny.txt"
-    text.write_text(TINY_TEXT, encoding="utf-8")
-    return exported(tmp_path_factory, "lm", "data=text_file", f"data.path={text}", *TINY_LM, "encoder.num_layers=2")
-
-
-@pytest.fixture(scope="module")
-def translator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reverse")
-    train_file = write_tsv(root / "train.tsv", reversal_pairs(400, 0))
-    val = write_tsv(root / "val.tsv", reversal_pairs(20, 1))
-    tiny = [arg for arg in TINY_TRANSLATION if not arg.startswith(("trainer.max_epochs", "attention_images"))]
-    return exported(
-        tmp_path_factory, "translator", *tiny, f"data.train={train_file}", f"data.val={val}", f"data.test={val}",
-        "trainer.max_steps=40", "trainer.max_epochs=5", "attention_images.sentences=0", FP32,
-    )  # fmt: skip
-
-
-def test_classifier_logits_match_pytorch_on_variable_lengths(classifier):
-    ckpt, model = classifier
+def test_classifier_logits_match_pytorch_on_variable_lengths():
+    ckpt, model = exported("classifier")
     task = load_task(ckpt)
     manifest, graphs = onnx_graphs(model)
     assert manifest["kind"] == "classifier"
@@ -95,8 +41,8 @@ def test_classifier_logits_match_pytorch_on_variable_lengths(classifier):
         assert (onnx_logits - torch_logits).abs().max() < TOLERANCE
 
 
-def test_tagger_emissions_match_pytorch(tagger):
-    ckpt, model = tagger
+def test_tagger_emissions_match_pytorch():
+    ckpt, model = exported("tagger")
     task = load_task(ckpt)
     _, graphs = onnx_graphs(model)
     sentences = [[w for w, _ in s] for s in random_sentences(9, 5)] + [["unseenword", "quickly"]]
@@ -112,8 +58,8 @@ def test_tagger_emissions_match_pytorch(tagger):
     assert torch.equal(emissions.argmax(-1)[mask], reference.argmax(-1)[mask])  # the softmax tagger's tags
 
 
-def test_language_model_step_and_greedy_text_match_pytorch(language_model):
-    ckpt, model = language_model
+def test_language_model_step_and_greedy_text_match_pytorch():
+    ckpt, model = exported("language_model")
     task = load_task(ckpt)
     _, graphs = onnx_graphs(model)
     step = OnnxStep(graphs["step"])
@@ -137,8 +83,8 @@ def test_language_model_step_and_greedy_text_match_pytorch(language_model):
 
 
 @pytest.mark.parametrize("strategy", [Greedy(), BeamSearch(beam_size=5)], ids=["greedy", "beam5"])
-def test_translation_through_onnx_encoder_and_step_matches_pytorch(translator, strategy):
-    ckpt, model = translator
+def test_translation_through_onnx_encoder_and_step_matches_pytorch(strategy):
+    ckpt, model = exported("translator")
     task = load_task(ckpt)
     _, graphs = onnx_graphs(model)
     step = OnnxStep(graphs["step"])
@@ -155,8 +101,48 @@ def test_translation_through_onnx_encoder_and_step_matches_pytorch(translator, s
     assert (onnx_scores - torch_scores).abs().max() < TOLERANCE
 
 
-def test_graphs_are_digested_with_the_directory(classifier, tmp_path):
-    _, model = classifier
+@pytest.mark.parametrize("strategy", [Greedy(), BeamSearch(beam_size=3)], ids=["greedy", "beam3"])
+def test_captioning_through_onnx_image_grid_start_and_step_matches_pytorch(strategy, tmp_path):
+    ckpt, model = exported("captioner")
+    task = load_task(ckpt)
+    manifest, graphs = onnx_graphs(model)
+    assert manifest["kind"] == "captioning"
+    write_toy(tmp_path, 5, seed=7)
+    arrays = [load_input(tmp_path / f"{n}.png", task.inputs["image_size"], "<test>", n) for n in range(5)]
+    images, _ = stack_inputs(arrays)  # (B, 3, H, W) uint8
+    max_len = torch.full((5,), task.max_length)
+    with torch.no_grad():
+        grid, mask = task.image_grid(images, None)  # (B, R, D), (B, R)
+        torch_tokens, torch_scores = task.search_from(task.start(grid, mask), max_len, strategy)
+    out = graphs["image_grid"]({"inputs": images})
+    assert (out["grid"] - grid).abs().max() < TOLERANCE and torch.equal(out["mask"], mask)
+    step = OnnxStep(graphs["step"])
+    state = step.encode(graphs["start"], {"grid": out["grid"], "mask": out["mask"]})
+    first = torch.full_like(max_len, task.bos_id)
+    onnx_tokens, onnx_scores = strategy.search(step, state, first, max_len, eos_id=task.eos_id)
+    assert torch.equal(onnx_tokens, torch_tokens)
+    assert (onnx_scores - torch_scores).abs().max() < TOLERANCE
+
+
+def test_captioning_features_graphs_take_any_number_of_regions():
+    torch.manual_seed(0)
+    task = untrained({"name": "precomputed", "size": 8}, FEATURES)
+    files, manifest = export_onnx(task)
+    graphs = {name: OnnxGraph(files[graph["file"]]) for name, graph in manifest["graphs"].items()}
+    assert manifest["graphs"]["image_grid"]["inputs"] == ["inputs", "regions"]
+    features, regions = torch.randn(4, 9, FEATURES["size"]), torch.tensor([9, 1, 4, 7])  # not the traced (3, 5)
+    out = graphs["image_grid"]({"inputs": features, "regions": regions})
+    state = OnnxStep(graphs["step"]).encode(graphs["start"], out)
+    with torch.no_grad():
+        reference = task.encode(features, regions)
+    assert torch.equal(state["mask"], reference["mask"])
+    for key in ("memory", "keys"):
+        assert (state[key] - reference[key]).abs().max() < TOLERANCE
+    assert (state["rnn"] - reference["rnn"]).abs().max() < TOLERANCE
+
+
+def test_graphs_are_digested_with_the_directory(tmp_path):
+    _, model = exported("classifier")
     manifest, paths = read_onnx(model)
     assert paths == {"classifier": model / "onnx" / "classifier.onnx"}
     assert manifest["graphs"]["classifier"]["inputs"] == ["tokens", "lengths"]
@@ -173,8 +159,8 @@ def test_graphs_are_digested_with_the_directory(classifier, tmp_path):
         read_onnx(copy)
 
 
-def test_default_format_writes_no_graphs_and_bad_format_is_refused(classifier, tmp_path):
-    ckpt, _ = classifier
+def test_default_format_writes_no_graphs_and_bad_format_is_refused(tmp_path):
+    ckpt, _ = exported("classifier")
     command("seqtasks.export", f"ckpt={ckpt}", f"output={tmp_path / 'plain'}")
     assert not (tmp_path / "plain" / "onnx").exists()
     with pytest.raises(DataError, match="no ONNX graphs"):

@@ -6,6 +6,9 @@ Both share one interface, so a tagging task works with either:
     head.loss(states, tags, mask)   -> scalar float32: mean negative log-likelihood per real word
     head.decode(states, mask)  -> (B, T) long tag ids; -1 at padded positions
 
+Each head defines the last two on emissions (`emission_loss`, `decode_emissions`), so that
+emissions computed elsewhere (an ONNX graph: seqtasks/onnx/backend.py) are scored and decoded alike.
+
 `softmax_tagger` picks each word's tag independently (dropout, then a linear layer, then softmax);
 `crf_tagger` scores whole tag sequences with a linear-chain CRF over the same emissions
 (`seqtasks.heads.crf`), and decodes with Viterbi. Masks are prefix masks (B, T) bool, True at real
@@ -42,9 +45,15 @@ class TaggerHead(Head):
         return self.project(self.dropout(states)).float()
 
     def loss(self, states: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self.emission_loss(self(states), tags, mask)
 
     def decode(self, states: Tensor, mask: Tensor) -> Tensor:
+        return self.decode_emissions(self(states), mask)
+
+    def emission_loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode_emissions(self, emissions: Tensor, mask: Tensor) -> Tensor:
         raise NotImplementedError
 
 
@@ -52,15 +61,14 @@ class TaggerHead(Head):
 class SoftmaxTagger(TaggerHead):
     """One tag per position, each chosen independently: dropout + linear + softmax (cross-entropy)."""
 
-    def loss(self, states: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
-        """(B, T, H), (B, T) long, (B, T) bool -> mean cross-entropy over the real words."""
-        emissions = self(states)  # (B, T, K)
+    def emission_loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, K), (B, T) long, (B, T) bool -> mean cross-entropy over the real words."""
         return F.cross_entropy(emissions[mask], tags[mask])  # (N, K), (N,) -> ()
 
     @torch.no_grad()
-    def decode(self, states: Tensor, mask: Tensor) -> Tensor:
-        """(B, T, H), (B, T) bool -> (B, T) long argmax tags, PADDING (-1) where mask is False."""
-        return self(states).argmax(-1).masked_fill(~mask, PADDING)
+    def decode_emissions(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, K), (B, T) bool -> (B, T) long argmax tags, PADDING (-1) where mask is False."""
+        return emissions.argmax(-1).masked_fill(~mask, PADDING)
 
 
 @HEADS.register("crf_tagger")
@@ -71,16 +79,16 @@ class CRFTagger(TaggerHead):
         super().__init__(input_size, num_tags, dropout)
         self.crf = LinearChainCRF(num_tags)
 
-    def loss(self, states: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
-        """(B, T, H), (B, T) long, (B, T) bool -> sequence NLL summed over the batch / real words
+    def emission_loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, K), (B, T) long, (B, T) bool -> sequence NLL summed over the batch / real words
         (per word, on the scale of the softmax tagger's loss)."""
-        log_likelihood = self.crf.log_likelihood(self(states), tags, mask)  # (B,)
+        log_likelihood = self.crf.log_likelihood(emissions, tags, mask)  # (B,)
         return -log_likelihood.sum() / mask.sum().clamp(min=1)
 
     @torch.no_grad()
-    def decode(self, states: Tensor, mask: Tensor) -> Tensor:
-        """(B, T, H), (B, T) bool -> (B, T) long Viterbi tags, PADDING (-1) where mask is False."""
-        paths = self.crf.decode(self(states), mask)  # B lists, each as long as its mask
+    def decode_emissions(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, K), (B, T) bool -> (B, T) long Viterbi tags, PADDING (-1) where mask is False."""
+        paths = self.crf.decode(emissions, mask)  # B lists, each as long as its mask
         out = torch.full(mask.shape, PADDING, dtype=torch.long, device=mask.device)  # (B, T)
         for row, path in enumerate(paths):
             out[row, : len(path)] = torch.tensor(path, dtype=torch.long, device=mask.device)

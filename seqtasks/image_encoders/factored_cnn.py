@@ -57,5 +57,8 @@ class FactoredConvEncoder(ImageEncoder):
         value = inputs.amax(dim=1, keepdim=True)  # (B, 1, H, W): HSV's value, still uint8
         form = self.form.feature_map(value)  # (B, form, h, w)
         blocks = F.avg_pool2d(normalise(inputs), self.colour_pool, ceil_mode=True)  # (B, 3, H/p, W/p)
-        colour = F.adaptive_avg_pool2d(self.colour(blocks), form.shape[-2:])  # (B, colour, h, w): mean per cell
+        # The grid's size as plain ints: ONNX export (seqtasks/onnx/) traces adaptive pooling to a
+        # fixed output size only, and the data resizes every image to one size anyway.
+        cells = (int(form.shape[-2]), int(form.shape[-1]))
+        colour = F.adaptive_avg_pool2d(self.colour(blocks), cells)  # (B, colour, h, w): mean per cell
         return cat([form, colour], dim=1).flatten(2).transpose(1, 2)  # (B, h*w, form + colour)

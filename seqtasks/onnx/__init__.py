@@ -6,6 +6,7 @@
     export.py      task -> {file name: ONNX bytes} and the manifest written into config.yaml
     runtime.py     onnxruntime sessions: OnnxGraph (named tensors in, out), OnnxStep (the decoding
                    step_function contract of seqtasks.decoding over a session)
+    backend.py     backend=onnxruntime of predict, evaluate and serve: a task's inference bound to its graphs
 
 Needs the `onnx` extra (onnx, onnxruntime, onnxscript); nothing here is imported by training.
 """

@@ -11,6 +11,11 @@ flat named tensors (state.py): inputs `state.<path>`, outputs `next_state.<path>
     language_model  step: tokens (B,), state.* -> log_probs (B, V), next_state.*
     translation     encoder: source (B, S), lengths (B,) -> state.* (the decoder's initial state)
                     step: tokens (B,), state.* -> log_probs (B, V), next_state.* (the parts a step changes)
+    captioning      image_grid: inputs (images (B, 3, H, W) uint8, or features (B, R, F) and regions (B,))
+                    -> grid (B, R, D), mask (B, R)
+                    start: grid, mask -> state.* (the decoder's initial state; guidance starts a second
+                    one from an all-zero grid: CaptioningTask.search_state)
+                    step: as translation's
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from seqtasks.onnx.state import flatten_state, unflatten_state
 from seqtasks.tensors import lengths_mask
 
 STATE, NEXT_STATE = "state", "next_state"
+BATCH, STEPS = 3, 5  # the traced examples' batch and length (every graph's batch and time axes are dynamic)
 # State entries that are as long as the source (dim 1), in the encoder's outputs and the step's inputs
 PER_SOURCE_TOKEN = ("state.memory", "state.keys", "state.mask")
 
@@ -51,9 +57,14 @@ def unpacked(encoder: nn.Module) -> UnpackedRNN:
     return UnpackedRNN(encoder.rnn)
 
 
+def example_lengths(batch: int, steps: int) -> Tensor:
+    """Lengths T, T-1, ... (at least 1): (B,). An example with padding traces its handling too."""
+    return torch.clamp(torch.arange(steps, steps - batch, -1), min=1)
+
+
 def padded_example(batch: int, steps: int, vocab: int, pad_id: int) -> tuple[Tensor, Tensor]:
-    """Token ids (B, T) with lengths T, T-1, ... (at least 1): the example traces padding too."""
-    lengths = torch.clamp(torch.arange(steps, steps - batch, -1), min=1)  # (B,)
+    """Token ids (B, T) with example_lengths, padding after them."""
+    lengths = example_lengths(batch, steps)  # (B,)
     tokens = torch.randint(1, vocab, (batch, steps))
     return tokens.masked_fill(~lengths_mask(lengths, steps), pad_id), lengths
 
@@ -117,6 +128,29 @@ class EncoderGraph(nn.Module):
         return tuple(flatten_state(state, STATE).values())
 
 
+class ImageGridGraph(nn.Module):
+    """Captioning's image_grid(): inputs (and regions, for features) -> grid (B, R, D), mask (B, R)."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task  # a submodule: the image encoder's weights become the graph's parameters
+
+    def forward(self, inputs: Tensor, regions: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.task.image_grid(inputs, regions)
+
+
+class StartGraph(nn.Module):
+    """Captioning's start(): grid (B, R, D), mask (B, R) -> the decoder's flat initial state. Apart
+    from image_grid, so that guidance can start the image-free branch from a zero grid too."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, grid: Tensor, mask: Tensor) -> tuple[Tensor, ...]:
+        return tuple(flatten_state(self.task.start(grid, mask), STATE).values())
+
+
 def step_graph(
     owner: nn.Module, method: str, state: Any, tokens: Tensor, changed: tuple[str, ...] | None = None
 ) -> Graph:
@@ -134,53 +168,94 @@ def _changed(state: Any, changed: tuple[str, ...] | None) -> Any:
     return state if changed is None else {key: state[key] for key in changed if key in state}
 
 
+def classifier_graphs(task) -> dict[str, Graph]:
+    tokens, lengths = padded_example(BATCH, STEPS, len(task.text_tokenizer), task.text_tokenizer.vocab.pad_id)
+    axes = {"tokens": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
+    return {"classifier": Graph(ClassifierGraph(task), {"tokens": tokens, "lengths": lengths}, ["logits"], axes)}
+
+
+def tagger_graphs(task) -> dict[str, Graph]:
+    words, lengths = padded_example(BATCH, STEPS, len(task.words), task.words.vocab.pad_id)
+    chars, char_lengths = padded_example(4, 6, len(task.chars), task.chars.vocab.pad_id)
+    forms = torch.randint(0, 4, (BATCH, STEPS))
+    inputs = {"words": words, "lengths": lengths, "chars": chars, "char_lengths": char_lengths, "forms": forms}
+    axes = {
+        "words": {0: "batch", 1: "time"},
+        "lengths": {0: "batch"},
+        "chars": {0: "forms", 1: "characters"},
+        "char_lengths": {0: "forms"},
+        "forms": {0: "batch", 1: "time"},
+        "emissions": {0: "batch", 1: "time"},
+    }
+    return {"tagger": Graph(TaggerGraph(task), inputs, ["emissions"], axes)}
+
+
+def language_model_graphs(task) -> dict[str, Graph]:
+    tokens = torch.randint(0, len(task.tokenizer), (BATCH,))
+    with torch.no_grad():
+        _, state = task.step_function(tokens, None)  # the state's structure and sizes
+    return {"step": step_graph(task, "step_function", state, tokens)}
+
+
+def translation_graphs(task) -> dict[str, Graph]:
+    source, lengths = padded_example(BATCH, STEPS, len(task.source_tokenizer), task.source_tokenizer.vocab.pad_id)
+    with torch.no_grad():
+        state = task.encode(source, lengths)  # what the encoder graph outputs, flattened: example step inputs
+    names = list(flatten_state(state, STATE))
+    axes = {"source": {0: "batch", 1: "source_time"}, "lengths": {0: "batch"}, **state_axes(names)}
+    return {
+        "encoder": Graph(EncoderGraph(task), {"source": source, "lengths": lengths}, names, axes),
+        **decoder_step_graph(task, state),
+    }
+
+
+def captioning_graphs(task) -> dict[str, Graph]:
+    if task.inputs["kind"] == "image":
+        side = task.inputs["image_size"]
+        inputs = {"inputs": torch.randint(0, 256, (BATCH, task.inputs["size"], side, side), dtype=torch.uint8)}
+        axes = {"inputs": {0: "batch"}}
+    else:  # features: as many regions as the longest of the batch, padded with zeros
+        regions = example_lengths(BATCH, STEPS)  # (B,)
+        features = torch.randn(BATCH, STEPS, task.inputs["size"]) * lengths_mask(regions, STEPS)[..., None]
+        inputs = {"inputs": features, "regions": regions}
+        axes = {"inputs": {0: "batch", 1: "regions"}, "regions": {0: "batch"}}
+    grid_axes = {"grid": {0: "batch", 1: "source_time"}, "mask": {0: "batch", 1: "source_time"}}
+    with torch.no_grad():
+        grid, mask = task.image_grid(inputs["inputs"], inputs.get("regions"))
+        state = task.start(grid, mask)
+    names = list(flatten_state(state, STATE))
+    return {
+        "image_grid": Graph(ImageGridGraph(task), inputs, ["grid", "mask"], {**axes, **grid_axes}),
+        "start": Graph(StartGraph(task), {"grid": grid, "mask": mask}, names, {**grid_axes, **state_axes(names)}),
+        **decoder_step_graph(task, state),
+    }
+
+
+def decoder_step_graph(task, state: dict[str, Any]) -> dict[str, Graph]:
+    """The RecurrentDecoder's step of translation and captioning, from an initial state of the batch."""
+    tokens = torch.full((BATCH,), task.bos_id)
+    return {"step": step_graph(task.decoder, "step", state, tokens, changed=("rnn", "feed"))}
+
+
 def task_graphs(task) -> tuple[str, dict[str, Graph]]:
     """The task's kind and its graphs by name, traced from small examples (task in eval mode)."""
+    from seqtasks.tasks.captioning import CaptioningTask
     from seqtasks.tasks.classification import ClassificationTask
     from seqtasks.tasks.language_model import LanguageModelTask
     from seqtasks.tasks.tagging import TaggingTask
     from seqtasks.tasks.translation import TranslationTask
 
-    batch, steps = 3, 5
-    if isinstance(task, ClassificationTask):
-        tokens, lengths = padded_example(batch, steps, len(task.text_tokenizer), task.text_tokenizer.vocab.pad_id)
-        axes = {"tokens": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
-        return "classifier", {
-            "classifier": Graph(ClassifierGraph(task), {"tokens": tokens, "lengths": lengths}, ["logits"], axes)
-        }
-    if isinstance(task, TaggingTask):
-        words, lengths = padded_example(batch, steps, len(task.words), task.words.vocab.pad_id)
-        chars, char_lengths = padded_example(4, 6, len(task.chars), task.chars.vocab.pad_id)
-        forms = torch.randint(0, 4, (batch, steps))
-        inputs = {"words": words, "lengths": lengths, "chars": chars, "char_lengths": char_lengths, "forms": forms}
-        axes = {
-            "words": {0: "batch", 1: "time"},
-            "lengths": {0: "batch"},
-            "chars": {0: "forms", 1: "characters"},
-            "char_lengths": {0: "forms"},
-            "forms": {0: "batch", 1: "time"},
-            "emissions": {0: "batch", 1: "time"},
-        }
-        return "tagger", {"tagger": Graph(TaggerGraph(task), inputs, ["emissions"], axes)}
-    if isinstance(task, LanguageModelTask):
-        tokens = torch.randint(0, len(task.tokenizer), (batch,))
-        with torch.no_grad():
-            _, state = task.step_function(tokens, None)  # the state's structure and sizes
-        return "language_model", {"step": step_graph(task, "step_function", state, tokens)}
-    if isinstance(task, TranslationTask):
-        source, lengths = padded_example(batch, steps, len(task.source_tokenizer), task.source_tokenizer.vocab.pad_id)
-        encoder = EncoderGraph(task)
-        with torch.no_grad():
-            state = task.encode(source, lengths)  # what the encoder graph outputs, flattened: example step inputs
-        names = list(flatten_state(state, STATE))
-        axes = {"source": {0: "batch", 1: "source_time"}, "lengths": {0: "batch"}}
-        axes.update(state_axes(names))
-        tokens = torch.full((batch,), task.bos_id)
-        return "encoder_decoder", {
-            "encoder": Graph(encoder, {"source": source, "lengths": lengths}, names, axes),
-            "step": step_graph(task.decoder, "step", state, tokens, changed=("rnn", "feed")),
-        }
+    kinds = (
+        (ClassificationTask, "classifier", classifier_graphs),
+        (TaggingTask, "tagger", tagger_graphs),
+        (LanguageModelTask, "language_model", language_model_graphs),
+        (TranslationTask, "encoder_decoder", translation_graphs),
+        (CaptioningTask, "captioning", captioning_graphs),
+    )
+    for task_class, kind, graphs in kinds:
+        if isinstance(task, task_class):
+            return kind, graphs(task)
     raise ConfigError(
-        f"format=onnx exports classification, tagging, language_model and translation models, not "
+        f"format=onnx exports classification, tagging, language_model, translation and captioning models, not "
         f"'{task.registered_name}'; export it with format=safetensors"
     )

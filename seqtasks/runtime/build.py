@@ -42,6 +42,7 @@ GROUPS = (
     "head",
     "decoding",
 )  # config groups handed to the task's constructor when it takes them
+BACKENDS = ("torch", "onnxruntime")  # what predict, evaluate and serve run a model's tensor math on
 FLOWING = ("input_size", "vocab_size", "num_classes", "num_tags", "num_directions", "pad_id")  # sizes set by tasks
 
 
@@ -259,9 +260,26 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
     return task.eval()
 
 
-def load_task(path: str | Path):
-    """The trained task (LightningModule) in a checkpoint file, on CPU, in eval mode."""
-    return restore_task(load_checkpoint(path))
+def load_task(path: str | Path, backend: str = "torch", device: str = "cpu"):
+    """The trained task (LightningModule) in a checkpoint file or exported directory, on CPU, in
+    eval mode, its inference run by `backend` (see on_backend)."""
+    return on_backend(restore_task(load_checkpoint(path)), path, backend, device)
+
+
+def on_backend(task, path: str | Path, backend: str, device: str):
+    """What predict, evaluate and serve run inference with: the task's PyTorch modules (torch), or
+    the ONNX graphs of the exported directory `path` (onnxruntime, on the CPU: seqtasks/onnx/backend.py)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend}: choose {' | '.join(BACKENDS)}")
+    if backend == "torch":
+        return task
+    if device != "cpu":
+        raise ConfigError(f"backend=onnxruntime runs on the CPU: set device=cpu (not device={device})")
+    try:
+        from seqtasks.onnx.backend import run_on_onnxruntime
+    except ImportError as error:
+        raise ConfigError(f"backend=onnxruntime needs the onnx extra: pip install 'seqtasks[onnx]' ({error})") from None
+    return run_on_onnxruntime(task, Path(path))
 
 
 def decoding_overrides(cfg: DictConfig, task) -> Any:

@@ -25,21 +25,23 @@ from seqtasks.serving.stream import stream_samples
 class ModelAPI(ls.LitAPI):
     """What both APIs share: the model, loaded once per worker, and the request rules."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, **litapi: Any):
+    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, backend: str, **litapi: Any):
         super().__init__(**litapi)
-        self.ckpt, self.plugins, self.rules = ckpt, list(plugins), rules
+        self.ckpt, self.plugins, self.rules, self.backend = ckpt, list(plugins), rules, backend
         self.task: Any = None
 
     def setup(self, device: str) -> None:
         load_plugins(self.plugins)  # a spawned worker has imported none of them
-        self.task = load_task(self.ckpt).to(device)
+        self.task = load_task(self.ckpt, self.backend, device).to(device)
 
 
 class PredictAPI(ModelAPI):
     """`{"input": ...}` -> `{"output": <predict's line>, ...}`; concurrent requests share a batch."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, max_batch_size: int, batch_timeout: float):
-        super().__init__(ckpt, plugins, rules, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    def __init__(
+        self, ckpt: str, plugins: list[str], rules: Rules, backend: str, max_batch_size: int, batch_timeout: float
+    ):
+        super().__init__(ckpt, plugins, rules, backend, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
 
     # The annotation tells LitServe (FastAPI) the body's schema: /docs shows it.
     def decode_request(self, request: PredictRequest) -> Job:
@@ -58,8 +60,8 @@ class PredictAPI(ModelAPI):
 class StreamAPI(ModelAPI):
     """A language model's samples as JSON lines, one message per generated token."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules):
-        super().__init__(ckpt, plugins, rules, api_path="/stream", stream=True)
+    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, backend: str):
+        super().__init__(ckpt, plugins, rules, backend, api_path="/stream", stream=True)
 
     def decode_request(self, request: PredictRequest) -> Job:
         return self.rules.job(request, stream=True)

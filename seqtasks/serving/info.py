@@ -54,7 +54,9 @@ def model_facts(task: Any) -> ModelFacts:
     )
 
 
-def model_metadata(ckpt: str, task: Any, rules: Rules, stream: bool, max_batch_size: int) -> dict[str, Any]:
+def model_metadata(
+    ckpt: str, task: Any, rules: Rules, stream: bool, max_batch_size: int, backend: str
+) -> dict[str, Any]:
     """/info's `model`: everything the web page needs to draw the task's form, and what a client
     may want to know of the model before it sends anything."""
     facts = rules.facts
@@ -63,6 +65,7 @@ def model_metadata(ckpt: str, task: Any, rules: Rules, stream: bool, max_batch_s
         "task": facts.task,
         "kind": facts.kind,
         "checkpoint": str(ckpt),
+        "backend": backend,  # torch | onnxruntime: what runs the model's tensor math
         "fields": list(rules.fields),
         "defaults": {"seed": rules.seed, "length": rules.length},
         "limits": asdict(rules.limits),

@@ -28,6 +28,7 @@ def build_server(
     plugins: list[str],
     limits: Limits,
     device: str = "cpu",
+    backend: str = "torch",
     max_batch_size: int = 16,
     batch_timeout: float = 0.01,
     timeout: float = 60.0,
@@ -35,24 +36,24 @@ def build_server(
     length: int = 500,
 ) -> ls.LitServer:
     """The server of the model in ckpt (a checkpoint or an exported directory). The model is read
-    here once for what the rules and /info need (a broken checkpoint fails before any worker
-    starts), then again by each inference worker."""
+    here once for what the rules and /info need (a broken checkpoint, or a backend it cannot run on,
+    fails before any worker starts), then again by each inference worker."""
     load_plugins(plugins)
-    task = load_task(ckpt)
+    task = load_task(ckpt, backend, device)
     rules = Rules(model_facts(task), limits, seed=seed, length=length)
     stream = rules.facts.kind == "language_model"
     if rules.facts.kind not in BATCHED:  # each request decodes on its own: a batch window would only delay it
         max_batch_size = 1
-    apis: list[Any] = [PredictAPI(ckpt, plugins, rules, max_batch_size, batch_timeout)]
+    apis: list[Any] = [PredictAPI(ckpt, plugins, rules, backend, max_batch_size, batch_timeout)]
     if stream:
-        apis.append(StreamAPI(ckpt, plugins, rules))
+        apis.append(StreamAPI(ckpt, plugins, rules, backend))
     check = {"rules": rules, "paths": [api.api_path for api in apis], "stream_paths": ["/stream"] if stream else []}
     server = ls.LitServer(
         apis,
         accelerator="cuda" if device == "cuda" else "cpu",
         devices=1,
         timeout=timeout,
-        model_metadata=model_metadata(ckpt, task, rules, stream, max_batch_size),
+        model_metadata=model_metadata(ckpt, task, rules, stream, max_batch_size, backend),
         middlewares=[(CheckRequests, check)],
     )
     add_page(server.app)

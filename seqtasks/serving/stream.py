@@ -5,7 +5,7 @@
     {"output": "...", "samples": [...], "done": true}   at the end: what /predict answers
 
 `LanguageModelTask.generate` runs its strategy's whole search in one call and returns only the
-finished texts, so this module takes the same steps itself: the prime in one fused call, then the
+finished texts, so this module takes the same steps itself: the prime (`prime_state`), then the
 step function and the strategy's `choose` (token by token: sampling or greedy), drawing from the
 same generator in the same order as `TokenByToken.search` does for `num_samples` rows, and ranking
 the samples by their summed log-probabilities at the end, as the search does. The samples are
@@ -34,9 +34,7 @@ def stream_samples(task: Any, job: Job) -> Iterator[dict[str, Any]]:
     rows, prime, decode = job.num_samples, job.text, task.tokenizer.decode
     with task.inference():
         prime_ids = torch.tensor(task.tokenizer.encode(prime or "\n"), device=task.device)[None]  # (1, P)
-        state = None
-        if prime_ids.shape[1] > 1:
-            _, state = task(prime_ids[:, :-1])  # the prime in one fused call, as generate() reads it
+        state = task.prime_state(prime_ids[:, :-1])  # as generate() reads the prime
         tokens = prime_ids[:, -1]
         if rows > 1:  # the search's layout: the samples as rows 0 .. rows-1
             state, tokens = repeat_state(state, rows), tokens.repeat_interleave(rows)

@@ -124,6 +124,11 @@ class LanguageModelTask(SeqTask):
         logits = logits[:, 0].float().index_fill(1, self.special_ids, float("-inf"))
         return logits.log_softmax(dim=-1), state
 
+    def prime_state(self, prime_ids: Tensor) -> Any:
+        """prime ids (1, P) -> the state after reading them, in one fused call (None for P = 0):
+        where generation's steps start."""
+        return self(prime_ids)[1] if prime_ids.shape[1] > 0 else None
+
     def generate(
         self,
         prime: str,
@@ -138,9 +143,7 @@ class LanguageModelTask(SeqTask):
         with self.inference():
             ids = self.tokenizer.encode(prime or "\n")
             prime_ids = torch.tensor(ids, device=self.device)[None]  # (1, P)
-            state = None
-            if prime_ids.shape[1] > 1:
-                _, state = self(prime_ids[:, :-1])  # the prime in one fused call
+            state = self.prime_state(prime_ids[:, :-1])  # all but the last, which the first step reads
             tokens, _ = strategy.search(
                 self.step_function, state, prime_ids[:, -1], length, generator=generator, n=num_samples
             )  # (1, N, length)

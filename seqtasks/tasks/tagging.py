@@ -117,16 +117,21 @@ class TaggingTask(SeqTask):
         states, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), batch.lengths)  # (B, T, H)
         return states
 
+    def emissions(self, batch: TaggingBatch) -> Tensor:
+        """A batch -> the head's emission scores (B, T, K): what evaluation and prediction score and
+        decode (backend=onnxruntime computes them with the tagger graph instead)."""
+        return self.head(self(batch))
+
     def training_loss(self, batch: TaggingBatch) -> Tensor:
         return self.head.loss(self(batch), batch.tags, batch.mask)
 
     def evaluate(self, batch: TaggingBatch, stage: str) -> dict[int, tuple[Tensor, Tensor, Tensor, float]]:
         """index -> (gold (n,), predicted (n,), unseen (n,), the sentence's share of the batch loss x n)."""
-        states = self(batch)
+        emissions = self.emissions(batch)  # (B, T, K)
         mask = batch.mask  # (B, T)
         # The head's loss is per word over the batch; each sentence carries its words' part of the sum.
-        loss = float(self.head.loss(states, batch.tags, mask)) * int(mask.sum())
-        predicted = self.head.decode(states, mask).cpu()  # (B, T), -1 at padding
+        loss = float(self.head.emission_loss(emissions, batch.tags, mask)) * int(mask.sum())
+        predicted = self.head.decode_emissions(emissions, mask).cpu()  # (B, T), -1 at padding
         tags, unseen, lengths = batch.tags.cpu(), batch.unseen.cpu(), batch.lengths.tolist()
         total = sum(lengths)
         return {
@@ -149,7 +154,7 @@ class TaggingTask(SeqTask):
             results: list[list[str]] = [[] for _ in sentences]
             for rows in length_sorted_chunks(sentences, batch_size):
                 batch = collate([(i, encoded[i]) for i in rows]).to(self.device)
-                predicted = self.head.decode(self(batch), batch.mask).tolist()  # (B, T)
+                predicted = self.head.decode_emissions(self.emissions(batch), batch.mask).tolist()  # (B, T)
                 for i, tags, n in zip(rows, predicted, batch.lengths.tolist(), strict=True):
                     results[i] = [self.tags[t] for t in tags[:n]]
             return results
