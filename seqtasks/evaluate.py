@@ -30,7 +30,7 @@ from seqtasks.configuration.plugins import load_plugins
 from seqtasks.configuration.registry import DATASETS, constructor_parameters
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
-from seqtasks.runtime.build import decoding_overrides, on_backend, restore_task
+from seqtasks.runtime.build import Inference, decoding_overrides, for_inference, restore_task
 from seqtasks.runtime.checkpoint import load_checkpoint
 from seqtasks.runtime.paths import refuse_overwrite
 
@@ -74,7 +74,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = load_checkpoint(cfg.ckpt)
     data_config = run_data_config(cfg, checkpoint)
     check_takes_a_test_split(cfg, checkpoint, data_config)
-    task = on_backend(restore_task(checkpoint, with_callables=True), cfg.ckpt, cfg.backend, cfg.device)
+    inference = Inference.of(cfg)
+    task = for_inference(restore_task(checkpoint, with_callables=True), cfg.ckpt, inference)
     task.strategy = decoding_overrides(cfg, task) or task.strategy
     test = given_test(cfg)
     if test is not None:
@@ -90,6 +91,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = L.Trainer(
         accelerator=cfg.device.replace("cuda", "gpu"),
+        # The test loop does not run through task.inference(), where bf16 inference autocasts.
+        precision="bf16-mixed" if inference.quantize == "bf16" else None,
         devices=1,
         logger=False,
         default_root_dir=str(output_dir),

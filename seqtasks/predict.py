@@ -59,7 +59,7 @@ from seqtasks.configuration.validation import PositiveInt, check_value
 from seqtasks.data.text import read_lines
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
-from seqtasks.runtime.build import decoding_overrides, load_task
+from seqtasks.runtime.build import Inference, decoding_overrides, load_task
 from seqtasks.runtime.paths import refuse_overwrite
 from seqtasks.tasks.base import Capability, PredictOptions
 
@@ -81,7 +81,7 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
     """The results, their separator, and with attention=/attention_images= each input line's
     attention map (source pieces, output pieces, weights (T, S)); None without."""
     load_plugins(cfg.plugins)
-    task = load_task(cfg.ckpt, cfg.backend, cfg.device).to(cfg.device)
+    task = load_task(cfg.ckpt, Inference.of(cfg)).to(cfg.device)
     # Only tasks that translate with attention write it; others fail before any input is read.
     if wants_attention(cfg) and not task.can(Capability.ATTENTION_MAPS):
         raise ConfigError(

@@ -40,6 +40,7 @@ from omegaconf import DictConfig
 from seqtasks.configuration.compose import command_config
 from seqtasks.configuration.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_value
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
+from seqtasks.runtime.build import Inference
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds to
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             str(cfg.ckpt),
             list(cfg.plugins),
             limits_of(cfg),
-            device=cfg.device,
-            backend=cfg.backend,
+            inference=Inference.of(cfg),
             max_batch_size=cfg.max_batch_size,
             batch_timeout=float(cfg.batch_timeout),
             timeout=float(cfg.timeout),

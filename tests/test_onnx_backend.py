@@ -17,6 +17,7 @@ from tasks.test_tagging_task import random_sentences
 from tasks.test_translation_task import reversal_pairs
 
 from seqtasks.onnx.runtime import OnnxGraph
+from seqtasks.runtime.build import Inference
 
 pytest.importorskip("onnxruntime")
 TOLERANCE = 1e-4
@@ -96,8 +97,9 @@ def test_evaluate_on_onnxruntime_gives_pytorchs_metrics(kind, tmp_path, graph_ru
         (["backend=onnxruntime"], "format=onnx"),
         (["backend=tensorrt"], "backend=tensorrt: choose torch | onnxruntime"),
         (["backend=onnxruntime", "device=cuda"], "backend=onnxruntime runs on the CPU: set device=cpu"),
+        (["backend=onnxruntime", "quantize=int8"], "which backend=onnxruntime does not run"),
     ],
-    ids=["checkpoint", "unknown", "cuda"],
+    ids=["checkpoint", "unknown", "cuda", "quantized"],
 )
 def test_backend_mistakes_are_one_line_errors(options, message, tmp_path):
     ckpt, model = exported("classifier")
@@ -127,7 +129,7 @@ def test_serve_on_onnxruntime_answers_predicts_line(graph_runs):
     line = reversal_pairs(1, 4)[0][0]
     beam = ["decoding=beam", "decoding.beam_size=3"]
     expected = command("seqtasks.predict", f"ckpt={model}", "input=-", *beam, stdin=line)
-    server = build_server(str(model), [], Limits(), backend="onnxruntime")
+    server = build_server(str(model), [], Limits(), inference=Inference(backend="onnxruntime"))
     assert server.model_metadata["backend"] == "onnxruntime"  # /info's model entry
     graph_runs.clear()  # build_server loads the model once for /info: only the worker's runs count
     (api,) = server.litapi_connector  # LitServe's own list of the server's APIs

@@ -9,6 +9,7 @@ task's agreement classifier is loaded here, from its checkpoint, and handed in a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from seqtasks.configuration.registry import (
 )
 from seqtasks.configuration.validation import did_you_mean
 from seqtasks.errors import ConfigError, SeqtasksError
+from seqtasks.runtime.arithmetic import use_arithmetic
 from seqtasks.runtime.checkpoint import load_checkpoint
 from seqtasks.tasks.base import Capability
 from seqtasks.tokenizers.base import Tokenizer
@@ -260,19 +262,42 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
     return task.eval()
 
 
-def load_task(path: str | Path, backend: str = "torch", device: str = "cpu"):
+@dataclass(frozen=True)
+class Inference:
+    """How predict, evaluate and serve run a trained model: their `device`, `backend` and `quantize` keys."""
+
+    device: str = "cpu"  # cpu | cuda
+    backend: str = "torch"  # torch: the PyTorch modules | onnxruntime: an exported directory's ONNX graphs
+    quantize: str | None = None  # None (fp32) | int8 | bf16: seqtasks/runtime/arithmetic.py
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> Inference:
+        return cls(cfg.device, cfg.backend, cfg.quantize)
+
+
+PYTORCH_FP32_CPU = Inference()
+
+
+def load_task(path: str | Path, inference: Inference = PYTORCH_FP32_CPU):
     """The trained task (LightningModule) in a checkpoint file or exported directory, on CPU, in
-    eval mode, its inference run by `backend` (see on_backend)."""
-    return on_backend(restore_task(load_checkpoint(path)), path, backend, device)
+    eval mode, ready to run as `inference` says (see for_inference)."""
+    return for_inference(restore_task(load_checkpoint(path)), path, inference)
 
 
-def on_backend(task, path: str | Path, backend: str, device: str):
-    """What predict, evaluate and serve run inference with: the task's PyTorch modules (torch), or
-    the ONNX graphs of the exported directory `path` (onnxruntime, on the CPU: seqtasks/onnx/backend.py)."""
+def for_inference(task, path: str | Path, inference: Inference):
+    """The task as predict, evaluate and serve run it: its PyTorch modules (backend=torch) in the
+    arithmetic `quantize` chooses, or the ONNX graphs of the exported directory `path`
+    (backend=onnxruntime, on the CPU: seqtasks/onnx/backend.py)."""
+    backend, device = inference.backend, inference.device
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend}: choose {' | '.join(BACKENDS)}")
     if backend == "torch":
-        return task
+        return use_arithmetic(task, inference.quantize, device)
+    if inference.quantize is not None:
+        raise ConfigError(
+            f"quantize={inference.quantize} changes the PyTorch modules, which backend=onnxruntime does not run: "
+            "leave quantize null, or use backend=torch"
+        )
     if device != "cpu":
         raise ConfigError(f"backend=onnxruntime runs on the CPU: set device=cpu (not device={device})")
     try:

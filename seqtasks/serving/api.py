@@ -10,12 +10,13 @@ its Job with the same rules.
 # No `from __future__ import annotations`: LitServe hands decode_request's annotation to FastAPI as
 # it finds it, and FastAPI cannot resolve a string from another module.
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import litserve as ls
 
 from seqtasks.configuration.plugins import load_plugins
-from seqtasks.runtime.build import load_task
+from seqtasks.runtime.build import Inference, load_task
 from seqtasks.serving.predictors import predict_jobs
 from seqtasks.serving.rules import Job, Rules
 from seqtasks.serving.schema import PredictRequest
@@ -25,23 +26,29 @@ from seqtasks.serving.stream import stream_samples
 class ModelAPI(ls.LitAPI):
     """What both APIs share: the model, loaded once per worker, and the request rules."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, backend: str, **litapi: Any):
+    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, inference: Inference, **litapi: Any):
         super().__init__(**litapi)
-        self.ckpt, self.plugins, self.rules, self.backend = ckpt, list(plugins), rules, backend
+        self.ckpt, self.plugins, self.rules, self.inference = ckpt, list(plugins), rules, inference
         self.task: Any = None
 
     def setup(self, device: str) -> None:
         load_plugins(self.plugins)  # a spawned worker has imported none of them
-        self.task = load_task(self.ckpt, self.backend, device).to(device)
+        self.task = load_task(self.ckpt, replace(self.inference, device=device)).to(device)
 
 
 class PredictAPI(ModelAPI):
     """`{"input": ...}` -> `{"output": <predict's line>, ...}`; concurrent requests share a batch."""
 
     def __init__(
-        self, ckpt: str, plugins: list[str], rules: Rules, backend: str, max_batch_size: int, batch_timeout: float
+        self,
+        ckpt: str,
+        plugins: list[str],
+        rules: Rules,
+        inference: Inference,
+        max_batch_size: int,
+        batch_timeout: float,
     ):
-        super().__init__(ckpt, plugins, rules, backend, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        super().__init__(ckpt, plugins, rules, inference, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
 
     # The annotation tells LitServe (FastAPI) the body's schema: /docs shows it.
     def decode_request(self, request: PredictRequest) -> Job:
@@ -60,8 +67,8 @@ class PredictAPI(ModelAPI):
 class StreamAPI(ModelAPI):
     """A language model's samples as JSON lines, one message per generated token."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, backend: str):
-        super().__init__(ckpt, plugins, rules, backend, api_path="/stream", stream=True)
+    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, inference: Inference):
+        super().__init__(ckpt, plugins, rules, inference, api_path="/stream", stream=True)
 
     def decode_request(self, request: PredictRequest) -> Job:
         return self.rules.job(request, stream=True)

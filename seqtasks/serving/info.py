@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seqtasks.errors import ConfigError
+from seqtasks.runtime.build import Inference
 from seqtasks.serving.rules import ModelFacts, Rules
 from seqtasks.tasks.captioning import CaptioningTask
 from seqtasks.tasks.classification import ClassificationTask
@@ -55,7 +56,7 @@ def model_facts(task: Any) -> ModelFacts:
 
 
 def model_metadata(
-    ckpt: str, task: Any, rules: Rules, stream: bool, max_batch_size: int, backend: str
+    ckpt: str, task: Any, rules: Rules, stream: bool, max_batch_size: int, inference: Inference
 ) -> dict[str, Any]:
     """/info's `model`: everything the web page needs to draw the task's form, and what a client
     may want to know of the model before it sends anything."""
@@ -65,7 +66,8 @@ def model_metadata(
         "task": facts.task,
         "kind": facts.kind,
         "checkpoint": str(ckpt),
-        "backend": backend,  # torch | onnxruntime: what runs the model's tensor math
+        "backend": inference.backend,  # torch | onnxruntime: what runs the model's tensor math
+        "quantize": inference.quantize,  # null (fp32) | int8 | bf16
         "fields": list(rules.fields),
         "defaults": {"seed": rules.seed, "length": rules.length},
         "limits": asdict(rules.limits),

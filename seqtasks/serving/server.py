@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seqtasks.configuration.plugins import load_plugins
-from seqtasks.runtime.build import load_task
+from seqtasks.runtime.build import PYTORCH_FP32_CPU, Inference, load_task
 from seqtasks.serving.api import PredictAPI, StreamAPI
 from seqtasks.serving.info import model_facts, model_metadata
 from seqtasks.serving.middleware import CheckRequests
@@ -27,8 +27,7 @@ def build_server(
     ckpt: str,
     plugins: list[str],
     limits: Limits,
-    device: str = "cpu",
-    backend: str = "torch",
+    inference: Inference = PYTORCH_FP32_CPU,
     max_batch_size: int = 16,
     batch_timeout: float = 0.01,
     timeout: float = 60.0,
@@ -39,21 +38,21 @@ def build_server(
     here once for what the rules and /info need (a broken checkpoint, or a backend it cannot run on,
     fails before any worker starts), then again by each inference worker."""
     load_plugins(plugins)
-    task = load_task(ckpt, backend, device)
+    task = load_task(ckpt, inference)
     rules = Rules(model_facts(task), limits, seed=seed, length=length)
     stream = rules.facts.kind == "language_model"
     if rules.facts.kind not in BATCHED:  # each request decodes on its own: a batch window would only delay it
         max_batch_size = 1
-    apis: list[Any] = [PredictAPI(ckpt, plugins, rules, backend, max_batch_size, batch_timeout)]
+    apis: list[Any] = [PredictAPI(ckpt, plugins, rules, inference, max_batch_size, batch_timeout)]
     if stream:
-        apis.append(StreamAPI(ckpt, plugins, rules, backend))
+        apis.append(StreamAPI(ckpt, plugins, rules, inference))
     check = {"rules": rules, "paths": [api.api_path for api in apis], "stream_paths": ["/stream"] if stream else []}
     server = ls.LitServer(
         apis,
-        accelerator="cuda" if device == "cuda" else "cpu",
+        accelerator="cuda" if inference.device == "cuda" else "cpu",
         devices=1,
         timeout=timeout,
-        model_metadata=model_metadata(ckpt, task, rules, stream, max_batch_size, backend),
+        model_metadata=model_metadata(ckpt, task, rules, stream, max_batch_size, inference),
         middlewares=[(CheckRequests, check)],
     )
     add_page(server.app)
