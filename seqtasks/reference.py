@@ -66,7 +66,7 @@ SET_BY_SEQTASKS = (*FLOWING, "tokenizers", "plugins")  # arguments the builder p
 SET_BY_SEQTASKS_NOTE = "set by seqtasks (it flows from the data or the other components), not a config key"
 # Groups that are not registries: a `_target_` class (optimizer, scheduler, trainer, logger) or a recipe.
 OTHER_GROUPS = ("optimizer", "scheduler", "trainer", "logger", "experiment", "sweep")
-COMMAND_CONFIGS = ("predict", "evaluate", "export", "inspect")
+COMMAND_CONFIGS = ("predict", "evaluate", "export", "average", "inspect")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqtasks.callbacks import AttentionImages, LastCheckpoint, SampleEvolution, Telemetry, TrainingThroughput
+from seqtasks.callbacks import (
+    AttentionImages,
+    KeptCheckpoints,
+    LastCheckpoint,
+    SampleEvolution,
+    Telemetry,
+    TrainingThroughput,
+)
 from seqtasks.configuration.plugins import load_plugins
 from seqtasks.configuration.registry import DATASETS, TASKS
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
@@ -39,6 +46,7 @@ from seqtasks.runtime.resume import (
     LogPosition,
     RandomStates,
     check_resumable,
+    check_training_state,
     checkpoint_to_resume,
     refuse_overwrite,
     remove_partial_writes,
@@ -79,6 +87,8 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
         callbacks.append(
             LastCheckpoint(checkpoints / "last.ckpt", cfg.checkpoint.every_n_steps, cfg.checkpoint.every_n_minutes)
         )
+    if cfg.checkpoint.keep_every_n_steps:
+        callbacks.append(KeptCheckpoints(checkpoints, cfg.checkpoint.keep_every_n_steps))
     if cfg.ema.decay:
         # Validation, test and checkpoints see the averaged weights: smoother than any single step's.
         callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay))
@@ -174,6 +184,7 @@ def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
     if resume is not None:
         output_dir = run_directory_of(resume)
         checkpoint = load_checkpoint(resume)
+        check_training_state(resume, checkpoint)
         check_resumable(container(cfg), checkpoint["seqtasks"].get("config"))
     refuse_overwrite(output_dir, resuming=resume is not None)
     task_class = check_config(cfg)

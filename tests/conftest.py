@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from seqtasks import evaluate, export, inspect, predict, serve
+from seqtasks import average, evaluate, export, inspect, predict, serve
 from seqtasks import list as list_command
 from seqtasks.configuration.compose import compose_config as compose_overrides
 from seqtasks.configuration.compose import config_dir
@@ -138,6 +138,7 @@ def train(*overrides: str, run_dir: Path) -> dict:
 
 
 COMMANDS = {
+    "seqtasks.average": average.main,
     "seqtasks.predict": predict.main,
     "seqtasks.evaluate": evaluate.main,
     "seqtasks.export": export.main,

@@ -9,7 +9,7 @@ from conftest import command, seqtasks
 from seqtasks.configuration.compose import compose_config
 
 # Each command with its config (conf/<name>.yaml).
-CONFIGURED = {f"seqtasks.{name}": name for name in ("predict", "evaluate", "export", "inspect", "serve")}
+CONFIGURED = {f"seqtasks.{name}": name for name in ("predict", "evaluate", "export", "average", "inspect", "serve")}
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])

@@ -2,7 +2,8 @@
 
 from seqtasks.callbacks.attention import AttentionImages
 from seqtasks.callbacks.checkpointing import LastCheckpoint
+from seqtasks.callbacks.kept import KeptCheckpoints
 from seqtasks.callbacks.samples import SampleEvolution
 from seqtasks.callbacks.telemetry import Telemetry, TrainingThroughput
 
-__all__ = ["AttentionImages", "LastCheckpoint", "SampleEvolution", "Telemetry", "TrainingThroughput"]
+__all__ = ["AttentionImages", "KeptCheckpoints", "LastCheckpoint", "SampleEvolution", "Telemetry", "TrainingThroughput"]

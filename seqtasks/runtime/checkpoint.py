@@ -63,11 +63,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Reads with weights_only=True."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
-        with atomic_write(path) as f:
-            torch.save(sealed(plain(checkpoint)), f)
+        write_checkpoint(checkpoint, path)
 
     def load_checkpoint(self, path: _PATH, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return read_checkpoint(Path(path))
+
+
+def write_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Save a checkpoint as plain data with its digest, atomically: what training and
+    `seqtasks.average` write."""
+    with atomic_write(path) as f:
+        torch.save(sealed(plain(checkpoint)), f)
 
 
 def sealed(checkpoint: dict[str, Any]) -> dict[str, Any]:

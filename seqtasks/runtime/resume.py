@@ -52,6 +52,16 @@ def checkpoint_to_resume(resume: str | None, output_dir: Path) -> Path | None:
     return path
 
 
+def check_training_state(path: Path, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint without the optimizer's and the loops' states (an average of checkpoints,
+    `seqtasks.average`) holds a model but no point of a run to continue from."""
+    if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
+        raise ConfigError(
+            f"resume={path}: the checkpoint holds a model but no training state (optimizer, loops) to continue; "
+            f"start a new run from its weights with init_from.checkpoint={path}"
+        )
+
+
 def run_directory_of(checkpoint: Path) -> Path:
     """The run directory a checkpoint belongs to (<run dir>/checkpoints/<name>.ckpt)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
