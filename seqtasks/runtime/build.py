@@ -35,6 +35,7 @@ from seqtasks.configuration.validation import did_you_mean
 from seqtasks.errors import ConfigError, SeqtasksError
 from seqtasks.runtime.arithmetic import use_arithmetic
 from seqtasks.runtime.checkpoint import load_checkpoint
+from seqtasks.runtime.shortlist import learn_shortlist
 from seqtasks.tasks.base import Capability
 from seqtasks.tokenizers.base import Tokenizer
 
@@ -264,15 +265,17 @@ def restore_task(checkpoint: dict[str, Any], with_callables: bool = False):
 
 @dataclass(frozen=True)
 class Inference:
-    """How predict, evaluate and serve run a trained model: their `device`, `backend` and `quantize` keys."""
+    """How predict, evaluate and serve run a trained model: their `device`, `backend`, `quantize`
+    and `shortlist` keys."""
 
     device: str = "cpu"  # cpu | cuda
     backend: str = "torch"  # torch: the PyTorch modules | onnxruntime: an exported directory's ONNX graphs
     quantize: str | None = None  # None (fp32) | int8 | bf16: seqtasks/runtime/arithmetic.py
+    shortlist: int | None = None  # translation: candidates per source token (seqtasks/runtime/shortlist.py)
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Inference:
-        return cls(cfg.device, cfg.backend, cfg.quantize)
+        return cls(cfg.device, cfg.backend, cfg.quantize, cfg.shortlist)
 
 
 PYTORCH_FP32_CPU = Inference()
@@ -291,8 +294,16 @@ def for_inference(task, path: str | Path, inference: Inference):
     backend, device = inference.backend, inference.device
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend}: choose {' | '.join(BACKENDS)}")
+    if inference.shortlist is not None and (backend != "torch" or inference.quantize == "int8"):
+        raise ConfigError(
+            f"shortlist={inference.shortlist} slices the PyTorch output layer: not with backend={backend} "
+            f"and quantize={inference.quantize}; use backend=torch with quantize null or bf16"
+        )
     if backend == "torch":
-        return use_arithmetic(task, inference.quantize, device)
+        task = use_arithmetic(task, inference.quantize, device)
+        if inference.shortlist is not None:
+            learn_shortlist(task, inference.shortlist)
+        return task
     if inference.quantize is not None:
         raise ConfigError(
             f"quantize={inference.quantize} changes the PyTorch modules, which backend=onnxruntime does not run: "

@@ -6,6 +6,7 @@ and evaluate commands on its checkpoint."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -127,6 +128,16 @@ def test_a_shortlist_limits_the_output_to_its_lexicon(reversal_run):
     without_f = [(s, t) for s, t in reversal_pairs(300, 0) if "f" not in s]
     task.use_shortlist(without_f, per_source=1, frequent=0)  # nothing proposes 'f' any more
     assert not any("f" in output for output in task.translate(["a f b", "f f"], Greedy()))
+
+
+def test_predict_learns_its_shortlist_from_the_runs_training_pairs(reversal_run, caplog):
+    caplog.set_level(logging.INFO, logger="seqtasks.runtime.shortlist")
+    ckpt = reversal_run / "run" / "checkpoints" / "best.ckpt"
+    result = command("seqtasks.predict", f"ckpt={ckpt}", "input=-", "shortlist=2", stdin="a b c\nf e d\n")
+    assert result.stdout == "c b a\nd e f\n"
+    assert "learned a shortlist of 2 per source token" in caplog.text
+    refused = command("seqtasks.predict", f"ckpt={ckpt}", "input=-", "shortlist=2", "quantize=int8", check=False)
+    assert refused.returncode == 2 and "slices the PyTorch output layer" in refused.stderr
 
 
 @pytest.mark.parametrize("quantize", ["int8", "bf16"])
