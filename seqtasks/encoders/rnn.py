@@ -8,10 +8,12 @@ forget gate. Padded batches are packed, so padding never changes a result.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqtasks.configuration.registry import ENCODERS
@@ -58,8 +60,10 @@ class RecurrentEncoder(nn.Module):
         dropout: Rate = 0.0,
         implementation: Literal["fused", "reference"] = "fused",
         orthogonal_init: bool = True,
+        weight_drop: Rate = 0.0,
     ):
         super().__init__()
+        self.weight_drop = weight_drop
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -132,14 +136,28 @@ class RecurrentEncoder(nn.Module):
         state = to_layer_first(state)  # (L*D, B, H): the kernels' layout, inside this call only
         steps = x.shape[1]
         if self.implementation == "reference":
-            out, state = self.rnn(x, state, lengths)
+            out, state = self.run(x, state, lengths)
         elif lengths is None or bool((lengths >= steps).all()):
-            out, state = self.rnn(x, state)
+            out, state = self.run(x, state)
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, state = self.rnn(packed, state)
+            out, state = self.run(packed, state)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)  # (B, T, D*H)
         return out, to_batch_first(state)
+
+    def run(self, *inputs: Any) -> tuple[Any, Any]:
+        """The recurrent module on inputs; in training with weight_drop > 0, on hidden-to-hidden
+        matrices with DropConnect (Wan et al. 2013) as in AWD-LSTM (Merity et al. 2018): one mask
+        per call, the same at every time step. The dropped matrices are handed to the module's own
+        forward (functional_call), so the fused kernel still runs and gradients reach the weights."""
+        if not (self.training and self.weight_drop > 0):
+            return self.rnn(*inputs)
+        dropped = {
+            name: F.dropout(param, self.weight_drop)
+            for name, param in self.rnn.named_parameters()
+            if name.rsplit(".", 1)[-1].startswith("weight_hh")
+        }
+        return functional_call(self.rnn, dropped, inputs)
 
 
 @ENCODERS.register("rnn")

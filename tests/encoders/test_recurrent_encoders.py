@@ -124,3 +124,33 @@ def test_a_state_passed_in_continues_the_sequence():
 def test_invalid_options_fail_clearly(options, message):
     with pytest.raises(ConfigError, match=message):
         ENCODERS.build(options, "encoder", input_size=3)
+
+
+@pytest.mark.parametrize(("kind", "implementation"), [("lstm", "fused"), ("gru", "fused"), ("lstm", "reference")])
+def test_weight_drop_runs_on_recurrent_matrices_with_one_mask_per_call(kind, implementation):
+    config = {"name": kind, "hidden_size": 6, "num_layers": 2, "weight_drop": 0.5, "implementation": implementation}
+    encoder = ENCODERS.build(config, input_size=3)
+    x, lengths = torch.randn(4, 7, 3), torch.tensor([7, 5, 7, 2])
+    recurrent = [name for name, _ in encoder.rnn.named_parameters() if name.rsplit(".", 1)[-1].startswith("weight_hh")]
+    # The reference: a copy whose recurrent matrices are dropped by the same draws, run without weight drop.
+    plain = ENCODERS.build({**config, "weight_drop": 0.0}, input_size=3)
+    plain.load_state_dict(encoder.state_dict())
+    torch.manual_seed(5)
+    masks = {
+        name: torch.nn.functional.dropout(torch.ones_like(dict(encoder.rnn.named_parameters())[name]), 0.5)
+        for name in recurrent
+    }
+    with torch.no_grad():
+        for name, param in plain.rnn.named_parameters():
+            if name in masks:
+                param.mul_(masks[name])
+    torch.manual_seed(5)
+    dropped, _ = encoder.train()(x, lengths)
+    expected, _ = plain.train()(x, lengths)  # no dropout between layers: config dropout is 0
+    torch.testing.assert_close(dropped, expected)
+    dropped.sum().backward()  # the fused kernel's gradients reach the raw matrices, zero where dropped
+    for name in recurrent:
+        grad = dict(encoder.rnn.named_parameters())[name].grad
+        assert grad is not None and bool((grad[masks[name] == 0] == 0).all()) and grad.abs().sum() > 0
+    plain.load_state_dict(encoder.state_dict())  # evaluation: no mask at all
+    torch.testing.assert_close(encoder.eval()(x, lengths)[0], plain.eval()(x, lengths)[0])
