@@ -16,12 +16,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqtasks.configuration.registry import DECODING, TASKS
-from seqtasks.configuration.validation import PositiveInt
+from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt, Rate
 from seqtasks.data.stream import StreamBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.sampling import Sampling
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import loss_scores
+from seqtasks.regularization import embedding_dropout, locked_dropout
 from seqtasks.tasks.base import PredictOptions, SeqTask
 from seqtasks.tensors import detach_state, map_state
 
@@ -43,11 +44,21 @@ class LanguageModelTask(SeqTask):
         decoding: dict,
         embedding_dim: PositiveInt = 128,
         tbptt_steps: PositiveInt = 128,
+        embedding_dropout: Rate = 0.0,
+        input_dropout: Rate = 0.0,
+        output_dropout: Rate = 0.0,
+        activation_regularization: NonNegativeFloat = 0.0,
+        temporal_activation_regularization: NonNegativeFloat = 0.0,
         **shared: Any,
     ):
         super().__init__(**shared)
         self.tokenizer = self.tokenizers["text"]
         self.tbptt_steps = tbptt_steps
+        # AWD-LSTM's regularisation (Merity et al. 2018), training only: seqtasks/regularization.py
+        self.embedding_dropout = embedding_dropout
+        self.input_dropout, self.output_dropout = input_dropout, output_dropout
+        self.activation_regularization = activation_regularization
+        self.temporal_activation_regularization = temporal_activation_regularization
         vocab_size = len(self.tokenizer)
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.encoder = self.build_encoder(
@@ -63,24 +74,46 @@ class LanguageModelTask(SeqTask):
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """tokens (B, T), state batch-first or None -> logits (B, T, V), final state."""
-        states, state = self.encoder(self.embedding(tokens), None, state)  # (B, T, H)
-        return self.head(states), state
+        logits, _, state = self.run(tokens, state)
+        return logits, state
 
-    def stream_nll(self, batch: StreamBatch, stage: str) -> Tensor:
-        """NLL (nats) of every predicted token (B, T), continuing the stage's carried state."""
+    def run(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Tensor, Any]:
+        """tokens (B, T), state -> logits (B, T, V), the top layer's outputs (B, T, H), final state."""
+        train = self.training
+        embedded = embedding_dropout(self.embedding, tokens, self.embedding_dropout if train else 0.0)  # (B, T, E)
+        embedded = locked_dropout(embedded, self.input_dropout if train else 0.0)
+        states, state = self.encoder(embedded, None, state)  # (B, T, H)
+        return self.head(locked_dropout(states, self.output_dropout if train else 0.0)), states, state
+
+    def stream_nll(self, batch: StreamBatch, stage: str) -> tuple[Tensor, Tensor]:
+        """NLL (nats) of every predicted token (B, T), continuing the stage's carried state, and the
+        top layer's outputs (B, T, H)."""
         carry = map_state(lambda t: t.to(batch.inputs.device), self._carry.get(stage))  # a restored one is on CPU
-        logits, state = self(batch.inputs, carry)
+        logits, states, state = self.run(batch.inputs, carry)
         self._carry[stage] = detach_state(state)  # truncate the gradient here, keep the values
         nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(), reduction="none")
-        return nll.view_as(batch.targets)
+        return nll.view_as(batch.targets), states
 
     def training_loss(self, batch: StreamBatch) -> Tensor:
-        loss = self.stream_nll(batch, "train").mean()
+        nll, states = self.stream_nll(batch, "train")
+        loss = nll.mean()
         self.log("train/bpc", loss / math.log(2))
-        return loss
+        return loss + self.activation_penalty(states.float())
+
+    def activation_penalty(self, states: Tensor) -> Tensor:
+        """AR and TAR (Merity et al. 2017) of the top layer's outputs (B, T, H): alpha * mean(h_t^2)
+        keeps activations small, beta * mean((h_t - h_{t-1})^2) keeps them from jumping between
+        steps. Both read the outputs before output dropout (AWD-LSTM applies AR after it: the same
+        penalty up to the factor 1 / (1 - p) in expectation)."""
+        penalty = states.new_zeros(())
+        if self.activation_regularization > 0:
+            penalty = penalty + self.activation_regularization * states.pow(2).mean()
+        if self.temporal_activation_regularization > 0:
+            penalty = penalty + self.temporal_activation_regularization * states.diff(dim=1).pow(2).mean()
+        return penalty
 
     def evaluate(self, batch: StreamBatch, stage: str) -> dict[Any, tuple[float, int]]:
-        nll = self.stream_nll(batch, stage).sum(1).tolist()  # per row
+        nll = self.stream_nll(batch, stage)[0].sum(1).tolist()  # per row
         return {key: (row_nll, batch.inputs.shape[1]) for key, row_nll in zip(batch.keys, nll, strict=True)}
 
     def score(self, records: list[tuple[float, int]], stage: str) -> dict[str, float]:

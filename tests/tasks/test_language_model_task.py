@@ -46,15 +46,15 @@ def trainer(tmp_path, **options):
 def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch(compose_config, tiny_text_file, tmp_path):
     cfg, data, task = make(compose_config, tiny_text_file)
     seen = []  # (epoch, state passed in, state given out)
-    forward = task.forward
+    run = task.run
 
-    def recording_forward(tokens, state=None):
-        logits, new_state = forward(tokens, state)
+    def recording_run(tokens, state=None):
+        logits, states, new_state = run(tokens, state)
         if task.training:
             seen.append((task.current_epoch, state, new_state))
-        return logits, new_state
+        return logits, states, new_state
 
-    task.forward = recording_forward
+    task.run = recording_run
     trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=0).fit(task, datamodule=data)
     assert [epoch for epoch, _, _ in seen] == [0, 0, 0, 1, 1, 1]
     for index, (_, state_in, _) in enumerate(seen):
@@ -144,3 +144,26 @@ def test_a_subword_language_model_builds_and_never_generates_specials(compose_co
     assert task.special_ids.tolist() == [0, 1, 2, 3]
     (text,) = task.generate("First", 20, generator=torch.Generator().manual_seed(0))
     assert text.startswith("First") and "<" not in text
+
+
+def test_awd_regularisation_trains_and_penalises_as_its_formulas(compose_config, tiny_text_file, tmp_path):
+    awd = [
+        "task.embedding_dropout=0.1",
+        "task.input_dropout=0.2",
+        "task.output_dropout=0.3",
+        "task.activation_regularization=2.0",
+        "task.temporal_activation_regularization=1.0",
+        "encoder.weight_drop=0.5",
+    ]
+    cfg, data, task = make(compose_config, tiny_text_file, *awd)
+    states = torch.randn(2, 5, 8)
+    expected = 2.0 * (states**2).mean() + 1.0 * ((states[:, 1:] - states[:, :-1]) ** 2).mean()
+    torch.testing.assert_close(task.activation_penalty(states), expected)
+    trainer(tmp_path, max_steps=3, limit_val_batches=1).fit(task, datamodule=data)
+    task.eval()  # evaluation: no dropout of any kind, so two passes agree
+    tokens = torch.randint(0, len(task.tokenizer), (2, 6))
+    torch.testing.assert_close(task(tokens)[0], task(tokens)[0])
+    task.train()
+    torch.manual_seed(0)
+    first = task(tokens)[0]
+    assert not torch.allclose(first, task(tokens)[0])  # training: the masks differ between calls
