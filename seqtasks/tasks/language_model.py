@@ -20,6 +20,7 @@ from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt, Rat
 from seqtasks.data.stream import StreamBatch
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.decoding.sampling import Sampling
+from seqtasks.errors import ConfigError
 from seqtasks.heads.lm import LanguageModelHead
 from seqtasks.metrics import loss_scores
 from seqtasks.regularization import embedding_dropout, locked_dropout
@@ -49,6 +50,7 @@ class LanguageModelTask(SeqTask):
         output_dropout: Rate = 0.0,
         activation_regularization: NonNegativeFloat = 0.0,
         temporal_activation_regularization: NonNegativeFloat = 0.0,
+        tie_weights: bool = False,
         **shared: Any,
     ):
         super().__init__(**shared)
@@ -65,12 +67,26 @@ class LanguageModelTask(SeqTask):
             encoder, embedding_dim, left_to_right="a language model predicts the next token from the past only"
         )
         self.head = self.build_head(head, input_size=self.encoder.output_size, vocab_size=vocab_size)
+        if tie_weights:
+            self.tie_output_to_embedding()
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
         # Special tokens never occur inside the text stream, so generation never emits them.
         specials = [self.tokenizer.vocab.id(t) for t in self.tokenizer.specials if t in self.tokenizer.vocab]
         self.register_buffer("special_ids", torch.tensor(specials, dtype=torch.long), persistent=False)
         self._carry: dict[str, Any] = {}
         self._carry_epoch: int | None = None  # the epoch a carry restored from a checkpoint belongs to
+
+    def tie_output_to_embedding(self) -> None:
+        """One matrix for the input embedding and the output layer (Press and Wolf 2017; AWD-LSTM):
+        fewer parameters, and each token's output row learns from its input occurrences too."""
+        size = self.embedding.embedding_dim
+        if not isinstance(self.head, LanguageModelHead) or self.encoder.output_size != size:
+            raise ConfigError(
+                f"task.tie_weights shares the embedding ({size} wide) with the lm head's output layer, which "
+                f"reads the encoder's {self.encoder.output_size}-wide outputs: use head=lm and "
+                f"task.embedding_dim={self.encoder.output_size}"
+            )
+        self.head.project.weight = self.embedding.weight
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """tokens (B, T), state batch-first or None -> logits (B, T, V), final state."""

@@ -167,3 +167,10 @@ def test_awd_regularisation_trains_and_penalises_as_its_formulas(compose_config,
     torch.manual_seed(0)
     first = task(tokens)[0]
     assert not torch.allclose(first, task(tokens)[0])  # training: the masks differ between calls
+
+
+def test_tied_weights_share_one_matrix_and_need_equal_sizes(compose_config, tiny_text_file):
+    _, _, task = make(compose_config, tiny_text_file, "task.tie_weights=true", "task.embedding_dim=8")
+    assert task.head.project.weight is task.embedding.weight
+    with pytest.raises(ConfigError, match="task.embedding_dim=8"):
+        make(compose_config, tiny_text_file, "task.tie_weights=true")  # embedding 4 wide, encoder 8
