@@ -49,7 +49,7 @@ def test_render_draws_each_shape_in_its_colour_at_its_place():
     assert left[0] > 180 and left[2] < 80 and right[2] > 200 and right[0] < 100
 
 
-def test_the_script_is_deterministic_and_holds_out_pairs_from_training_only(tmp_path):
+def test_the_script_is_deterministic_and_holds_out_disjoint_pairs_for_val_and_test(tmp_path):
     script = make_shapes_script()
     for out in (tmp_path / "a", tmp_path / "b"):
         (out / "images").mkdir(parents=True)
@@ -61,10 +61,13 @@ def test_the_script_is_deterministic_and_holds_out_pairs_from_training_only(tmp_
     ).read_bytes()
     train, val, test = (read_captions(tmp_path / "a" / f"{split}.tsv", 64) for split in ("train", "val", "test"))
 
-    def held(split):
-        return [any((c, s) in script.HELD_OUT for _, c, s in shapes.parse(caps[0])) for caps in split.captions]
+    def held(split, pairs):
+        return [any((c, s) in pairs for _, c, s in shapes.parse(caps[0])) for caps in split.captions]
 
-    assert held(val) == [False, True] * 2 and held(test) == [False, True] * 3
-    assert not any((c, s) in script.HELD_OUT for caps in train.captions for _, c, s in shapes.parse(caps[0]))
+    assert not script.HELD_OUT["val"] & script.HELD_OUT["test"]
+    assert held(val, script.HELD_OUT["val"]) == [False, True] * 2 and not any(held(val, script.HELD_OUT["test"]))
+    assert held(test, script.HELD_OUT["test"]) == [False, True] * 3 and not any(held(test, script.HELD_OUT["val"]))
+    every_pair = script.HELD_OUT["val"] | script.HELD_OUT["test"]
+    assert not any(held(train, every_pair))
     assert len(train) == 12 and all(1 <= len(caps) <= 2 for caps in train.captions)
     assert Image.open(train.paths[0]).size == (64, 64)
