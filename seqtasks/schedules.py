@@ -32,3 +32,20 @@ class WarmupCosine(Constant):
     def __call__(self, step: int, progress: float) -> float:
         cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
         return self.warmup(step) * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+
+
+class SlantedTriangular:
+    """ULMFiT's slanted triangular rate (Howard and Ruder 2018): a short linear rise over the first
+    cut_frac of training to the base rate, then a long linear fall to base / ratio."""
+
+    def __init__(self, cut_frac: float = 0.1, ratio: float = 32.0):
+        self.cut_frac = cut_frac
+        self.ratio = ratio
+
+    def __call__(self, step: int, progress: float) -> float:
+        progress = min(1.0, progress)
+        if progress < self.cut_frac:
+            height = progress / self.cut_frac
+        else:
+            height = 1.0 - (progress - self.cut_frac) / (1.0 - self.cut_frac)
+        return (1.0 + height * (self.ratio - 1.0)) / self.ratio

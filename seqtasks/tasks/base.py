@@ -32,10 +32,12 @@ from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 
 from seqtasks.configuration.registry import ENCODERS, HEADS, TASKS
+from seqtasks.configuration.validation import PositiveFloat
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.encoders.rnn import RecurrentEncoder
 from seqtasks.errors import ConfigError, TrainingError
 from seqtasks.heads.base import Head
+from seqtasks.layer_rates import parameter_groups
 from seqtasks.tensors import gather_by_key
 from seqtasks.tokenizers.base import Tokenizer
 
@@ -90,6 +92,7 @@ class SeqTask(L.LightningModule):
         scheduler: dict | None = None,
         nonfinite_loss: Literal["raise", "skip"] = "raise",
         plugins: list[str] | None = None,
+        layer_lr_decay: PositiveFloat = 1.0,
     ):
         super().__init__()
         # Collects the subclass's constructor arguments too. Tokenizer states (sentencepiece models)
@@ -99,6 +102,7 @@ class SeqTask(L.LightningModule):
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         self.nonfinite_loss = nonfinite_loss
+        self.layer_lr_decay = layer_lr_decay  # > 1: discriminative learning rates (seqtasks/layer_rates.py)
         self.skipped_batches = 0
         # bf16 inference (seqtasks/runtime/arithmetic.py): inference() runs its block under autocast
         self.inference_dtype: torch.dtype | None = None
@@ -239,7 +243,7 @@ class SeqTask(L.LightningModule):
         self._step_budget = None
 
     def configure_optimizers(self):
-        optimizer = instantiate(self.optimizer_config, params=self.parameters(), _convert_="all")
+        optimizer = instantiate(self.optimizer_config, params=self.parameter_groups(), _convert_="all")
         if not self.scheduler_config:
             return optimizer
         schedule = instantiate(self.scheduler_config)
@@ -247,6 +251,15 @@ class SeqTask(L.LightningModule):
             optimizer, lambda _: schedule(self.global_step, self.training_progress())
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def parameter_groups(self) -> list[dict]:
+        """What the optimizer updates: every parameter at the base rate, or with layer_lr_decay > 1
+        one group per layer, each lower layer at the rate of the one above / layer_lr_decay."""
+        if self.layer_lr_decay == 1.0:
+            return [{"params": list(self.parameters())}]
+        encoder = getattr(self, "encoder", None)
+        layers = encoder.num_layers if isinstance(encoder, RecurrentEncoder) else 0
+        return parameter_groups(self.named_parameters(), self.optimizer_config["lr"], self.layer_lr_decay, layers)
 
     def training_progress(self) -> float:
         """Share of the run done: the larger of steps/max steps and time/max_time, in [0, 1]."""
