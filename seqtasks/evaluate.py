@@ -13,6 +13,9 @@ tagging `test=<file.conllu>`, translation `'test=[src,ref]'`, captioning `test=<
 (`image<TAB>caption` lines). A language model's data has no test split (its validation metrics are
 in the run's metrics.json): evaluate refuses it. `output` may not be the checkpoint, a file in an
 exported model directory or the test data (symlinks followed).
+
+`ckpt=[a.ckpt,b.ckpt,...]` scores an ensemble (seqtasks/runtime/ensemble.py: translation, classification,
+softmax tagging) on the data of its first member's run; its loss is that of the averaged probabilities.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
 from seqtasks.runtime.build import Inference, decoding_overrides, for_inference, restore_task
 from seqtasks.runtime.checkpoint import load_checkpoint
+from seqtasks.runtime.ensemble import checkpoint_paths, ensemble
 from seqtasks.runtime.paths import refuse_overwrite
 
 
@@ -46,24 +50,24 @@ def given_test(cfg: DictConfig) -> Any:
     return OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
 
 
-def run_data_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+def run_data_config(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The data section of the run config the checkpoint recorded (data read from a file, maybe
     someone else's: checked to be a mapping with a dataset name)."""
     run_config = checkpoint["seqtasks"].get("config")
     data = run_config.get("data") if isinstance(run_config, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise ConfigError(f"{cfg.ckpt}: the checkpoint carries no run config with a dataset to rebuild its data from")
+        raise ConfigError(f"{path}: the checkpoint carries no run config with a dataset to rebuild its data from")
     return dict(data)
 
 
-def check_takes_a_test_split(cfg: DictConfig, checkpoint: dict[str, Any], data_config: dict[str, Any]) -> None:
+def check_takes_a_test_split(path: str, checkpoint: dict[str, Any], data_config: dict[str, Any]) -> None:
     """A dataset without a `test` option (a language model's text stream) has no test split, and
     test=... cannot give it one: say so before the model is built."""
     name = data_config["name"]
     # An unknown name (a plugin's dataset, not loaded) fails where the data is built, with the plugin hint.
     if name in DATASETS and "test" not in constructor_parameters(DATASETS.get(name)):
         raise ConfigError(
-            f"{cfg.ckpt}: evaluate scores models on their data's test split, and dataset '{name}' (task "
+            f"{path}: evaluate scores models on their data's test split, and dataset '{name}' (task "
             f"'{checkpoint['seqtasks']['task']}') has none and takes no test=...; the run's validation metrics "
             "are in its metrics.json"
         )
@@ -71,18 +75,24 @@ def check_takes_a_test_split(cfg: DictConfig, checkpoint: dict[str, Any], data_c
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     load_plugins(cfg.plugins)
-    checkpoint = load_checkpoint(cfg.ckpt)
-    data_config = run_data_config(cfg, checkpoint)
-    check_takes_a_test_split(cfg, checkpoint, data_config)
+    paths = checkpoint_paths(cfg.ckpt)
+    checkpoints = [load_checkpoint(path) for path in paths]
+    checkpoint = checkpoints[0]  # an ensemble's data is rebuilt from its first member's run
+    data_config = run_data_config(paths[0], checkpoint)
+    check_takes_a_test_split(paths[0], checkpoint, data_config)
     inference = Inference.of(cfg)
-    task = for_inference(restore_task(checkpoint, with_callables=True), cfg.ckpt, inference)
+    members = [
+        for_inference(restore_task(member, with_callables=True), path, inference)
+        for member, path in zip(checkpoints, paths, strict=True)
+    ]
+    task = ensemble(members, paths)
     task.strategy = decoding_overrides(cfg, task) or task.strategy
     test = given_test(cfg)
     if test is not None:
         data_config["test"] = [from_cwd(path) for path in test] if isinstance(test, list) else from_cwd(test)
     data = DATASETS.build(data_config, "data")
     if not data.has_test:
-        raise ConfigError(f"{cfg.ckpt}: no test data; set test=... (the run had none)")
+        raise ConfigError(f"{paths[0]}: no test data; set test=... (the run had none)")
     # Known only now: the run's own test data (test=null) and a test= under the data root.
     refuse_overwrite({"output": cfg.output}, {"test": data.split_source("test")})
     data.use_tokenizers(task.tokenizers)

@@ -39,6 +39,11 @@ Translation with attention can also write where each output piece looked in the 
 Both are written atomically, like the output; a task without attention (anything but translation,
 or a translation model with head.attention=null) refuses them.
 
+`ckpt=[a.ckpt,b.ckpt,...]` runs an ensemble of models of one task that share their tokenizers:
+translation searches once over the members' averaged next-token probabilities, a classifier or a
+softmax tagger averages its probabilities (seqtasks/runtime/ensemble.py); the first member's
+settings (its decoding, length limits) apply. An ensemble writes no attention.
+
 `backend=onnxruntime` runs the ONNX graphs of a directory exported with `format=onnx` instead of
 the PyTorch modules (seqtasks/onnx/backend.py: what runs where); the lines are the same.
 """
@@ -59,7 +64,8 @@ from seqtasks.configuration.validation import PositiveInt, check_value
 from seqtasks.data.text import read_lines
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
-from seqtasks.runtime.build import Inference, decoding_overrides, load_task
+from seqtasks.runtime.build import Inference, decoding_overrides
+from seqtasks.runtime.ensemble import checkpoint_paths, load_ensemble
 from seqtasks.runtime.paths import refuse_overwrite
 from seqtasks.tasks.base import Capability, PredictOptions
 
@@ -81,7 +87,13 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
     """The results, their separator, and with attention=/attention_images= each input line's
     attention map (source pieces, output pieces, weights (T, S)); None without."""
     load_plugins(cfg.plugins)
-    task = load_task(cfg.ckpt, Inference.of(cfg)).to(cfg.device)
+    paths = checkpoint_paths(cfg.ckpt)
+    if wants_attention(cfg) and len(paths) > 1:
+        raise ConfigError(
+            "attention=... and attention_images=... show where one model looked, and each member of an "
+            "ensemble looks on its own: give one ckpt, or drop them"
+        )
+    task = load_ensemble(paths, Inference.of(cfg)).to(cfg.device)
     # Only tasks that translate with attention write it; others fail before any input is read.
     if wants_attention(cfg) and not task.can(Capability.ATTENTION_MAPS):
         raise ConfigError(
