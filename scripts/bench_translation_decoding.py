@@ -4,7 +4,7 @@ achieved (GFLOP/s from FLOPs counted by hand, below) beside this machine's measu
 the same precision.
 
     SEQTASKS_DATA=../shared/data python scripts/bench_translation_decoding.py <run>/checkpoints/best.ckpt \
-        [--quantize int8|bf16] [--backend onnxruntime] [--shortlist 20] [--beam-size 5]
+        [--quantize int8|bf16] [--backend onnxruntime [--compare-torch]] [--shortlist 20] [--beam-size 5]
 
 ckpt: a checkpoint, or a directory written by seqtasks.export (format=onnx for --backend
 onnxruntime). --shortlist K learns the output-vocabulary shortlist (K candidates per source token
@@ -144,10 +144,16 @@ def main() -> None:
     parser.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
     parser.add_argument("--shortlist", type=int, help="candidates per source token (default: no shortlist)")
     parser.add_argument("--strategies", default="greedy,beam")
+    parser.add_argument(
+        "--compare-torch",
+        action="store_true",
+        help="with --backend onnxruntime: also decode on PyTorch and print its time and the share of identical lines",
+    )
     args = parser.parse_args()
     root = default_root()
     sources, references = read(args.source, root), read(args.reference, root)
     task = use_arithmetic(load_task(args.ckpt), args.quantize)
+    torch_task = load_task(args.ckpt) if args.compare_torch else None
     if args.backend == "onnxruntime":
         from seqtasks.onnx.backend import run_on_onnxruntime
 
@@ -175,6 +181,15 @@ def main() -> None:
             f"{flops.total / 1e12:.3f} TFLOP counted, {rate:.0f} GFLOP/s = {100 * rate / peak:.0f}% of peak  "
             f"({signatures['bleu']})"
         )
+        if torch_task is not None:
+            start = time.perf_counter()
+            reference = torch_task.translate(sources, strategies[name], batch_size=args.batch_size)
+            same = sum(a == b for a, b in zip(hypotheses, reference, strict=True)) / len(sources)
+            bleu = corpus_scores(reference, references)[0]["bleu"]
+            print(
+                f"{'':>8}  PyTorch: {time.perf_counter() - start:6.2f} s  BLEU {bleu:.2f}; "
+                f"identical lines {100 * same:.1f}%"
+            )
 
 
 if __name__ == "__main__":
