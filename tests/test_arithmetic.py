@@ -25,12 +25,12 @@ def test_int8_quantizes_the_linear_and_recurrent_layers(tiny_classifier):
     assert not {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU} & kinds  # nothing left in fp32
 
 
-def test_bf16_runs_the_inference_blocks_under_autocast(tiny_classifier):
+def test_bf16_casts_the_weights_and_runs_the_inference_blocks_under_autocast(tiny_classifier):
     task = use_arithmetic(load_task(tiny_classifier / "run" / "checkpoints" / "best.ckpt"), "bf16")
     layer = next(module for module in task.modules() if isinstance(module, torch.nn.Linear))
-    with task.inference():
+    assert layer.weight.dtype == torch.bfloat16  # cast once, not at every call
+    with task.inference():  # autocast casts float inputs (images, carried states) to the weights' type
         assert layer(torch.randn(2, layer.in_features)).dtype == torch.bfloat16
-    assert layer(torch.randn(2, layer.in_features)).dtype == torch.float32  # only inside the block
 
 
 @pytest.mark.parametrize("quantize", ["int8", "bf16"])
