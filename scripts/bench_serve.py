@@ -5,7 +5,7 @@ errors, and the mean batch size the answers report. It stops by itself: N reques
 timeout.
 
     python scripts/bench_serve.py <run>/checkpoints/best.ckpt [--requests 200] [--concurrency 16] \
-        [--batch-sizes 1 16] [--inputs lines.txt] [--fields '{"beam_size": 5}']
+        [--batch-sizes 1 16] [--inputs lines.txt] [--fields '{"beam_size": 5}'] [--server quantize=int8]
     python scripts/bench_serve.py --url http://127.0.0.1:8000 ...   # a server already running instead
 
 Inputs are the lines of --inputs (cycled), by default a few short sentences; captioning takes
@@ -69,9 +69,12 @@ def wait_healthy(url: str, process: subprocess.Popen | None, timeout: float) -> 
     raise SystemExit(f"error: {url}/health did not answer 200 within {timeout:.0f} s")
 
 
-def start_server(ckpt: str, batch_size: int, batch_timeout: float, log) -> tuple[subprocess.Popen, str]:
+def start_server(
+    ckpt: str, batch_size: int, batch_timeout: float, options: list[str], log
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     arguments = [f"ckpt={ckpt}", f"port={port}", f"max_batch_size={batch_size}", f"batch_timeout={batch_timeout}"]
+    arguments += options
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))  # this checkout's seqtasks
     process = subprocess.Popen(
         [sys.executable, "-m", "seqtasks.serve", *arguments, "log_level=warning"],
@@ -171,6 +174,7 @@ def main() -> None:
     parser.add_argument("--fields", default="{}", help="JSON added to every request, e.g. '{\"length\": 100}'")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one request may take")
     parser.add_argument("--startup", type=float, default=300.0, help="seconds the server may take to start")
+    parser.add_argument("--server", nargs="*", default=[], help="more seqtasks.serve options: quantize=int8")
     args = parser.parse_args()
     if (args.ckpt is None) == (args.url is None):
         parser.error("give a checkpoint to serve, or --url of a running server")
@@ -191,7 +195,7 @@ def main() -> None:
         return
     for batch_size in args.batch_sizes:
         with tempfile.TemporaryFile() as log:
-            process, url = start_server(args.ckpt, batch_size, args.batch_timeout, log)
+            process, url = start_server(args.ckpt, batch_size, args.batch_timeout, args.server, log)
             try:
                 wait_healthy(url, process, args.startup)
                 load(url, warm_up, args.concurrency, args.timeout)
