@@ -5,8 +5,9 @@ inference, chosen where the model runs (docs/scale.md has the measured speed and
           nn.LSTM / nn.GRU / nn.RNN are stored as int8, activations are quantized per call; CPU only.
           Embeddings and everything that is not a matrix product stay fp32.
     bf16  weights in bfloat16, and the inference blocks under torch.autocast(bfloat16): matrix
-          products and recurrent layers in bf16; softmax, log-softmax and the search's scores in fp32. Fast only where the
-          CPU has AMX or AVX512-BF16 (or on a GPU); elsewhere bf16 is emulated and slower (warned).
+          products and recurrent layers in bf16; softmax, log-softmax and the search's scores in
+          fp32. Fast only where the CPU has AMX or AVX512-BF16 (or on a GPU); elsewhere bf16 is
+          emulated and slower (warned).
 
 PyTorch's eager dynamic quantization is deprecated in favour of torchao, which is not a dependency;
 it still ships with torch and is the one int8 path that quantizes the fused recurrent layers.
