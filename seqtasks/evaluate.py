@@ -34,8 +34,8 @@ from seqtasks.configuration.registry import DATASETS, constructor_parameters
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
 from seqtasks.runtime.build import Inference, decoding_overrides, for_inference, restore_task
-from seqtasks.runtime.checkpoint import load_checkpoint
-from seqtasks.runtime.ensemble import checkpoint_paths, ensemble
+from seqtasks.runtime.checkpoint import load_checkpoint, recorded_data_config
+from seqtasks.runtime.ensemble import checkpoint_paths, ensemble, members_inference
 from seqtasks.runtime.paths import refuse_overwrite
 
 
@@ -48,16 +48,6 @@ def from_cwd(path: str) -> str:
 def given_test(cfg: DictConfig) -> Any:
     """`test` as plain data: null, a path, or a list of paths."""
     return OmegaConf.to_container(cfg.test) if OmegaConf.is_config(cfg.test) else cfg.test
-
-
-def run_data_config(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The data section of the run config the checkpoint recorded (data read from a file, maybe
-    someone else's: checked to be a mapping with a dataset name)."""
-    run_config = checkpoint["seqtasks"].get("config")
-    data = run_config.get("data") if isinstance(run_config, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise ConfigError(f"{path}: the checkpoint carries no run config with a dataset to rebuild its data from")
-    return dict(data)
 
 
 def check_takes_a_test_split(path: str, checkpoint: dict[str, Any], data_config: dict[str, Any]) -> None:
@@ -78,12 +68,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     paths = checkpoint_paths(cfg.ckpt)
     checkpoints = [load_checkpoint(path) for path in paths]
     checkpoint = checkpoints[0]  # an ensemble's data is rebuilt from its first member's run
-    data_config = run_data_config(paths[0], checkpoint)
+    data_config = recorded_data_config(paths[0], checkpoint["seqtasks"].get("config"))
     check_takes_a_test_split(paths[0], checkpoint, data_config)
     inference = Inference.of(cfg)
     members = [
-        for_inference(restore_task(member, with_callables=True), path, inference)
-        for member, path in zip(checkpoints, paths, strict=True)
+        for_inference(restore_task(member, with_callables=True), path, each)
+        for member, path, each in zip(checkpoints, paths, members_inference(inference, paths), strict=True)
     ]
     task = ensemble(members, paths)
     task.strategy = decoding_overrides(cfg, task) or task.strategy

@@ -25,7 +25,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from seqtasks.errors import SeqtasksError
+from seqtasks.errors import ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
 from seqtasks.runtime.digest import difference, digest, warn_undigested
 from seqtasks.runtime.model_dir import load_exported
@@ -176,3 +176,13 @@ def check_layout(path: Path, checkpoint: dict[str, Any]) -> None:
     weights = checkpoint["state_dict"].items()
     if not all(isinstance(name, str) and isinstance(tensor, torch.Tensor) for name, tensor in weights):
         raise SeqtasksError(f"{path}: not a seqtasks checkpoint: ['state_dict'] must map names to tensors")
+
+
+def recorded_data_config(origin: str, run_config: Any) -> dict[str, Any]:
+    """The data section of the run config a checkpoint recorded (read from a file, maybe someone
+    else's: checked to be a mapping with a dataset name), for the commands that rebuild a model's
+    data (evaluate's test split, shortlist's training pairs)."""
+    data = run_config.get("data") if isinstance(run_config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ConfigError(f"{origin}: the checkpoint carries no run config with a dataset to rebuild its data from")
+    return dict(data)

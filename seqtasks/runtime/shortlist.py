@@ -10,6 +10,7 @@ import time
 from seqtasks.configuration.registry import DATASETS
 from seqtasks.configuration.validation import PositiveInt, check_value
 from seqtasks.errors import ConfigError
+from seqtasks.runtime.checkpoint import recorded_data_config
 from seqtasks.tasks.translation import TranslationTask
 
 log = logging.getLogger(__name__)
@@ -21,9 +22,7 @@ def learn_shortlist(task, per_source: int) -> None:
     check_value("shortlist", per_source, PositiveInt)
     if not isinstance(task, TranslationTask):
         raise ConfigError(f"shortlist={per_source}: a shortlist is for translation, not '{task.registered_name}'")
-    data = task.run_config.get("data") if isinstance(task.run_config, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise ConfigError(f"shortlist={per_source}: the model carries no run config naming its training data")
+    data = recorded_data_config(f"shortlist={per_source}", task.run_config)
     start = time.perf_counter()
-    task.use_shortlist(DATASETS.build(dict(data), "data").usable("train"), per_source)
+    task.use_shortlist(DATASETS.build(data, "data").usable("train"), per_source)
     log.info("learned a shortlist of %d per source token in %.1f s", per_source, time.perf_counter() - start)
