@@ -26,6 +26,7 @@ eval mode and Lightning's test loop take them along. One checkpoint is the model
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,15 @@ def checkpoint_paths(ckpt: Any) -> list[str]:
 def load_ensemble(paths: list[str], inference: Inference):
     """The task of one checkpoint (or exported directory), or the ensemble of several, each ready
     to run as `inference` says."""
-    return ensemble([load_task(path, inference) for path in paths], paths)
+    each = members_inference(inference, paths)
+    return ensemble([load_task(path, how) for path, how in zip(paths, each, strict=True)], paths)
+
+
+def members_inference(inference: Inference, paths: list[str]) -> list[Inference]:
+    """How each member runs: as `inference` says, but only the first learns a shortlist. Its search
+    runs over that shortlist and hands the vocabulary to the others' steps, so theirs would read
+    the training pairs again for nothing."""
+    return [inference, *[replace(inference, shortlist=None)] * (len(paths) - 1)]
 
 
 def ensemble(tasks: list, paths: list[str]):
