@@ -36,6 +36,7 @@ from seqtasks.decoding import BeamSearch, Greedy
 from seqtasks.metrics import corpus_scores
 from seqtasks.runtime.arithmetic import use_arithmetic
 from seqtasks.runtime.build import load_task
+from seqtasks.tensors import PER_INPUT
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -86,8 +87,9 @@ class Counted:
         return getattr(self.strategy, name)
 
     def search(self, step, state, first_tokens, max_len, eos_id=None, generator=None, n=None):
-        source_length = state["memory"].shape[1] if "memory" in state else 0
-        self.flops.encoder(int(state["mask"].sum()) if "mask" in state else 0)
+        source = state.get(PER_INPUT, {})
+        source_length = source["memory"].shape[1] if "memory" in source else 0
+        self.flops.encoder(int(source["mask"].sum()) if "mask" in source else 0)
 
         def counted(tokens, state):
             log_probs, state = step(tokens, state)

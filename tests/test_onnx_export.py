@@ -21,6 +21,7 @@ from seqtasks.onnx.graphs import padded_example
 from seqtasks.onnx.runtime import OnnxGraph, OnnxStep, onnx_graphs
 from seqtasks.runtime.build import load_task
 from seqtasks.runtime.model_dir import read_onnx
+from seqtasks.tensors import PER_INPUT
 
 pytest.importorskip("onnxruntime")
 TOLERANCE = 1e-4
@@ -94,7 +95,7 @@ def test_translation_through_onnx_encoder_and_step_matches_pytorch(strategy):
         _, torch_tokens, torch_scores, max_len = task.search(source, lengths, strategy)
         pytorch_state = task.encode(source, lengths)
     state = step.encode(graphs["encoder"], {"source": source, "lengths": lengths})
-    assert (state["memory"] - pytorch_state["memory"]).abs().max() < TOLERANCE
+    assert (state[PER_INPUT]["memory"] - pytorch_state[PER_INPUT]["memory"]).abs().max() < TOLERANCE
     first = torch.full_like(max_len, task.bos_id)
     onnx_tokens, onnx_scores = strategy.search(step, state, first, max_len, eos_id=task.eos_id)
     assert torch.equal(onnx_tokens, torch_tokens)
@@ -135,9 +136,9 @@ def test_captioning_features_graphs_take_any_number_of_regions():
     state = OnnxStep(graphs["step"]).encode(graphs["start"], out)
     with torch.no_grad():
         reference = task.encode(features, regions)
-    assert torch.equal(state["mask"], reference["mask"])
+    assert torch.equal(state[PER_INPUT]["mask"], reference[PER_INPUT]["mask"])
     for key in ("memory", "keys"):
-        assert (state[key] - reference[key]).abs().max() < TOLERANCE
+        assert (state[PER_INPUT][key] - reference[PER_INPUT][key]).abs().max() < TOLERANCE
     assert (state["rnn"] - reference["rnn"]).abs().max() < TOLERANCE
 
 

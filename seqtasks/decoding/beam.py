@@ -3,8 +3,10 @@
 Row b's beams are rows b*K .. b*K+K-1 of a (B*K, ...) batch, so one step call advances every
 hypothesis of every sentence; the only Python loop is over time steps. The state follows the
 contract of `base.py` (batch on dim 0): `repeat_state` makes K copies per row, `select_state`
-reorders them to the surviving beams after every step. A sentence whose K hypotheses have all
-finished leaves the batch in that same reordering, so later steps compute only live sentences.
+reorders them to the surviving beams after every step. The state's PER_INPUT entries (an attention
+decoder's encoder memory) stay one row per sentence: they are not copied K times, nor reordered.
+A sentence whose K hypotheses have all finished leaves the batch in that same reordering, so later
+steps compute only live sentences.
 
 Hypotheses compete inside the beam on their raw sums of log-probs. A hypothesis that emitted eos
 keeps competing with its score frozen (only eos follows it, at log-prob 0), so it is dropped only
@@ -64,7 +66,7 @@ class BeamSearch(DecodingStrategy):
         self.check_n(n)
         steps, limits = row_limits(max_len, eos_id)
         batch, beams, device = first_tokens.shape[0], self.beam_size, first_tokens.device
-        state = repeat_state(state, beams)  # dim 0: B -> B*K
+        state = repeat_state(state, beams, per_input=False)  # dim 0: B -> B*K, PER_INPUT entries stay B
         tokens = first_tokens.repeat_interleave(beams)  # (B*K,)
         # The K beams start as the same empty hypothesis: if all of them expanded at the first step,
         # the top K would be K copies of the best token. -inf lets only beam 0 expand.
@@ -117,7 +119,8 @@ class BeamSearch(DecodingStrategy):
             finished, hypotheses = finished[stay], hypotheses[stay]
             if limits is not None:
                 limits = limits[stay]
-            state = select_state(state, (stay[:, None] * beams + parent[stay]).view(-1))  # (L'*K, ...), new beam order
+            rows = (stay[:, None] * beams + parent[stay]).view(-1)  # (L'*K,): the new beam order
+            state = select_state(state, rows, inputs=stay)  # (L'*K, ...), PER_INPUT entries (L', ...)
             tokens = token[stay].view(-1)  # (L'*K,)
         normalised, order = normalised.sort(dim=-1, descending=True)
         best = order[:, :n]  # (B, N)

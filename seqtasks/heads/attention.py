@@ -6,7 +6,9 @@ normalises with a softmax and returns the weighted sum of the encoder states:
     query (B, Tq, Hq), memory (B, S, Hm), mask (B, S) -> context (B, Tq, Hm), weights (B, Tq, S)
 
 The part of the score that depends on the source alone is computed once per sentence by
-`prepare(memory)` ("keys"), not at every decoding step.
+`prepare(memory)` ("keys"), not at every decoding step. The query may hold G rows per source
+(B*G, Tq, Hq), rows b*G .. b*G+G-1 for source b: beam search's hypotheses then attend over one copy
+of their sentence's memory, which it never has to repeat or reorder, in one product per sentence.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ class Attention(nn.Module):
         raise NotImplementedError
 
     def forward(self, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """mask (B, S) is True on real source tokens; padding gets exactly zero weight."""
-        scores = self.score(query, keys).float()  # (B, Tq, S); softmax in fp32 under autocast
+        """query (B*G, Tq, Hq) -> context (B*G, Tq, Hm), weights (B*G, Tq, S); mask (B, S) is True on
+        real source tokens; padding gets exactly zero weight."""
+        rows, steps = query.shape[:2]
+        grouped = query.reshape(memory.shape[0], -1, query.shape[-1])  # (B, G*Tq, Hq): a source's G rows together
+        scores = self.score(grouped, keys).float()  # (B, G*Tq, S); softmax in fp32 under autocast
         weights = scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(dim=-1)
-        context = torch.bmm(weights.to(memory.dtype), memory)  # (B, Tq, Hm)
-        return context, weights
+        context = torch.bmm(weights.to(memory.dtype), memory)  # (B, G*Tq, Hm)
+        return context.view(rows, steps, -1), weights.view(rows, steps, -1)
 
 
 @ATTENTION.register("dot")

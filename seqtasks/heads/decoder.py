@@ -10,8 +10,8 @@ step by step. `attention: null` is the plain encoder-decoder of Sutskever et al.
 encoder's final state is all the decoder sees of the source.
 
 Decoding strategies drive `step(prev_tokens, state)`; the state is a dict of batch-first tensors
-(decoder RNN state, encoder memory, precomputed attention keys, source mask, fed vector), so beam
-search can repeat and reorder it row by row.
+(decoder RNN state, fed vector, and under PER_INPUT the encoder memory, precomputed attention keys
+and source mask), so beam search can repeat and reorder it row by row.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
 from seqtasks.errors import ConfigError
 from seqtasks.heads.base import Head
 from seqtasks.regularization import word_dropout
+from seqtasks.tensors import PER_INPUT
 
 
 @HEADS.register("decoder")
@@ -108,7 +109,8 @@ class RecurrentDecoder(Head):
             hidden = torch.tanh(self.bridge(summary)).view(batch, self.num_layers, self.hidden_size)  # (B, L, H)
         state: dict[str, Any] = {"rnn": self.rnn.state_from_hidden(hidden)}
         if self.attention is not None:
-            state.update(memory=memory, keys=self.attention.prepare(memory), mask=mask)
+            # Read by every hypothesis of a source, changed by none: beam search keeps one copy per source.
+            state[PER_INPUT] = {"memory": memory, "keys": self.attention.prepare(memory), "mask": mask}
         if self.input_feeding:
             state["feed"] = memory.new_zeros(batch, self.hidden_size)
         return state
@@ -118,7 +120,8 @@ class RecurrentDecoder(Head):
         """Decoder outputs (B, T, H) -> attentional vectors (B, T, H), attention weights (B, T, S)."""
         if self.attention is None:
             return outputs, None
-        context, weights = self.attention(outputs, state["memory"], state["keys"], state["mask"])  # (B, T, He)
+        source = state[PER_INPUT]
+        context, weights = self.attention(outputs, source["memory"], source["keys"], source["mask"])  # (B, T, He)
         return torch.tanh(self.combine(torch.cat([outputs, context], dim=-1))), weights
 
     def run(self, target_in: Tensor, state: dict[str, Any]) -> tuple[Tensor, Tensor | None, dict[str, Any]]:

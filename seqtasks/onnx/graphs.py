@@ -29,17 +29,18 @@ from torch import Tensor, nn
 from seqtasks.errors import ConfigError
 from seqtasks.onnx.recurrence import UnpackedRNN
 from seqtasks.onnx.state import flatten_state, unflatten_state
-from seqtasks.tensors import lengths_mask
+from seqtasks.tensors import PER_INPUT, lengths_mask
 
 STATE, NEXT_STATE = "state", "next_state"
 BATCH, STEPS = 3, 5  # the traced examples' batch and length (every graph's batch and time axes are dynamic)
-# State entries that are as long as the source (dim 1), in the encoder's outputs and the step's inputs
-PER_SOURCE_TOKEN = ("state.memory", "state.keys", "state.mask")
+# State entries held once per source (memory, keys, mask: as long as the source, dim 1). Beam search
+# passes the step graph K hypotheses per source, so their batch axis has a name of its own.
+PER_SOURCE = f"{STATE}.{PER_INPUT}."
 
 
 def state_axes(names: list[str]) -> dict[str, dict[int, str]]:
-    """Dynamic axes of state tensors: the batch, and the source length where there is one."""
-    return {name: {0: "batch", 1: "source_time"} if name in PER_SOURCE_TOKEN else {0: "batch"} for name in names}
+    """Dynamic axes of state tensors: the batch (of sources or of hypotheses), and the source length."""
+    return {name: {0: "sources", 1: "source_time"} if name.startswith(PER_SOURCE) else {0: "batch"} for name in names}
 
 
 @dataclass

@@ -8,6 +8,7 @@ import torch
 
 from seqtasks.configuration.registry import HEADS
 from seqtasks.errors import ConfigError
+from seqtasks.tensors import PER_INPUT, repeat_state, select_state
 
 MEMORY_SIZE = 10
 COMBINATIONS = [
@@ -64,15 +65,32 @@ def test_teacher_forcing_equals_stepping(cell, attention, init, input_feeding):
 def test_state_is_batch_first_for_beam_search():
     decoder = build("lstm", "general", input_feeding=True)
     state = initial_state(decoder)
-    tensors = [state["memory"], state["keys"], state["mask"], state["feed"], *state["rnn"]]
+    tensors = [*state[PER_INPUT].values(), state["feed"], *state["rnn"]]
     assert all(t.shape[0] == 3 for t in tensors)
     # Selecting rows of the state gives the same predictions as decoding those rows alone.
-    picked = {k: tuple(t[[2, 0]] for t in v) if isinstance(v, tuple) else v[[2, 0]] for k, v in state.items()}
-    both, _ = decoder.step(torch.tensor([4, 5]), picked)
-    alone, _ = decoder.step(
-        torch.tensor([4]), {k: tuple(t[[2]] for t in v) if isinstance(v, tuple) else v[[2]] for k, v in state.items()}
-    )
+    both, _ = decoder.step(torch.tensor([4, 5]), select_state(state, torch.tensor([2, 0])))
+    alone, _ = decoder.step(torch.tensor([4]), select_state(state, torch.tensor([2])))
     torch.testing.assert_close(both[:1], alone)
+
+
+@pytest.mark.parametrize("attention", ["dot", "general", "additive"])
+def test_hypotheses_share_one_copy_of_their_source(attention):
+    """K hypotheses per source over one row of memory per source (beam search's state) step as they
+    do over K copies of it, reordered and with sources dropped."""
+    decoder = build("gru", attention, input_feeding=True)
+    state = initial_state(decoder)
+    shared, copied = repeat_state(state, 4, per_input=False), repeat_state(state, 4)  # (3*4, ...) rows
+    assert shared[PER_INPUT]["memory"].shape[0] == 3 and copied[PER_INPUT]["memory"].shape[0] == 12
+    tokens = torch.randint(1, 13, (12,))
+    from_shared, shared = decoder.step(tokens, shared)
+    from_copies, copied = decoder.step(tokens, copied)
+    torch.testing.assert_close(from_shared, from_copies, atol=1e-6, rtol=1e-6)
+    # Source 1 leaves; the other sources' hypotheses swap places among themselves.
+    rows = torch.tensor([1, 0, 3, 2, 9, 8, 11, 10])
+    shared = select_state(shared, rows, inputs=torch.tensor([0, 2]))
+    from_shared, _ = decoder.step(tokens[rows], shared)
+    from_copies, _ = decoder.step(tokens[rows], select_state(copied, rows))
+    torch.testing.assert_close(from_shared, from_copies, atol=1e-6, rtol=1e-6)
 
 
 def test_tied_embeddings_share_one_matrix():
