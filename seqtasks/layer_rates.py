@@ -1,6 +1,9 @@
 """ULMFiT's discriminative fine-tuning (Howard and Ruder 2018): each layer its own learning rate,
 the top layer the base rate and every layer below it the rate of the layer above / decay, so
-that fine-tuning moves the general, low layers less than the task-specific top.
+that fine-tuning moves the general, low layers less than the task-specific top. And its gradual
+unfreezing: the top layer trains alone first, and one more layer joins, from the top down, every
+few epochs, so that the freshly initialised head does not wreck the pretrained layers below it
+while its own gradients are still large and random.
 
 Layers, bottom to top: depth 0 the embeddings (top-level modules whose name ends in "embedding"),
 depth 1..L the encoder's recurrent layers (the fused modules' `_l<k>` parameters, the reference
@@ -38,3 +41,9 @@ def parameter_groups(
     for name, param in named:
         groups.setdefault(depth(name, encoder_layers), []).append(param)
     return [{"params": params, "lr": lr / decay ** (top - d)} for d, params in sorted(groups.items())]
+
+
+def unfrozen(name: str, encoder_layers: int, epoch: int, every: int) -> bool:
+    """Gradual unfreezing: whether a parameter trains in `epoch` (0-based) when one more layer joins
+    every `every` epochs: the top layer alone in the first `every` epochs, all of them in the end."""
+    return depth(name, encoder_layers) >= encoder_layers + 1 - epoch // every

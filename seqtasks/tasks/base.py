@@ -32,12 +32,12 @@ from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 
 from seqtasks.configuration.registry import ENCODERS, HEADS, TASKS
-from seqtasks.configuration.validation import PositiveFloat
+from seqtasks.configuration.validation import NonNegativeInt, PositiveFloat
 from seqtasks.decoding.base import DecodingStrategy
 from seqtasks.encoders.rnn import RecurrentEncoder
 from seqtasks.errors import ConfigError, TrainingError
 from seqtasks.heads.base import Head
-from seqtasks.layer_rates import parameter_groups
+from seqtasks.layer_rates import parameter_groups, unfrozen
 from seqtasks.tensors import gather_by_key
 from seqtasks.tokenizers.base import Tokenizer
 
@@ -93,6 +93,7 @@ class SeqTask(L.LightningModule):
         nonfinite_loss: Literal["raise", "skip"] = "raise",
         plugins: list[str] | None = None,
         layer_lr_decay: PositiveFloat = 1.0,
+        unfreeze_every_epochs: NonNegativeInt = 0,
     ):
         super().__init__()
         # Collects the subclass's constructor arguments too. Tokenizer states (sentencepiece models)
@@ -103,6 +104,8 @@ class SeqTask(L.LightningModule):
         self.scheduler_config = scheduler
         self.nonfinite_loss = nonfinite_loss
         self.layer_lr_decay = layer_lr_decay  # > 1: discriminative learning rates (seqtasks/layer_rates.py)
+        self.unfreeze_every_epochs = unfreeze_every_epochs  # > 0: gradual unfreezing (seqtasks/layer_rates.py)
+        self._unfrozen_for: int | None = None  # the epoch whose layers train now
         self.skipped_batches = 0
         # bf16 inference (seqtasks/runtime/arithmetic.py): inference() runs its block under autocast
         self.inference_dtype: torch.dtype | None = None
@@ -241,6 +244,17 @@ class SeqTask(L.LightningModule):
     # --- optimisation ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         self._step_budget = None
+        if self.unfreeze_every_epochs and self.trainer.world_size > 1:
+            # DDP fixes the parameters it synchronises when it wraps the model, before any is frozen.
+            raise ConfigError("task.unfreeze_every_epochs trains in one process: set it to 0 with several devices")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Per batch, not per epoch: a run resumed inside an epoch does not see the epoch start.
+        if self.unfreeze_every_epochs and self._unfrozen_for != self.current_epoch:
+            layers = self.encoder_layers()
+            for name, param in self.named_parameters():
+                param.requires_grad_(unfrozen(name, layers, self.current_epoch, self.unfreeze_every_epochs))
+            self._unfrozen_for = self.current_epoch
 
     def configure_optimizers(self):
         optimizer = instantiate(self.optimizer_config, params=self.parameter_groups(), _convert_="all")
@@ -257,9 +271,14 @@ class SeqTask(L.LightningModule):
         one group per layer, each lower layer at the rate of the one above / layer_lr_decay."""
         if self.layer_lr_decay == 1.0:
             return [{"params": list(self.parameters())}]
+        return parameter_groups(
+            self.named_parameters(), self.optimizer_config["lr"], self.layer_lr_decay, self.encoder_layers()
+        )
+
+    def encoder_layers(self) -> int:
+        """The recurrent layers of the task's encoder (seqtasks/layer_rates.py counts depths with them)."""
         encoder = getattr(self, "encoder", None)
-        layers = encoder.num_layers if isinstance(encoder, RecurrentEncoder) else 0
-        return parameter_groups(self.named_parameters(), self.optimizer_config["lr"], self.layer_lr_decay, layers)
+        return encoder.num_layers if isinstance(encoder, RecurrentEncoder) else 0
 
     def training_progress(self) -> float:
         """Share of the run done: the larger of steps/max steps and time/max_time, in [0, 1]."""
