@@ -20,6 +20,7 @@ from seqtasks.configuration.compose import command_config
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.averaging import average_checkpoints
 from seqtasks.runtime.checkpoint import write_checkpoint
+from seqtasks.runtime.ensemble import checkpoint_paths
 from seqtasks.runtime.paths import refuse_overwrite
 
 
@@ -27,7 +28,7 @@ def inputs(ckpt: Any, last: Any) -> list[str]:
     """The checkpoints that ckpt= (and last=) name: two or more, none twice."""
     if last is not None:
         return latest_kept(ckpt, last)
-    paths = [str(path) for path in ckpt] if isinstance(ckpt, ListConfig) else [str(ckpt)]
+    paths = checkpoint_paths(ckpt)
     if len(paths) == 1 and (Path(paths[0]) / "checkpoints").is_dir():
         raise ConfigError(
             f"ckpt={paths[0]} is a run directory: say how many of its kept checkpoints to average, last=N"

@@ -162,10 +162,15 @@ class RecurrentDecoder(Head):
         vectors, weights, _ = self.run(target_in, state)
         return self.logits(vectors), weights
 
+    def step_features(self, prev_tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """One step: prev_tokens (N,) -> what the output layer reads (N, E or H), the state after."""
+        vectors, _, state = self.run(prev_tokens[:, None], state)  # (N, 1, H)
+        return self.output_features(vectors)[:, 0], state
+
     def step(self, prev_tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """Decoding step: prev_tokens (N,) -> next-token log-probabilities (N, V), state."""
-        vectors, _, state = self.run(prev_tokens[:, None], state)  # (N, 1, H)
-        return self.logits(vectors)[:, 0].float().log_softmax(dim=-1), state
+        features, state = self.step_features(prev_tokens, state)
+        return self.output(features).float().log_softmax(dim=-1), state
 
     def step_within(self, vocabulary: Tensor) -> Callable[[Tensor, dict[str, Any]], tuple[Tensor, dict[str, Any]]]:
         """A decoding step over a shortlist, vocabulary (V',) target ids: prev (N,) positions in
@@ -176,8 +181,7 @@ class RecurrentDecoder(Head):
         weight, bias = self.output.weight[vocabulary], self.output.bias[vocabulary]  # (V', E), (V',)
 
         def step(prev: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-            vectors, _, state = self.run(vocabulary[prev][:, None], state)  # (N, 1, H)
-            logits = F.linear(self.output_features(vectors)[:, 0], weight, bias)  # (N, V')
-            return logits.float().log_softmax(dim=-1), state
+            features, state = self.step_features(vocabulary[prev], state)
+            return F.linear(features, weight, bias).float().log_softmax(dim=-1), state  # (N, V')
 
         return step

@@ -40,10 +40,10 @@ from seqtasks.runtime.build import Inference, load_task
 
 
 def checkpoint_paths(ckpt: Any) -> list[str]:
-    """predict's and evaluate's `ckpt`: one path, or a list of them (an ensemble) -> the paths."""
+    """`ckpt` of predict, evaluate (an ensemble) and average: one path, or a list of them -> the paths."""
     paths = list(ckpt) if isinstance(ckpt, ListConfig | list) else [ckpt]
     if not paths or not all(isinstance(path, str | Path) for path in paths):
-        raise ConfigError(f"ckpt={ckpt}: expected a checkpoint path, or a list of them for an ensemble: ckpt=[a,b]")
+        raise ConfigError(f"ckpt={ckpt}: expected a checkpoint path, or a list of them: ckpt=[a,b]")
     return [str(path) for path in paths]
 
 
