@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from seqtasks.configuration.registry import ATTENTION, ENCODERS, HEADS, constructor_parameters
 from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
 from seqtasks.errors import ConfigError
 from seqtasks.heads.base import Head
 from seqtasks.regularization import word_dropout
+from seqtasks.runtime.arithmetic import output_rows
 from seqtasks.tensors import PER_INPUT
 
 
@@ -175,13 +175,11 @@ class RecurrentDecoder(Head):
     def step_within(self, vocabulary: Tensor) -> Callable[[Tensor, dict[str, Any]], tuple[Tensor, dict[str, Any]]]:
         """A decoding step over a shortlist, vocabulary (V',) target ids: prev (N,) positions in
         vocabulary -> log-probabilities over vocabulary (N, V'), normalised over it alone, and the
-        state. The output layer's rows are sliced once, not at every step."""
-        if not isinstance(self.output.weight, Tensor):
-            raise ConfigError("a vocabulary shortlist slices the output layer's weights: not with quantize=int8")
-        weight, bias = self.output.weight[vocabulary], self.output.bias[vocabulary]  # (V', E), (V',)
+        state. The output layer's rows are cut once, not at every step."""
+        output = output_rows(self.output, vocabulary)  # E -> V'
 
         def step(prev: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
             features, state = self.step_features(vocabulary[prev], state)
-            return F.linear(features, weight, bias).float().log_softmax(dim=-1), state  # (N, V')
+            return output(features).float().log_softmax(dim=-1), state  # (N, V')
 
         return step

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 from seqtasks.errors import ConfigError
 from seqtasks.runtime.precision import FAST_BF16_CPU_FLAGS, cpu_flags
@@ -53,3 +55,22 @@ def use_arithmetic(task, quantize: str | None, device: str = "cpu"):
         from torch.ao.quantization import quantize_dynamic
 
         return quantize_dynamic(task.eval(), QUANTIZED_MODULES, dtype=torch.qint8, inplace=True)
+
+
+def output_rows(layer: nn.Module, rows: Tensor) -> Callable[[Tensor], Tensor]:
+    """A linear layer cut to some of its outputs, in the arithmetic it runs in (fp32 or bf16, or
+    int8 after quantize_dynamic): rows (V',) -> x (N, E) -> (N, V'). The rows are taken once; an
+    int8 layer's rows keep their int8 values and scale, so the cut layer computes what the whole
+    one computes for them."""
+    if isinstance(layer, nn.Linear):
+        weight, bias = layer.weight[rows], None if layer.bias is None else layer.bias[rows]  # (V', E), (V',)
+        return lambda x: F.linear(x, weight, bias)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    if isinstance(layer, DynamicLinear):
+        cut = DynamicLinear(layer.in_features, len(rows), dtype=torch.qint8)
+        bias = layer.bias()
+        cut.set_weight_bias(layer.weight()[rows], None if bias is None else bias[rows])
+        return cut
+    raise ConfigError(f"a vocabulary shortlist cuts a linear output layer; this model's is {type(layer).__name__}")

@@ -294,10 +294,10 @@ def for_inference(task, path: str | Path, inference: Inference):
     backend, device = inference.backend, inference.device
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend}: choose {' | '.join(BACKENDS)}")
-    if inference.shortlist is not None and (backend != "torch" or inference.quantize == "int8"):
+    if inference.shortlist is not None and backend != "torch":
         raise ConfigError(
-            f"shortlist={inference.shortlist} slices the PyTorch output layer: not with backend={backend} "
-            f"and quantize={inference.quantize}; use backend=torch with quantize null or bf16"
+            f"shortlist={inference.shortlist} cuts the PyTorch output layer: not with backend={backend}; "
+            "use backend=torch"
         )
     if backend == "torch":
         task = use_arithmetic(task, inference.quantize, device)

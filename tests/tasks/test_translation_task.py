@@ -136,8 +136,18 @@ def test_predict_learns_its_shortlist_from_the_runs_training_pairs(reversal_run,
     result = command("seqtasks.predict", f"ckpt={ckpt}", "input=-", "shortlist=2", stdin="a b c\nf e d\n")
     assert result.stdout == "c b a\nd e f\n"
     assert "learned a shortlist of 2 per source token" in caplog.text
-    refused = command("seqtasks.predict", f"ckpt={ckpt}", "input=-", "shortlist=2", "quantize=int8", check=False)
-    assert refused.returncode == 2 and "slices the PyTorch output layer" in refused.stderr
+    refused = command("seqtasks.predict", f"ckpt={ckpt}", "input=-", "shortlist=2", "backend=onnxruntime", check=False)
+    assert refused.returncode == 2 and "cuts the PyTorch output layer" in refused.stderr
+
+
+@pytest.mark.parametrize("quantize", [None, "int8", "bf16"])
+def test_a_shortlist_of_every_target_decodes_as_the_whole_output_layer(reversal_run, quantize):
+    """The cut output layer (in each arithmetic) scores the rows it keeps as the whole layer does."""
+    task = use_arithmetic(load_task(reversal_run / "run" / "checkpoints" / "best.ckpt"), quantize)
+    sources = [s for s, _ in reversal_pairs(20, 3)]
+    whole = task.translate(sources, BeamSearch(beam_size=3))
+    task.use_shortlist(reversal_pairs(300, 0), per_source=1, frequent=len(task.target_tokenizer))  # every id
+    assert task.translate(sources, BeamSearch(beam_size=3)) == whole
 
 
 @pytest.mark.parametrize("quantize", ["int8", "bf16"])
