@@ -31,8 +31,8 @@ from seqtasks.runtime.build import build_task, container, resumed_task
 from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.runtime.model_dir import export
 
-# Examples per loader: 50 in the suite, SEQTASKS_HOSTILE_EXAMPLES=1000 for the full run (docs/development.md).
-EXAMPLES = int(os.environ.get("SEQTASKS_HOSTILE_EXAMPLES", 50))
+# Examples per loader: 30 in the suite, SEQTASKS_HOSTILE_EXAMPLES=1000 for the full run (docs/development.md).
+EXAMPLES = int(os.environ.get("SEQTASKS_HOSTILE_EXAMPLES", 30))
 PROBE = "seqtasks_planted_probe"  # a module in the working directory that an import would run
 
 
