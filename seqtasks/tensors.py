@@ -51,11 +51,15 @@ def map_state(fn: Callable[[Tensor], Tensor], state: Any, per_input: Callable[[T
     raise TypeError(f"a recurrent state holds only None, Tensors, tuples, lists and dicts; got {type(state).__name__}")
 
 
-def select_state(state: Any, indices: Tensor, inputs: Tensor | None = None) -> Any:
+def select_state(state: Any, indices: Tensor, inputs: Tensor | None = None, per_input: bool = True) -> Any:
     """The state of batch rows `indices` (N,), in that order: every tensor's dim 0 becomes N.
-    inputs: the rows to keep of PER_INPUT entries held one per input (beam search); None: indices."""
-    per_input = None if inputs is None else partial(Tensor.index_select, dim=0, index=inputs)
-    return map_state(partial(Tensor.index_select, dim=0, index=indices), state, per_input)
+    inputs: the rows to keep of PER_INPUT entries held one per input (beam search); None: indices.
+    per_input=False leaves PER_INPUT entries as they are (no input left: nothing to copy)."""
+    if not per_input:
+        keep = lambda t: t  # noqa: E731
+    else:
+        keep = None if inputs is None else partial(Tensor.index_select, dim=0, index=inputs)
+    return map_state(partial(Tensor.index_select, dim=0, index=indices), state, keep)
 
 
 def repeat_state(state: Any, k: int, per_input: bool = True) -> Any:

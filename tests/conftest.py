@@ -32,7 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 load_plugins()
-torch.set_num_threads(2)
+# pytest-xdist runs the suite in parallel workers (pyproject's addopts): each gets its share of the
+# cores, and the commands it starts inherit that share, so the workers do not oversubscribe them.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+torch.set_num_threads(THREADS)
 # Tokenised corpora are cached by content hash; the tests keep theirs apart from the user's cache,
 # and remove it when the session ends.
 os.environ["SEQTASKS_CACHE"] = tempfile.mkdtemp(prefix="seqtasks-test-cache-")

@@ -120,7 +120,8 @@ class BeamSearch(DecodingStrategy):
             if limits is not None:
                 limits = limits[stay]
             rows = (stay[:, None] * beams + parent[stay]).view(-1)  # (L'*K,): the new beam order
-            state = select_state(state, rows, inputs=stay)  # (L'*K, ...), PER_INPUT entries (L', ...)
+            # (L'*K, ...); PER_INPUT entries (L', ...), copied only on the steps a sentence leaves
+            state = select_state(state, rows, inputs=stay, per_input=len(stay) < len(parent))
             tokens = token[stay].view(-1)  # (L'*K,)
         normalised, order = normalised.sort(dim=-1, descending=True)
         best = order[:, :n]  # (B, N)

@@ -85,6 +85,13 @@ def test_hypotheses_share_one_copy_of_their_source(attention):
     from_shared, shared = decoder.step(tokens, shared)
     from_copies, copied = decoder.step(tokens, copied)
     torch.testing.assert_close(from_shared, from_copies, atol=1e-6, rtol=1e-6)
+    # Hypotheses swap places and no source leaves: the sources' rows stay as they are, not copied.
+    swap = torch.tensor([1, 0, 2, 3, 5, 4, 6, 7, 8, 9, 11, 10])
+    kept = select_state(shared, swap, per_input=False)
+    assert kept[PER_INPUT]["memory"] is shared[PER_INPUT]["memory"]
+    from_kept, _ = decoder.step(tokens[swap], kept)
+    from_copies, _ = decoder.step(tokens[swap], select_state(copied, swap))
+    torch.testing.assert_close(from_kept, from_copies, atol=1e-6, rtol=1e-6)
     # Source 1 leaves; the other sources' hypotheses swap places among themselves.
     rows = torch.tensor([1, 0, 3, 2, 9, 8, 11, 10])
     shared = select_state(shared, rows, inputs=torch.tensor([0, 2]))

@@ -75,12 +75,13 @@ def tagging_run(tmp_path_factory):
     for split, sentences in files.items():
         (root / f"{split}.conllu").write_text(conllu(sentences), encoding="utf-8")
     run_dir = tmp_path_factory.mktemp("tagging_run")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         files_ = [f"data.{split}={root / f'{split}.conllu'}" for split in files]
         metrics = train("experiment=ud_ewt_pos", *TINY, *files_, run_dir=run_dir)
     finally:
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
     return run_dir, metrics
 
 
