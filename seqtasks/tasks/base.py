@@ -329,7 +329,7 @@ class SeqTask(L.LightningModule):
 
     def use_guidance(self, weight: float) -> None:
         """Decode with this classifier-free guidance weight (`guidance=` of predict and evaluate);
-        only a task whose decoder also learned without its input has it (captioning)."""
+        only a task whose decoder also learned without its input has it (captioning, generation)."""
         raise ConfigError(f"task '{self.registered_name}' has no guidance: drop guidance=...")
 
     def require_input(self, lines: list[str] | None, what: str) -> list[str]:

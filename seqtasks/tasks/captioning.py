@@ -38,7 +38,7 @@ from seqtasks.data.captions import CaptionBatch, resolve
 from seqtasks.data.images import load_input, stack_inputs
 from seqtasks.decoding.base import DecodingStrategy, StepFunction
 from seqtasks.decoding.greedy import Greedy
-from seqtasks.decoding.guidance import GuidedStep
+from seqtasks.decoding.guidance import GuidedStep, checked_weight
 from seqtasks.errors import ConfigError
 from seqtasks.metrics import attribute_scores, corpus_scores, loss_scores
 from seqtasks.tasks.base import PredictOptions
@@ -145,15 +145,11 @@ class CaptioningTask(EncoderDecoderTask):
         return {"input": state, "none": self.start(without_image(grid), mask)}
 
     def use_guidance(self, weight: float, key: str = "guidance") -> None:
-        if weight < 0:
-            raise ConfigError(f"{key}={weight}: a guidance weight is >= 0 (1: the image alone, 0: the prior alone)")
-        if weight != 1.0 and self.image_dropout == 0.0:
-            raise ConfigError(
-                f"{key}={weight} weighs the decoder against its captions' prior, which it learns only "
-                "from captions whose image it does not see: train with task.image_dropout > 0 (e.g. 0.15), "
-                f"or set {key}=1"
-            )
-        self.guidance = weight
+        no_prior = (
+            "weighs the decoder against its captions' prior, which it learns only from captions whose image "
+            "it does not see: train with task.image_dropout > 0 (e.g. 0.15)"
+        )
+        self.guidance = checked_weight(weight, key, no_prior if self.image_dropout == 0.0 else None)
 
     @property
     def decoding_step(self) -> StepFunction:

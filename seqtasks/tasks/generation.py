@@ -41,6 +41,7 @@ from seqtasks.configuration.registry import DECODING, TASKS, check_arguments
 from seqtasks.configuration.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Rate
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.decoding.base import DecodingStrategy
+from seqtasks.decoding.guidance import GuidedStep, checked_weight
 from seqtasks.decoding.sampling import Sampling
 from seqtasks.errors import ConfigError
 from seqtasks.heads.lm import LanguageModelHead
@@ -86,6 +87,9 @@ class GenerationTask(SeqTask):
         dropout: Rate = 0.1,
         max_length: PositiveInt = 24,
         balance_categories: NonNegativeFloat = 0.0,
+        category_dropout: Rate = 0.0,
+        guidance: NonNegativeFloat = 1.0,
+        guidance_plausibility: Rate = 0.0,
         sample_metrics: dict | None = None,
         agreement_classifier: str | None = None,
         training_names: list[str] | None = None,
@@ -112,7 +116,12 @@ class GenerationTask(SeqTask):
         vocab_size = len(self.tokenizer)
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=self.pad_id)
-        self.category_embedding = nn.Embedding(len(self.categories), category_dim)
+        # With category dropout one more row: "no category", the names' prior that guidance weighs against.
+        self.category_dropout = category_dropout
+        self.none_category = len(self.categories) if category_dropout > 0 else None
+        self.category_embedding = nn.Embedding(len(self.categories) + (category_dropout > 0), category_dim)
+        self.use_guidance(guidance, key="task.guidance")
+        self.guidance_plausibility = guidance_plausibility
         self.dropout = nn.Dropout(dropout)
         self.encoder = self.build_encoder(
             encoder,
@@ -186,9 +195,10 @@ class GenerationTask(SeqTask):
         targets = torch.cat([tokens, tokens.new_full((tokens.shape[0], 1), self.pad_id)], dim=1)
         return targets.scatter(1, lengths.to(tokens.device)[:, None], self.eos_id)
 
-    def name_nll(self, batch: ClassificationBatch) -> Tensor:
-        """Summed NLL of each name's characters and its <eos>: (B,)."""
-        logits = self(batch.tokens, batch.lengths, batch.labels)  # (B, T+1, V)
+    def name_nll(self, batch: ClassificationBatch, categories: Tensor | None = None) -> Tensor:
+        """Summed NLL of each name's characters and its <eos>, started from `categories` (B,)
+        (default: the batch's labels): (B,)."""
+        logits = self(batch.tokens, batch.lengths, batch.labels if categories is None else categories)  # (B, T+1, V)
         targets = self.targets(batch.tokens, batch.lengths)
         nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=self.pad_id, reduction="none")
         return nll.view_as(targets).sum(1)
@@ -197,7 +207,13 @@ class GenerationTask(SeqTask):
         """NLL per character; each name's characters weighted by its category's weight."""
         weights = self.category_weights[batch.labels]  # (B,)
         characters = batch.lengths.to(weights.device) + 1  # the <eos> counts
-        return (self.name_nll(batch) * weights).sum() / (characters * weights).sum()
+        categories = batch.labels
+        if self.training and self.none_category is not None:
+            # Some names without their category: the model also learns the names' prior, which
+            # guidance (task.guidance) extrapolates away from when sampling.
+            hidden = torch.rand(categories.shape, device=categories.device) < self.category_dropout  # (B,)
+            categories = categories.masked_fill(hidden, self.none_category)
+        return (self.name_nll(batch, categories) * weights).sum() / (characters * weights).sum()
 
     def evaluate(self, batch: ClassificationBatch, stage: str) -> dict[int, tuple[float, int]]:
         rows = zip(self.name_nll(batch).tolist(), (batch.lengths + 1).tolist(), strict=True)
@@ -223,6 +239,13 @@ class GenerationTask(SeqTask):
             )
 
     # --- decoding ----------------------------------------------------------------------------------
+    def use_guidance(self, weight: float, key: str = "guidance") -> None:
+        no_prior = (
+            "weighs the model against its names' prior, which it learns only from names whose category "
+            "it does not see: train with task.category_dropout > 0 (e.g. 0.1)"
+        )
+        self.guidance = checked_weight(weight, key, no_prior if self.none_category is None else None)
+
     def next_token_log_probs(self, logits: Tensor) -> Tensor:
         """Logits (..., V) -> the log-probabilities decoding uses: <pad>, <bos>, <unk> never emitted."""
         return logits.float().index_fill(-1, self.not_emitted_ids, float("-inf")).log_softmax(dim=-1)
@@ -259,10 +282,14 @@ class GenerationTask(SeqTask):
             raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
         ids = torch.tensor(self.category_ids(list(categories)), dtype=torch.long, device=self.device)
         first = ids.new_full((len(ids),), self.bos_id)
+        step, state = self.step_function, self.initial_state(ids)
+        if self.guidance != 1.0:
+            step = GuidedStep(self.step_function, self.guidance, self.guidance_plausibility)
+            state = {"input": state, "none": self.initial_state(torch.full_like(ids, self.none_category))}
         with self.inference():
             tokens, _ = strategy.search(
-                self.step_function,
-                self.initial_state(ids),
+                step,
+                state,
                 first,
                 self.max_length if max_len is None else max_len,
                 eos_id=self.eos_id,

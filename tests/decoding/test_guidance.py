@@ -1,5 +1,8 @@
 """Classifier-free guidance steers every strategy by prior + weight * (conditional - prior), on two
-fixed random Markov 'models' (the conditional and the prior)."""
+fixed random Markov 'models' (the conditional and the prior); never-emitted tokens and the
+plausibility constraint on fixed log-probabilities."""
+
+import math
 
 import torch
 
@@ -62,3 +65,35 @@ def test_beam_search_reorders_both_branches_alike():
     # beam 1 keeps one hypothesis, so it must equal greedy; wider beams reorder the dict state
     assert torch.equal(guided_decode(BeamSearch(beam_size=1), 3.0), guided_decode(Greedy(), 3.0))
     assert guided_decode(BeamSearch(beam_size=4), 3.0).shape == (len(FIRST), 10)
+
+
+# Log-probabilities of 4 tokens on the input and on none; token 3 is never emitted.
+CONDITIONAL = torch.tensor([[0.60, 0.30, 0.10, 0.0]]).log()
+PRIOR = torch.tensor([[0.20, 0.70, 0.10, 0.0]]).log()
+
+
+def fixed(prev_tokens, state):
+    return (CONDITIONAL if state == "input" else PRIOR), state
+
+
+def guided(weight: float, plausibility: float = 0.0) -> torch.Tensor:
+    log_probs, state = GuidedStep(fixed, weight, plausibility)(
+        torch.zeros(1, dtype=torch.long), {"input": "input", "none": "none"}
+    )
+    assert state == {"input": "input", "none": "none"}
+    return log_probs
+
+
+def test_guidance_extrapolates_and_never_emits_what_the_conditional_never_emits():
+    expected = torch.tensor([[2 * math.log(0.6) - math.log(0.2), 2 * math.log(0.3) - math.log(0.7), math.log(0.1)]])
+    torch.testing.assert_close(guided(2.0)[:, :3], expected.log_softmax(-1))
+    assert guided(2.0)[0, 3] == float("-inf") and not guided(0.0).isnan().any()
+    torch.testing.assert_close(guided(1.0), CONDITIONAL)  # weight 1: the input alone
+
+
+def test_plausibility_keeps_the_tokens_near_the_conditionals_best():
+    # a = 0.4: the floor is 0.4 * 0.6 = 0.24, so token 2 (0.10) goes, token 1 (0.30) stays.
+    constrained = guided(2.0, plausibility=0.4)
+    assert constrained[0, 2] == float("-inf") and constrained[0, 3] == float("-inf")
+    torch.testing.assert_close(constrained[:, :2], guided(2.0)[:, :2].log_softmax(-1))
+    assert torch.isfinite(guided(2.0, plausibility=0.1)[:, :3]).all()

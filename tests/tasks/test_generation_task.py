@@ -14,6 +14,7 @@ from seqtasks.configuration.registry import TASKS
 from seqtasks.data.batching import pad_sequences
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.decoding import BeamSearch, Greedy
+from seqtasks.decoding.guidance import GuidedStep
 from seqtasks.errors import ConfigError
 from seqtasks.runtime.build import container, load_task
 from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
@@ -107,6 +108,49 @@ def test_the_category_conditions_the_output():
         optimizer.step()
     assert task.generate_for(["A", "B", "B"], Greedy()) == [["aaa"], ["bbb"], ["bbb"]]
     assert task.generate_for(["B", "A"], BeamSearch(beam_size=3)) == [["bbb"], ["aaa"]]
+
+
+def test_guidance_needs_names_trained_without_their_category():
+    with pytest.raises(ConfigError, match=r"task.guidance=2.0 .* train with task.category_dropout > 0"):
+        make_task(guidance=2.0)
+    task = make_task(category_dropout=0.1)
+    with pytest.raises(ConfigError, match=r"guidance=-1.0: a guidance weight is >= 0"):
+        task.use_guidance(-1.0)
+
+
+def test_a_guided_step_extrapolates_from_the_prior_to_the_category_and_never_emits_pad_or_bos():
+    torch.manual_seed(0)
+    task = make_task(category_dropout=0.1, guidance=2.5).eval()
+    categories = torch.tensor(task.category_ids(["A", "B"]))
+    bos = torch.full((2,), task.bos_id)
+    with torch.no_grad():
+        on_category, _ = task.step_function(bos, task.initial_state(categories))  # (2, V)
+        on_none, _ = task.step_function(bos, task.initial_state(torch.full((2,), task.none_category)))
+        guided, _ = GuidedStep(task.step_function, 2.5)(
+            bos, {"input": task.initial_state(categories), "none": task.initial_state(torch.full((2,), 2))}
+        )
+    emitted = torch.isfinite(on_category)
+    expected = (on_none + 2.5 * (on_category - on_none)).masked_fill(~emitted, float("-inf")).log_softmax(-1)
+    torch.testing.assert_close(guided, expected)
+    assert not guided.isnan().any() and guided[:, task.not_emitted_ids].isneginf().all()
+    # Sampling runs the guided step: guidance 1 samples as the category alone does.
+    samples = task.generate_for(["A", "B"], num_samples=8, generator=torch.Generator().manual_seed(1))
+    task.use_guidance(1.0)
+    alone = task.generate_for(["A", "B"], num_samples=8, generator=torch.Generator().manual_seed(1))
+    assert samples != alone and all(len(row) == 8 for row in samples)
+
+
+def test_category_dropout_hides_categories_in_training_only():
+    torch.manual_seed(0)
+    task = make_task(category_dropout=0.5).eval()
+    batch = batch_of(task, ["abca", "de"] * 32, ["A", "B"] * 32)
+    with torch.no_grad():
+        evaluated = {float(task.training_loss(batch)) for _ in range(2)}
+        task.train()
+        task.dropout.p = 0.0  # only the category dropout draws anything
+        losses = {float(task.training_loss(batch)) for _ in range(3)}
+    assert len(evaluated) == 1 and len(losses) == 3  # another half of the categories hidden at each step
+    assert task.category_embedding.num_embeddings == 3 and make_task().category_embedding.num_embeddings == 2
 
 
 def test_sample_metrics_with_a_classifier_handed_in_as_a_callable():
