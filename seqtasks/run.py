@@ -52,6 +52,7 @@ from seqtasks.runtime.resume import (
     remove_partial_writes,
     run_directory_of,
 )
+from seqtasks.runtime.stages import finished, first_stage, stage_directory, starting_from_stage
 from seqtasks.tasks.base import Capability
 
 
@@ -170,19 +171,25 @@ class AcceptedRun:
     task_class: type
     resume: Path | None = None
     checkpoint: dict[str, Any] | None = None
+    stage: DictConfig | None = None  # the first stage (pretrain.overrides), trained into <run dir>/pretrain
 
 
 def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
     """Every check that may refuse a run, made before anything in its directory changes: plugins,
-    the checkpoint a resume continues (its recorded config compared with this one), the directory
-    (a fresh run into another run's is refused), the whole config. What a killed checkpoint write
-    left behind is removed last, once the run is accepted."""
+    the first stage (pretrain.overrides), the checkpoint a resume continues (its recorded config
+    compared with this one), the directory (a fresh run into another run's is refused), the whole
+    config. What a killed checkpoint write left behind is removed last, once the run is accepted."""
     output_dir = Path(output_dir)
     load_plugins(cfg.plugins)
     resume = checkpoint_to_resume(cfg.get("resume"), output_dir)
     checkpoint = None
     if resume is not None:
         output_dir = run_directory_of(resume)
+    stage = first_stage(cfg)
+    if stage is not None:
+        check_config(stage)
+        cfg = starting_from_stage(cfg, output_dir)  # as the run recorded it, when it resumes
+    if resume is not None:
         checkpoint = load_checkpoint(resume)
         check_training_state(resume, checkpoint)
         check_resumable(container(cfg), checkpoint["seqtasks"].get("config"))
@@ -192,7 +199,7 @@ def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
     remove_partial_writes(output_dir)
     if resume is not None:
         rank_zero_info(f"resuming {output_dir} from {resume} (step {checkpoint.get('global_step')})")
-    return AcceptedRun(cfg, output_dir, task_class, resume, checkpoint)
+    return AcceptedRun(cfg, output_dir, task_class, resume, checkpoint, stage)
 
 
 def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
@@ -209,6 +216,8 @@ def train(accepted: AcceptedRun) -> dict[str, Any]:
         accepted.task_class,
         accepted.checkpoint,
     )
+    if accepted.stage is not None and checkpoint is None:
+        train_first_stage(accepted.stage, output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = build_trainer(cfg, task_class, output_dir)
     data = DATASETS.build(container(cfg.data), "data")
@@ -237,6 +246,16 @@ def train(accepted: AcceptedRun) -> dict[str, Any]:
             f" and validated (metrics.json); continue with resume=auto hydra.run.dir={output_dir}"
         )
     return metrics
+
+
+def train_first_stage(stage: DictConfig, output_dir: Path) -> None:
+    """Train the first stage into <run dir>/pretrain, unless that very stage has finished there."""
+    directory = stage_directory(output_dir)
+    if finished(stage, output_dir):
+        rank_zero_info(f"pretrain: the first stage in {directory} has finished; starting from its best checkpoint")
+        return
+    rank_zero_info(f"pretrain: training the first stage into {directory}")
+    run(stage, directory)
 
 
 def selection_metric(cfg: DictConfig) -> tuple[str, str]:

@@ -34,11 +34,14 @@ class WarmupCosine(Constant):
         return self.warmup(step) * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
 
 
-class SlantedTriangular:
+class SlantedTriangular(Constant):
     """ULMFiT's slanted triangular rate (Howard and Ruder 2018): a short linear rise over the first
-    cut_frac of training to the base rate, then a long linear fall to base / ratio."""
+    cut_frac of training to the base rate, then a long linear fall to base / ratio. It takes
+    warmup_steps as every schedule does (default 0: the rise is its warmup), so a recipe that sets
+    a warmup can switch to it."""
 
-    def __init__(self, cut_frac: float = 0.1, ratio: float = 32.0):
+    def __init__(self, cut_frac: float = 0.1, ratio: float = 32.0, warmup_steps: int = 0):
+        super().__init__(warmup_steps)
         self.cut_frac = cut_frac
         self.ratio = ratio
 
@@ -48,4 +51,4 @@ class SlantedTriangular:
             height = progress / self.cut_frac
         else:
             height = 1.0 - (progress - self.cut_frac) / (1.0 - self.cut_frac)
-        return (1.0 + height * (self.ratio - 1.0)) / self.ratio
+        return self.warmup(step) * (1.0 + height * (self.ratio - 1.0)) / self.ratio

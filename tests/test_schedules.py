@@ -23,3 +23,10 @@ def test_slanted_triangular_peaks_at_the_cut_and_ends_at_one_over_ratio():
     schedule = SlantedTriangular(cut_frac=0.2, ratio=10)
     assert schedule(0, 0.0) == pytest.approx(0.1) and schedule(0, 0.2) == pytest.approx(1.0)
     assert schedule(0, 1.0) == pytest.approx(0.1) and schedule(0, 1.5) == pytest.approx(0.1)  # past the end: stays
+
+
+def test_slanted_triangular_takes_a_warmup_as_every_schedule_does():
+    """A recipe's warmup_steps stays valid when it switches to this schedule: a linear factor on top."""
+    plain, warmed = SlantedTriangular(0.1, 32), SlantedTriangular(0.1, 32, warmup_steps=10)
+    assert warmed(4, 0.5) == pytest.approx(0.5 * plain(4, 0.5))
+    assert warmed(9, 0.5) == pytest.approx(plain(9, 0.5)) and warmed(50, 0.7) == pytest.approx(plain(50, 0.7))

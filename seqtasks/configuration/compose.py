@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -200,8 +201,10 @@ def key_comments(path: Path) -> dict[str, str]:
 def compose_config(config_name: str, overrides: list[str], complete: bool = False) -> DictConfig:
     """Compose conf/<config_name>.yaml with command-line overrides; a mistake is a ConfigError with
     the closest valid name instead of Hydra's traceback. `complete`: a mandatory key (???) left
-    unset is an error too."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    unset is an error too. Inside a running app (`python -m seqtasks`: Hydra already initialised,
+    e.g. composing a pretraining stage) it composes with the app's Hydra."""
+    initialised = GlobalHydra.instance().is_initialized()
+    with nullcontext() if initialised else initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
             cfg = compose(config_name, overrides=overrides)
         except (HydraException, OmegaConfBaseException, ValueError) as error:

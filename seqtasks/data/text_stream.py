@@ -24,10 +24,11 @@ from torch.utils.data import DataLoader
 from seqtasks.configuration.registry import DATASETS, TOKENIZERS
 from seqtasks.configuration.validation import PositiveInt, Range
 from seqtasks.data.base import ResumableLoader, SeqDataModule
-from seqtasks.data.catalogue import locate
+from seqtasks.data.catalogue import FILES, locate
 from seqtasks.data.stream import StreamBatches, steps_per_row
 from seqtasks.data.text import iter_text
 from seqtasks.data.token_cache import TokenCache, file_digest, key_of
+from seqtasks.data.tsv import iter_tsv_column
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.tensors import rank_and_world
 from seqtasks.tokenizers.base import Tokenizer
@@ -42,11 +43,12 @@ class TextPart:
     path: Path
     start: int
     end: int
+    text_column: str | None = None
 
     def chunks(self) -> Iterator[str]:
         """The part's text, a line (or the piece of one at either end) at a time."""
         position = 0
-        for text in iter_text(self.path):
+        for text in text_of(self.path, self.text_column):
             if position + len(text) > self.start and position < self.end:
                 yield text[max(self.start - position, 0) : self.end - position]
             position += len(text)
@@ -55,6 +57,13 @@ class TextPart:
 
     def __len__(self) -> int:
         return self.end - self.start
+
+
+def text_of(path: Path, text_column: str | None) -> Iterator[str]:
+    """A file's text a line at a time: every line, or one TSV column's text with a line per row."""
+    if text_column is None:
+        return iter_text(path)
+    return (text + "\n" for text in iter_tsv_column(path, text_column))
 
 
 @DATASETS.register("text_file")
@@ -71,9 +80,11 @@ class TextStreamData(SeqDataModule):
         val_fraction: Fraction = 0.1,
         val_batch_size: PositiveInt | None = None,
         cache_dir: str | None = None,
+        text_column: str | None = None,
     ):
         super().__init__()
         self.path = Path(path) if path else None
+        self.text_column = text_column
         self.root = root
         self.download = download
         self.batch_size = batch_size
@@ -86,6 +97,8 @@ class TextStreamData(SeqDataModule):
     def text_path(self) -> Path:
         if self.path is None:
             raise ConfigError("dataset 'text_file' needs data.path=<a UTF-8 text file>")
+        if not self.path.exists() and self.path.as_posix() in FILES:  # e.g. sst2/train.tsv
+            return locate(self.path, self.root, self.download)
         return self.path
 
     def split_source(self, split: str) -> Path | None:
@@ -94,7 +107,8 @@ class TextStreamData(SeqDataModule):
     def digest(self) -> str:
         """The text file's content hash (computed once)."""
         if self._digest is None:
-            self._digest = file_digest(self.text_path())
+            whole = file_digest(self.text_path())
+            self._digest = whole if self.text_column is None else key_of("column", whole, self.text_column)
         return self._digest
 
     def read_split(self, split: str) -> TextPart:
@@ -103,9 +117,12 @@ class TextStreamData(SeqDataModule):
         path = self.text_path()
         if not path.is_file():
             raise DataError(path, "file not found")
-        total = self.cache.json(key_of("characters", self.digest()), lambda: sum(len(t) for t in iter_text(path)))
+        total = self.cache.json(
+            key_of("characters", self.digest()), lambda: sum(len(t) for t in text_of(path, self.text_column))
+        )
         cut = int(total * (1.0 - self.val_fraction))
-        return TextPart(path, 0, cut) if split == "train" else TextPart(path, cut, total)
+        start, end = (0, cut) if split == "train" else (cut, total)
+        return TextPart(path, start, end, self.text_column)
 
     def read_all(self) -> None:
         """Reading the text once (to count its characters) checks it; the parts are not read again."""

@@ -39,25 +39,7 @@ def iter_labelled_tsv(
         header_number, header_line = first
         first = next(numbered, None)
         names = [name.strip() for name in header_line.split("\t")]
-        positions = []
-        for column in (text_column, label_column):
-            if isinstance(column, int):
-                if not 0 <= column < len(names):
-                    raise DataError(
-                        path,
-                        f"column position {column} is out of range; the header has {len(names)} columns "
-                        f"({', '.join(map(repr, names))})",
-                        line=header_number,
-                    )
-                positions.append(column)
-            elif column in names:
-                positions.append(names.index(column))
-            else:
-                raise DataError(
-                    path,
-                    f"header has no column {column!r}; found columns {', '.join(map(repr, names))}",
-                    line=header_number,
-                )
+        positions = header_positions(path, header_number, names, [text_column, label_column])
         n_fields = len(names)
     else:
         if not (isinstance(text_column, int) and isinstance(label_column, int)):
@@ -87,6 +69,49 @@ def iter_labelled_tsv(
         if not text:
             raise DataError(path, "row has no text (the text field is empty)", line=number)
         yield text, label
+
+
+def header_positions(path: str | Path, line: int, names: list[str], columns: list[str | int]) -> list[int]:
+    """The 0-based positions of columns (names, or positions kept as they are) in a header's names."""
+    positions = []
+    for column in columns:
+        if isinstance(column, int):
+            if not 0 <= column < len(names):
+                raise DataError(
+                    path,
+                    f"column position {column} is out of range; the header has {len(names)} columns "
+                    f"({', '.join(map(repr, names))})",
+                    line=line,
+                )
+            positions.append(column)
+        elif column in names:
+            positions.append(names.index(column))
+        else:
+            raise DataError(
+                path, f"header has no column {column!r}; found columns {', '.join(map(repr, names))}", line=line
+            )
+    return positions
+
+
+def iter_tsv_column(path: str | Path, column: str) -> Iterator[str]:
+    """One column's text from a tab-separated file whose first line names its columns, a row at a
+    time, stripped (a language model's text out of a labelled set). Blank lines are skipped; a row
+    with another number of fields than the header fails naming its line."""
+    numbered = ((number, line) for number, line in enumerate(iter_lines(path), start=1) if line.strip())
+    first = next(numbered, None)
+    if first is None:
+        raise DataError(path, "no header line")
+    names = [name.strip() for name in first[1].split("\t")]
+    (at,) = header_positions(path, first[0], names, [column])
+    rows = 0
+    for number, line in numbered:
+        fields = line.split("\t")
+        if len(fields) != len(names):
+            raise DataError(path, f"expected {len(names)} tab-separated fields, found {len(fields)}", line=number)
+        rows += 1
+        yield fields[at].strip()
+    if not rows:
+        raise DataError(path, "no data rows after the header")
 
 
 def read_label_first_lines(path: str | Path) -> list[tuple[str, str]]:
