@@ -142,10 +142,20 @@ def test_a_mistake_in_the_first_stage_fails_before_anything_is_written(data_root
     assert not (tmp_path / "run").exists()
 
 
-def test_a_first_stage_and_init_from_are_refused_together(data_root, tmp_path):
-    cfg = compose_config("config", [*ulmfit(data_root), FP32, "init_from.checkpoint=some.ckpt"])
-    with pytest.raises(ConfigError, match="pretrain.overrides and init_from.checkpoint"):
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("init_from.checkpoint=some.ckpt", "pretrain.overrides and init_from.checkpoint"),
+        ("trainer.devices=2", "trains in one process"),
+        ("trainer.devices=auto", "trains in one process"),  # every GPU of the machine, maybe
+        ("trainer.strategy=ddp", "trains in one process"),
+    ],
+)
+def test_what_a_first_stage_cannot_go_with_is_refused(data_root, tmp_path, override, message):
+    cfg = compose_config("config", [*ulmfit(data_root), FP32, override])
+    with pytest.raises(ConfigError, match=message):
         run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_text_column_must_be_in_the_header_and_every_row_complete(tmp_path):

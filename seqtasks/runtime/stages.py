@@ -14,7 +14,7 @@ from __future__ import annotations
 from copy import deepcopy
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seqtasks.configuration.compose import compose_config
 from seqtasks.configuration.plugins import load_plugins
@@ -32,7 +32,9 @@ def first_stage(cfg: DictConfig) -> DictConfig | None:
         raise ConfigError(
             "pretrain.overrides and init_from.checkpoint both choose the weights this run starts from; give one"
         )
-    if str(cfg.trainer.get("devices", 1)) not in ("1", "auto") or "ddp" in str(cfg.trainer.get("strategy", "")):
+    devices = cfg.trainer.get("devices", 1)
+    one_device = str(devices) == "1" or (isinstance(devices, ListConfig) and len(devices) == 1)  # auto: maybe all
+    if not one_device or "ddp" in str(cfg.trainer.get("strategy", "")):
         raise ConfigError(
             "pretrain.overrides trains in one process: train the first stage on its own, then start this run "
             "from it with init_from.checkpoint=<its run>/checkpoints/best.ckpt"
