@@ -236,15 +236,19 @@ def test_language_model_refuses_fields_it_does_not_take_and_lengths_over_the_lim
 
 
 # --- translation ---------------------------------------------------------------------------------------
-def test_concurrent_translations_share_one_batch_and_are_predicts_lines(translation, tmp_path):
+@pytest.mark.parametrize(
+    ("fields", "decoding"),
+    [({}, []), ({"temperature": 0}, ["decoding=sampling", "decoding.temperature=0"])],  # 0: draws nothing
+)
+def test_concurrent_translations_share_one_batch_and_are_predicts_lines(translation, tmp_path, fields, decoding):
     ckpt = checkpoint("translation")
     source = tmp_path / "input.txt"
     source.write_text("\n".join(LINES) + "\n")
-    expected = command("seqtasks.predict", f"ckpt={ckpt}", f"input={source}").stdout.split("\n")[:-1]
+    expected = command("seqtasks.predict", f"ckpt={ckpt}", f"input={source}", *decoding).stdout.split("\n")[:-1]
     # LitServe's batch window runs on its own clock, so a burst can straddle two windows: retry then.
     for _ in range(3):
         with ThreadPoolExecutor(len(LINES)) as pool:
-            answers = list(pool.map(lambda line: translation.post("/predict", {"input": line}), LINES))
+            answers = list(pool.map(lambda line: translation.post("/predict", {"input": line, **fields}), LINES))
         assert all(status == 200 for status, _ in answers), answers
         if all(answer["batch_size"] == len(LINES) for _, answer in answers):
             break
