@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from seqtasks.callbacks import (
     AttentionImages,
@@ -52,6 +52,7 @@ from seqtasks.runtime.resume import (
     remove_partial_writes,
     run_directory_of,
 )
+from seqtasks.runtime.run_record import resolved_config
 from seqtasks.runtime.stages import finished, first_stage, stage_directory, starting_from_stage
 from seqtasks.tasks.base import Capability
 
@@ -158,7 +159,7 @@ def write_outputs(output_dir: Path, metrics: dict[str, Any]) -> None:
 @rank_zero_only
 def write_config(cfg: DictConfig, output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (output_dir / "config.yaml").write_text(resolved_config(cfg))
 
 
 @dataclass

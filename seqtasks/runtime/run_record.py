@@ -18,6 +18,11 @@ from seqtasks.runtime.atomic import atomic_write
 RECORD = ".hydra"  # where Hydra itself keeps it (its default output_subdir)
 
 
+def resolved_config(cfg: DictConfig) -> str:
+    """A run directory's config.yaml: the config the run was built from, every interpolation resolved."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
 def keep_run_record(cfg: DictConfig, output_dir: Path) -> None:
     """Write Hydra's record of this run into output_dir and send the console log to its file too."""
     hydra = HydraConfig.get()

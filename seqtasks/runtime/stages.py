@@ -19,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from seqtasks.configuration.compose import compose_config
 from seqtasks.configuration.plugins import load_plugins
 from seqtasks.errors import ConfigError
+from seqtasks.runtime.run_record import resolved_config
 
 STAGE_DIRECTORY = "pretrain"
 
@@ -66,5 +67,5 @@ def finished(stage: DictConfig, output_dir: Path) -> bool:
         (directory / "metrics.json").is_file()
         and (directory / "checkpoints" / "best.ckpt").is_file()
         and recorded.is_file()
-        and recorded.read_text(encoding="utf-8") == OmegaConf.to_yaml(stage, resolve=True)
+        and recorded.read_text(encoding="utf-8") == resolved_config(stage)
     )
