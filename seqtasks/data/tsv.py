@@ -31,17 +31,14 @@ def iter_labelled_tsv(
     CSV quoting: quote characters are ordinary text). With `header`, the columns are found by name in
     the first line (ints are taken as 0-based positions); without it they must be given as positions
     and every row must have as many fields as the first. Fully blank lines are skipped."""
-    numbered = ((number, line) for number, line in enumerate(iter_lines(path), start=1) if line.strip())
-    first = next(numbered, None)
+    numbered = non_blank_lines(path)
     if header:
-        if first is None:
-            raise DataError(path, "no header line")
-        header_number, header_line = first
+        header_number, names = header_names(path, numbered)
         first = next(numbered, None)
-        names = [name.strip() for name in header_line.split("\t")]
         positions = header_positions(path, header_number, names, [text_column, label_column])
         n_fields = len(names)
     else:
+        first = next(numbered, None)
         if not (isinstance(text_column, int) and isinstance(label_column, int)):
             raise ValueError("without a header, give text_column and label_column as 0-based positions")
         positions = [text_column, label_column]
@@ -71,6 +68,19 @@ def iter_labelled_tsv(
         yield text, label
 
 
+def non_blank_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) of the file's lines that are not blank."""
+    return ((number, line) for number, line in enumerate(iter_lines(path), start=1) if line.strip())
+
+
+def header_names(path: str | Path, numbered: Iterator[tuple[int, str]]) -> tuple[int, list[str]]:
+    """The header's line number and column names, read from the first of `numbered`."""
+    first = next(numbered, None)
+    if first is None:
+        raise DataError(path, "no header line")
+    return first[0], [name.strip() for name in first[1].split("\t")]
+
+
 def header_positions(path: str | Path, line: int, names: list[str], columns: list[str | int]) -> list[int]:
     """The 0-based positions of columns (names, or positions kept as they are) in a header's names."""
     positions = []
@@ -97,12 +107,9 @@ def iter_tsv_column(path: str | Path, column: str) -> Iterator[str]:
     """One column's text from a tab-separated file whose first line names its columns, a row at a
     time, stripped (a language model's text out of a labelled set). Blank lines are skipped; a row
     with another number of fields than the header fails naming its line."""
-    numbered = ((number, line) for number, line in enumerate(iter_lines(path), start=1) if line.strip())
-    first = next(numbered, None)
-    if first is None:
-        raise DataError(path, "no header line")
-    names = [name.strip() for name in first[1].split("\t")]
-    (at,) = header_positions(path, first[0], names, [column])
+    numbered = non_blank_lines(path)
+    header_number, names = header_names(path, numbered)
+    (at,) = header_positions(path, header_number, names, [column])
     rows = 0
     for number, line in numbered:
         fields = line.split("\t")
