@@ -23,6 +23,7 @@ from torch import Tensor
 from seqtasks.configuration.registry import DECODING
 from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt
 from seqtasks.decoding.base import DecodingStrategy, StepFunction, eos_filled, row_limits
+from seqtasks.decoding.candidates import best_extensions
 from seqtasks.errors import ConfigError
 from seqtasks.tensors import repeat_state, select_state
 
@@ -97,8 +98,7 @@ class BeamSearch(DecodingStrategy):
                     only_eos = torch.full((vocab,), float("-inf"), device=device)
                     only_eos[eos_id] = 0.0
                     log_probs[finished] = only_eos
-            candidates = (scores[..., None] + log_probs).flatten(1)  # (L, K*V)
-            scores, chosen = candidates.topk(beams, dim=-1)  # (L, K) each, best first
+            scores, chosen = best_extensions(scores, log_probs, beams)  # (L, K) each, best first, of K*V
             parent, token = chosen // vocab, chosen % vocab  # (L, K): beam it extends, token it adds
             history = hypotheses.gather(1, parent[..., None].expand(-1, -1, t))  # (L, K, t)
             hypotheses = torch.cat([history, token[..., None]], dim=2)  # (L, K, t+1)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from seqtasks.decoding import BeamSearch, Greedy, Sampling
 from seqtasks.decoding.base import row_limits
+from seqtasks.decoding.candidates import best_extensions
 from seqtasks.tensors import repeat_state, select_state
 
 TABLES = 3
@@ -72,8 +73,9 @@ def reference_beam(strategy, step, state, first_tokens, max_len, eos_id=None, n=
             only_eos = torch.full((vocab,), float("-inf"))
             only_eos[eos_id] = 0.0
             log_probs = torch.where(finished[..., None], only_eos, log_probs)
-        candidates = (scores[..., None] + log_probs).view(batch, beams * vocab)
-        scores, chosen = candidates.topk(beams, dim=-1)
+        # Ranked as the search ranks (tests/decoding/test_candidates.py checks that against every sum):
+        # among exactly equal sums, which one is kept is the ranking's choice.
+        scores, chosen = best_extensions(scores, log_probs, beams)
         parent, token = chosen // vocab, chosen % vocab
         history = hypotheses.gather(1, parent[..., None].expand(-1, -1, t))
         hypotheses = torch.cat([history, token[..., None]], dim=2)
