@@ -124,7 +124,7 @@ class EncoderDecoderTask(SeqTask):
             outputs.append(hypothesis + [self.eos_id] if stopped else hypothesis)
         # Step t reads output t-1 (<bos> first) and its attention chooses output t.
         target_in = pad_sequences([[self.bos_id, *ids[:-1]] for ids in outputs], self.pad_id, self.device)[0]
-        _, weights = self.decoder(target_in, state)  # (B, T', S), T' the longest output
+        _, weights, _ = self.decoder.run(target_in, state)  # (B, T', S), T' the longest output; no output layer
         return outputs, weights.float().cpu()
 
     @staticmethod
