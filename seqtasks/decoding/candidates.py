@@ -1,4 +1,6 @@
-"""The K best extensions of a beam, without materialising every candidate's score.
+"""The best next tokens of a step, found from the maxima of chunks of the vocabulary.
+
+Beam search: the K best extensions of a beam, without materialising every candidate's score.
 
 Beam search wants, per sentence, the K largest of  score[beam] + log_prob[beam, token]  over all
 K x V (beam, token) pairs. Adding the scores to the (L, K, V) log-probabilities and ranking the
@@ -11,6 +13,11 @@ in a chunk whose maximum (plus its beam's score) is at least that pair's sum, an
 already hold K sums at least as large, so the K best pairs are all inside the K chunks with the
 largest maxima. Only those K x CHUNK candidates are then scored and ranked. Among exactly equal
 sums either ranking may keep a different one of them; the scores kept are the same.
+
+Greedy search: the argmax of every row. PyTorch's argmax on CPU tracks an index per element and
+is an order of magnitude slower than a max reduction (0.66 against 0.04 ms for 64 x 8,000 on 2
+vCPUs, a tenth of an int8 greedy step); the first chunk holding the row's maximum, then the first
+position of it in that chunk, is the same token, ties included.
 """
 
 from __future__ import annotations
@@ -21,20 +28,41 @@ from torch import Tensor
 CHUNK = 64  # tokens per chunk: the chunk maxima are one vectorised reduction, the survivors K x 64
 
 
+def chunk_maxima(values: Tensor) -> Tensor:
+    """values (..., V) -> the maximum of every chunk of CHUNK positions (..., C), C = ceil(V / CHUNK)."""
+    vocab = values.shape[-1]
+    whole = vocab // CHUNK * CHUNK
+    maxima = values[..., :whole].unflatten(-1, (-1, CHUNK)).amax(dim=-1)  # (..., V // CHUNK)
+    if whole == vocab:
+        return maxima
+    return torch.cat([maxima, values[..., whole:].amax(dim=-1, keepdim=True)], dim=-1)  # the last, shorter chunk
+
+
+def chunk_positions(chunk: Tensor, vocab: int) -> tuple[Tensor, Tensor]:
+    """Chunk numbers (...) -> the positions they cover (..., CHUNK), clamped into the vocabulary, and
+    which of them are inside it (the last chunk may be shorter)."""
+    positions = chunk[..., None] * CHUNK + torch.arange(CHUNK, device=chunk.device)  # (..., CHUNK)
+    return positions.clamp(max=vocab - 1), positions < vocab
+
+
+def first_argmax(values: Tensor) -> Tensor:
+    """values (B, V) -> (B,) the first position of each row's maximum: torch.argmax(dim=-1)."""
+    chunk = chunk_maxima(values).argmax(dim=-1)  # (B,): the first chunk holding the maximum
+    positions, inside = chunk_positions(chunk, values.shape[-1])  # (B, CHUNK) each
+    in_chunk = values.gather(1, positions).masked_fill(~inside, float("-inf")).argmax(dim=-1, keepdim=True)  # (B, 1)
+    return positions.gather(1, in_chunk).squeeze(1)
+
+
 def best_extensions(scores: Tensor, log_probs: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """scores (L, K) of the beams, log_probs (L, K, V) of their next tokens -> the k best sums
     (L, k), best first, and where they are, as flat indices beam * V + token (L, k)."""
     sentences, beams, vocab = log_probs.shape
-    whole = vocab // CHUNK * CHUNK
-    maxima = log_probs[..., :whole].unflatten(-1, (-1, CHUNK)).amax(dim=-1)  # (L, K, V // CHUNK)
-    if whole < vocab:  # the last, shorter chunk
-        maxima = torch.cat([maxima, log_probs[..., whole:].amax(dim=-1, keepdim=True)], dim=-1)  # (L, K, C)
+    maxima = chunk_maxima(log_probs)  # (L, K, C)
     chunks = maxima.shape[-1]
     _, best_chunks = (scores[..., None] + maxima).flatten(1).topk(k, dim=-1)  # (L, k) of K*C
     beam, chunk = best_chunks // chunks, best_chunks % chunks  # (L, k) each
-    tokens = chunk[..., None] * CHUNK + torch.arange(CHUNK, device=log_probs.device)  # (L, k, CHUNK)
-    inside = tokens < vocab  # the last chunk may be shorter
-    flat = (beam[..., None] * vocab + tokens.clamp(max=vocab - 1)).flatten(1)  # (L, k*CHUNK)
+    tokens, inside = chunk_positions(chunk, vocab)  # (L, k, CHUNK) each
+    flat = (beam[..., None] * vocab + tokens).flatten(1)  # (L, k*CHUNK)
     candidates = log_probs.reshape(sentences, beams * vocab).gather(1, flat)  # (L, k*CHUNK)
     candidates = candidates.view(sentences, k, CHUNK).masked_fill(~inside, float("-inf"))
     candidates = candidates + scores.gather(1, beam)[..., None]  # (L, k, CHUNK)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from seqtasks.configuration.registry import DECODING
 from seqtasks.decoding.base import TokenByToken
+from seqtasks.decoding.candidates import first_argmax
 
 
 @DECODING.register("greedy")
@@ -9,4 +10,4 @@ class Greedy(TokenByToken):
     """Greedy: the most probable token at every step."""
 
     def choose(self, log_probs, generator=None):
-        return log_probs.argmax(dim=-1)
+        return first_argmax(log_probs)

@@ -8,6 +8,7 @@ from torch import Tensor
 from seqtasks.configuration.registry import DECODING
 from seqtasks.configuration.validation import NonNegativeFloat, PositiveInt, Range
 from seqtasks.decoding.base import TokenByToken
+from seqtasks.decoding.candidates import first_argmax
 
 NucleusMass = Annotated[float, Range(low=0, high=1, low_open=True)]  # top_p: in (0, 1]
 
@@ -47,7 +48,7 @@ class Sampling(TokenByToken):
 
     def choose(self, log_probs, generator=None):
         if self.temperature == 0:  # the limit of temperature -> 0 is the argmax
-            return log_probs.argmax(dim=-1)
+            return first_argmax(log_probs)
         logits = log_probs.float() / self.temperature
         if self.top_k is not None:
             logits = filter_top_k(logits, self.top_k)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seqtasks.decoding.candidates import CHUNK, best_extensions
+from seqtasks.decoding.candidates import CHUNK, best_extensions, first_argmax
 
 
 def every_sum_ranked(scores, log_probs, k):
@@ -45,3 +45,14 @@ def test_beams_at_minus_infinity_and_finished_beams_rank_as_with_every_sum():
     torch.testing.assert_close(best, expected_best, rtol=0, atol=0)
     assert torch.equal(where, expected_where)
     assert where[1, 0].item() == vocab + 2  # the finished beam keeps the lead with its frozen score
+
+
+@pytest.mark.parametrize("vocab", [1, 5, CHUNK, CHUNK + 1, 2 * CHUNK + 30, 8000])
+def test_first_argmax_is_torch_argmax_ties_and_minus_infinity_included(vocab):
+    generator = torch.Generator().manual_seed(vocab)
+    values = torch.randn(6, vocab, generator=generator)
+    values[1] = torch.randint(0, 3, (vocab,), generator=generator).float()  # many exact ties of the maximum
+    values[2] = float("-inf")  # a row with nothing allowed
+    values[3, -1] = 100.0  # the maximum in the last, possibly shorter, chunk
+    values[4, 0] = values[4, -1] = 100.0  # a tie between the first and the last position
+    assert torch.equal(first_argmax(values), values.argmax(dim=-1))
