@@ -18,7 +18,6 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import (
     EarlyStopping,
-    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
 )
@@ -28,6 +27,7 @@ from omegaconf import DictConfig
 
 from seqtasks.callbacks import (
     AttentionImages,
+    AveragedWeights,
     KeptCheckpoints,
     LastCheckpoint,
     SampleEvolution,
@@ -93,7 +93,7 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
         callbacks.append(KeptCheckpoints(checkpoints, cfg.checkpoint.keep_every_n_steps))
     if cfg.ema.decay:
         # Validation, test and checkpoints see the averaged weights: smoother than any single step's.
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay))
+        callbacks.append(AveragedWeights(decay=cfg.ema.decay))
     if cfg.early_stopping.patience:
         callbacks.append(
             EarlyStopping(

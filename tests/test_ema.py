@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
-from conftest import TINY_LM
+from conftest import TINY_LM, train
 
+from seqtasks import evaluate
+from seqtasks.configuration.compose import compose_config as compose_overrides
 from seqtasks.configuration.registry import DATASETS
 from seqtasks.run import run
 from seqtasks.runtime.build import build_task, container
@@ -40,3 +43,35 @@ def test_checkpoint_holds_the_averaged_weights(compose_config, tiny_text_file, t
     # A decay this close to 1 keeps the average at the first update's weights: one step from the start.
     averaged = drift_from_initial_weights(compose_config, tiny_text_file, tmp_path / "ema", ["ema.decay=0.99999999"])
     assert averaged < 0.3 * trained, (averaged, trained)
+
+
+def test_the_runs_test_metrics_are_those_of_the_saved_averaged_weights(tmp_path):
+    """The run's test loop and `evaluate` of its best checkpoint score the same (averaged) weights."""
+    names = tmp_path / "data" / "names" / "by_language"
+    names.mkdir(parents=True)
+    (names / "Russian.txt").write_text("".join(f"Ivanov{i}\n" for i in range(40)))
+    (names / "Spanish.txt").write_text("".join(f"Garcia{i}ez\n" for i in range(40)))
+    metrics = train(
+        "experiment=names_classify",
+        f"data.root={tmp_path / 'data'}",
+        "encoder.hidden_size=8",
+        "encoder.num_layers=1",
+        "task.embedding_dim=8",
+        "task.optimizer.lr=0.05",
+        "trainer.max_steps=12",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "early_stopping.patience=null",
+        "ema.decay=0.7",
+        "logger={}",
+        run_dir=tmp_path / "run",
+    )
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    saved = torch.load(best, map_location="cpu", weights_only=False)
+    assert any(  # the average and the current weights differ, so the test below can tell them apart
+        not torch.equal(saved["state_dict"][name], saved["current_model_state"][name]) for name in saved["state_dict"]
+    )
+    evaluated = evaluate.evaluate(
+        compose_overrides("evaluate", [f"ckpt={best}", f"output={tmp_path / 'e.json'}"], True)
+    )
+    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
