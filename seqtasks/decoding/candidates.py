@@ -1,11 +1,9 @@
 """The best next tokens of a step, found from the maxima of chunks of the vocabulary.
 
-Beam search: the K best extensions of a beam, without materialising every candidate's score.
-
 Beam search wants, per sentence, the K largest of  score[beam] + log_prob[beam, token]  over all
 K x V (beam, token) pairs. Adding the scores to the (L, K, V) log-probabilities and ranking the
-(L, K*V) sums is three passes over the largest tensor of a step, plus top-k's own copy of it, and
-for a model with a large vocabulary it cost a fifth of a beam step.
+(L, K*V) sums is three passes over the largest tensor of a step, plus top-k's own copy of it: 15%
+of an fp32 beam step's operator time on the translation model (8,000 pieces).
 
 Ranking chunks first is exact and reads the log-probabilities once: split every row of V into
 chunks of CHUNK tokens and take each chunk's largest log-probability. Each of the K best pairs lies
