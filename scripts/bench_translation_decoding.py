@@ -4,7 +4,8 @@ achieved (GFLOP/s from FLOPs counted by hand, below) beside this machine's measu
 the same precision.
 
     SEQTASKS_DATA=../shared/data python scripts/bench_translation_decoding.py <run>/checkpoints/best.ckpt \
-        [--quantize int8|bf16] [--backend onnxruntime [--compare-torch]] [--shortlist 20] [--beam-size 5]
+        [--quantize int8|bf16 [--against-fp32 5]] [--backend onnxruntime [--compare-torch]] \
+        [--shortlist 20] [--beam-size 5]
 
 ckpt: a checkpoint, or a directory written by seqtasks.export (format=onnx for --backend
 onnxruntime). --shortlist K learns the output-vocabulary shortlist (K candidates per source token
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
+from statistics import median
 
 import torch
 from torch import nn
@@ -152,7 +155,17 @@ def main() -> None:
         action="store_true",
         help="with --backend onnxruntime: also decode on PyTorch and print its time and the share of identical lines",
     )
+    parser.add_argument(
+        "--against-fp32",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="with --quantize: then decode ROUNDS times alternately with the fp32 model and this one and print "
+        "the median speed-up (two separate commands can run in different phases of a shared or virtual machine)",
+    )
     args = parser.parse_args()
+    if args.against_fp32 and not args.quantize:
+        parser.error("--against-fp32 compares a --quantize path with fp32: give --quantize")
     root = default_root()
     sources, references = read(args.source, root), read(args.reference, root)
     task = use_arithmetic(load_task(args.ckpt), args.quantize)
@@ -161,8 +174,10 @@ def main() -> None:
         from seqtasks.onnx.backend import run_on_onnxruntime
 
         run_on_onnxruntime(task, Path(args.ckpt))
+    fp32_task = load_task(args.ckpt) if args.against_fp32 else None
     if args.shortlist:
-        task.use_shortlist(zip(read(args.train[0], root), read(args.train[1], root), strict=True), args.shortlist)
+        for each in filter(None, [task, fp32_task]):
+            each.use_shortlist(zip(read(args.train[0], root), read(args.train[1], root), strict=True), args.shortlist)
     precision = args.quantize or "fp32"
     peak = gemm_peak(args.quantize)
     print(
@@ -193,6 +208,14 @@ def main() -> None:
                 f"{'':>8}  PyTorch: {time.perf_counter() - start:6.2f} s  BLEU {bleu:.2f}; "
                 f"identical lines {100 * same:.1f}%"
             )
+        if fp32_task is not None:
+            ratios = []
+            for _ in range(args.against_fp32):
+                fp32_seconds = timed(partial(fp32_task.translate, sources, strategies[name], args.batch_size))
+                seconds = timed(partial(task.translate, sources, strategies[name], args.batch_size))
+                ratios.append(fp32_seconds / seconds)
+                print(f"{'':>8}  fp32 {fp32_seconds:6.2f} s, {precision} {seconds:6.2f} s: {ratios[-1]:.2f}x")
+            print(f"{'':>8}  median speed-up over fp32, {len(ratios)} alternating rounds: {median(ratios):.2f}x")
 
 
 if __name__ == "__main__":
