@@ -57,6 +57,13 @@ class DecodingStrategy:
     def __init__(self, n_best: PositiveInt = 1):
         self.n_best = n_best
 
+    @property
+    def draws_at_random(self) -> bool:
+        """Whether the output depends on random draws (and so on which rows share a call), not on
+        the input alone. A strategy that says False may decode the requests of different clients in
+        one batch (seqtasks.serve); unless it says so, it is taken to draw."""
+        return True
+
     def search(
         self,
         step: StepFunction,

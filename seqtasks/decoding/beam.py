@@ -32,6 +32,8 @@ from seqtasks.tensors import repeat_state, select_state
 class BeamSearch(DecodingStrategy):
     """Beam search over the K best hypotheses, ranked with GNMT length normalisation."""
 
+    draws_at_random = False
+
     def __init__(self, beam_size: PositiveInt = 5, length_penalty: NonNegativeFloat = 1.0, n_best: PositiveInt = 1):
         super().__init__(n_best)
         self.beam_size = beam_size

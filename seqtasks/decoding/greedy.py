@@ -9,5 +9,7 @@ from seqtasks.decoding.candidates import first_argmax
 class Greedy(TokenByToken):
     """Greedy: the most probable token at every step."""
 
+    draws_at_random = False
+
     def choose(self, log_probs, generator=None):
         return first_argmax(log_probs)

@@ -46,6 +46,10 @@ class Sampling(TokenByToken):
         self.top_k = top_k
         self.top_p = top_p
 
+    @property
+    def draws_at_random(self) -> bool:
+        return self.temperature != 0  # at 0 it takes the most probable token, as greedy does
+
     def choose(self, log_probs, generator=None):
         if self.temperature == 0:  # the limit of temperature -> 0 is the argmax
             return first_argmax(log_probs)

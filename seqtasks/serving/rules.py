@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from seqtasks.configuration.registry import DECODING
-from seqtasks.decoding import BeamSearch, DecodingStrategy, Greedy, Sampling, TokenByToken
+from seqtasks.decoding import BeamSearch, DecodingStrategy, TokenByToken
 from seqtasks.errors import ConfigError
 from seqtasks.serving.schema import ClientError, Limits, PredictRequest
 
@@ -192,13 +192,8 @@ def build_strategy(config: dict) -> DecodingStrategy:
 
 def deterministic(strategy: DecodingStrategy | None) -> bool:
     """Whether a strategy's output depends on nothing but its input: only then may the requests of
-    different clients share one call (a sampled one draws from one generator for the whole call;
-    at temperature 0 sampling draws nothing: it takes the most probable token, as greedy does)."""
-    return (
-        strategy is None
-        or isinstance(strategy, Greedy | BeamSearch)
-        or (isinstance(strategy, Sampling) and strategy.temperature == 0)
-    )
+    different clients share one call (a sampled one draws from one generator for the whole call)."""
+    return strategy is None or not strategy.draws_at_random
 
 
 def within(name: str, value: int | None, low: int, high: int, limit: str | None = None) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seqtasks.configuration.registry import DECODING
-from seqtasks.decoding import BeamSearch, Greedy, Sampling
+from seqtasks.decoding import BeamSearch, Greedy, Sampling, TokenByToken
 from seqtasks.decoding.sampling import filter_top_k, filter_top_p
 from seqtasks.errors import ConfigError
 
@@ -131,3 +131,16 @@ def test_n_samples_are_independent_draws_with_the_same_distribution():
     torch.testing.assert_close(frequencies, probs, atol=0.03, rtol=0)
     greedy, _ = Greedy().search(markov_step(), torch.zeros(1), first, 5, n=3)
     assert all(torch.equal(greedy[0, 0], greedy[0, k]) for k in range(3))
+
+
+def test_only_strategies_that_draw_say_so_and_a_new_one_is_taken_to_draw():
+    """seqtasks.serve batches the requests of different clients only for strategies that do not draw."""
+
+    class Unknown(TokenByToken):
+        def choose(self, log_probs, generator=None):
+            return log_probs.argmax(dim=-1)
+
+    assert not Greedy().draws_at_random and not BeamSearch().draws_at_random
+    assert not Sampling(temperature=0.0).draws_at_random
+    assert Sampling(temperature=0.7).draws_at_random
+    assert Unknown().draws_at_random
