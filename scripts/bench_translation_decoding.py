@@ -176,8 +176,9 @@ def main() -> None:
         run_on_onnxruntime(task, Path(args.ckpt))
     fp32_task = load_task(args.ckpt) if args.against_fp32 else None
     if args.shortlist:
-        for each in filter(None, [task, fp32_task]):
-            each.use_shortlist(zip(read(args.train[0], root), read(args.train[1], root), strict=True), args.shortlist)
+        task.use_shortlist(zip(read(args.train[0], root), read(args.train[1], root), strict=True), args.shortlist)
+        if fp32_task is not None:
+            fp32_task.shortlist = task.shortlist  # the same tokenizers: the same shortlist, learned once
     precision = args.quantize or "fp32"
     peak = gemm_peak(args.quantize)
     print(
