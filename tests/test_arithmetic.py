@@ -12,7 +12,8 @@ from conftest import command
 from torch.ao.nn.quantized import dynamic
 
 from seqtasks.errors import ConfigError
-from seqtasks.runtime.arithmetic import use_arithmetic
+from seqtasks.runtime import arithmetic
+from seqtasks.runtime.arithmetic import int8_engine, output_rows, use_arithmetic
 from seqtasks.runtime.build import Inference, load_task
 
 NAMES = "Ivanov3\nGarcia7\nIvanov12\n"
@@ -58,3 +59,41 @@ def test_mistakes_are_config_errors(tiny_classifier, quantize, device, message):
     task = load_task(tiny_classifier / "run" / "checkpoints" / "best.ckpt")
     with pytest.raises(ConfigError, match=message):
         use_arithmetic(task, quantize, device)
+
+
+def test_int8_weights_are_packed_for_onednn_only_where_the_cpu_has_amx_int8_tiles():
+    assert int8_engine({"avx512_vnni", "amx_int8", "amx_tile"}) == "onednn"
+    assert int8_engine({"avx512_vnni", "avx512_bf16"}) == torch.backends.quantized.engine  # PyTorch's own choice
+
+
+class GruThenLinear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(12, 32, num_layers=2, batch_first=True)
+        self.output = torch.nn.Linear(32, 50)
+
+    def forward(self, x):
+        return self.output(self.rnn(x)[0])
+
+
+@pytest.mark.parametrize("flags", [set(), {"amx_int8"}], ids=["default engine", "onednn"])
+def test_int8_answers_close_to_fp32_and_leaves_the_engine_as_it_was(flags, monkeypatch):
+    monkeypatch.setattr(arithmetic, "cpu_flags", lambda: flags)
+    torch.manual_seed(0)
+    model, x = GruThenLinear().eval(), torch.randn(3, 7, 12)
+    with torch.no_grad():
+        fp32 = model(x)
+        before = torch.backends.quantized.engine
+        int8 = use_arithmetic(model, "int8")(x)
+    assert torch.backends.quantized.engine == before  # set only while the weights were packed
+    assert (int8 - fp32).abs().max() < 0.05 * fp32.abs().max()
+
+
+@pytest.mark.parametrize("flags", [set(), {"amx_int8"}], ids=["default engine", "onednn"])
+def test_an_int8_layer_cut_to_some_rows_computes_those_rows_of_the_whole_layer(flags, monkeypatch):
+    monkeypatch.setattr(arithmetic, "cpu_flags", lambda: flags)
+    torch.manual_seed(0)
+    layer = use_arithmetic(torch.nn.Sequential(torch.nn.Linear(16, 40)), "int8")[0]
+    rows, x = torch.tensor([39, 3, 0, 17]), torch.randn(5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(output_rows(layer, rows)(x), layer(x)[:, rows])
