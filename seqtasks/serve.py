@@ -45,7 +45,7 @@ from seqtasks.runtime.build import Inference
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds to
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 LIMITS = ("max_chars", "max_body_bytes", "max_length", "max_beam_size", "max_samples", "max_image_pixels")
-COUNTS = ("max_batch_size", "length", *LIMITS)
+COUNTS = ("max_batch_size", "workers", "length", *LIMITS)
 
 
 def limits_of(cfg: DictConfig):
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             inference=Inference.of(cfg),
             max_batch_size=cfg.max_batch_size,
             batch_timeout=float(cfg.batch_timeout),
+            workers=cfg.workers,
             timeout=float(cfg.timeout),
             seed=cfg.seed,
             length=cfg.length,

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("litserve", reason="the server needs LitServe: pip install -e '.[serve]'")
 from conftest import TINY_LM, TINY_TEXT, command, train
@@ -57,6 +58,7 @@ FUZZ_EXAMPLES = int(os.environ.get("SEQTASKS_SERVE_FUZZ_EXAMPLES", "100"))
 LINES = ["a", "b a", "c a b", "d x b a", "e d c b a f"]
 # The translation server: small limits to fuzz against, and a batch window wide enough to catch a burst.
 TRANSLATION_SERVER = ["max_chars=200", "max_body_bytes=20000", f"max_batch_size={len(LINES)}", "batch_timeout=1.0"]
+LANGUAGE_MODEL_SERVER = ["workers=2"]  # sampled requests, each alone: two inference processes take them
 
 
 # --- models and servers, shared with tests/test_serve_browser.py -------------------------------------------
@@ -167,7 +169,7 @@ class Server:
 @functools.cache
 def server(kind: str) -> Server:
     """One server per model for the session (both test files); stopped when the tests end."""
-    started = Server(checkpoint(kind), *(TRANSLATION_SERVER if kind == "translation" else []))
+    started = Server(checkpoint(kind), *(TRANSLATION_SERVER if kind == "translation" else LANGUAGE_MODEL_SERVER))
     atexit.register(started.stop)
     return started
 
@@ -212,6 +214,22 @@ def test_language_model_samples_are_predicts(language_model):
     # Unseeded requests get predict's default seed, so they repeat, as predict does.
     first, again = (language_model.post("/predict", {"input": "You", "length": 20})[1] for _ in range(2))
     assert first["output"] == again["output"] == predict_line(ckpt, "You", "length=20")
+
+
+def test_two_workers_answer_concurrent_samples_as_predict_does(language_model):
+    info = json.loads(language_model.get("/info")[2])["model"]
+    assert info["workers"] == 2 and info["max_batch_size"] == 1
+    assert info["threads_per_worker"] == max(1, torch.get_num_threads() // 2)  # the machine's threads, shared
+    ckpt = checkpoint("language_model")
+    seeds = range(11, 17)
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        answers = list(
+            pool.map(lambda seed: language_model.post("/predict", {"input": "All", "length": 30, "seed": seed}), seeds)
+        )
+    assert all(status == 200 for status, _ in answers), answers
+    assert [answer["output"] for _, answer in answers] == [
+        predict_line(ckpt, "All", "length=30", f"seed={seed}") for seed in seeds
+    ]
 
 
 def test_language_model_streams_predicts_sample_token_by_token(language_model):
@@ -509,6 +527,7 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path):
             (["ckpt=x.ckpt", "host=example.com"], "host=example.com: choose 127.0.0.1 | 0.0.0.0 | ::"),
             (["ckpt=x.ckpt", f"port={port}"], f"127.0.0.1:{port} is taken"),
             (["ckpt=x.ckpt", "max_batch_size=0"], "max_batch_size"),
+            (["ckpt=x.ckpt", "workers=0"], "workers"),
             (["ckpt=x.ckpt", "max_chars=-1"], "max_chars"),
         ]:
             code, stderr = serve_main(*args)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import litserve as ls
+import torch
 
 from seqtasks.configuration.plugins import load_plugins
 from seqtasks.runtime.build import Inference, load_task
@@ -24,15 +25,19 @@ from seqtasks.serving.stream import stream_samples
 
 
 class ModelAPI(ls.LitAPI):
-    """What both APIs share: the model, loaded once per worker, and the request rules."""
+    """What both APIs share: the model, loaded once per worker, the request rules, and the CPU
+    threads each worker decodes with."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, inference: Inference, **litapi: Any):
+    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, inference: Inference, threads: int, **litapi: Any):
         super().__init__(**litapi)
         self.ckpt, self.plugins, self.rules, self.inference = ckpt, list(plugins), rules, inference
+        self.threads = threads
         self.task: Any = None
 
     def setup(self, device: str) -> None:
         load_plugins(self.plugins)  # a spawned worker has imported none of them
+        if device == "cpu":
+            torch.set_num_threads(self.threads)
         self.task = load_task(self.ckpt, replace(self.inference, device=device)).to(device)
 
 
@@ -45,10 +50,13 @@ class PredictAPI(ModelAPI):
         plugins: list[str],
         rules: Rules,
         inference: Inference,
+        threads: int,
         max_batch_size: int,
         batch_timeout: float,
     ):
-        super().__init__(ckpt, plugins, rules, inference, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        super().__init__(
+            ckpt, plugins, rules, inference, threads, max_batch_size=max_batch_size, batch_timeout=batch_timeout
+        )
 
     # The annotation tells LitServe (FastAPI) the body's schema: /docs shows it.
     def decode_request(self, request: PredictRequest) -> Job:
@@ -67,8 +75,8 @@ class PredictAPI(ModelAPI):
 class StreamAPI(ModelAPI):
     """A language model's samples as JSON lines, one message per generated token."""
 
-    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, inference: Inference):
-        super().__init__(ckpt, plugins, rules, inference, api_path="/stream", stream=True)
+    def __init__(self, ckpt: str, plugins: list[str], rules: Rules, inference: Inference, threads: int):
+        super().__init__(ckpt, plugins, rules, inference, threads, api_path="/stream", stream=True)
 
     def decode_request(self, request: PredictRequest) -> Job:
         return self.rules.job(request, stream=True)

@@ -56,7 +56,14 @@ def model_facts(task: Any) -> ModelFacts:
 
 
 def model_metadata(
-    ckpt: str, task: Any, rules: Rules, stream: bool, max_batch_size: int, inference: Inference
+    ckpt: str,
+    task: Any,
+    rules: Rules,
+    stream: bool,
+    max_batch_size: int,
+    workers: int,
+    threads: int,
+    inference: Inference,
 ) -> dict[str, Any]:
     """/info's `model`: everything the web page needs to draw the task's form, and what a client
     may want to know of the model before it sends anything."""
@@ -77,6 +84,8 @@ def model_metadata(
         "attention": facts.kind == "translation" and task.decoder.attention is not None,
         "stream": "/stream" if stream else None,
         "max_batch_size": max_batch_size,  # 1 for a task whose requests never share a call (sampled each alone)
+        "workers": workers,  # inference processes, each with its own copy of the model
+        "threads_per_worker": threads,  # the CPU threads each decodes with
         "parameters": sum(parameter.numel() for parameter in task.parameters()),
         "config": config_summary(task.run_config),
         "metrics": tested_metrics(Path(ckpt)),

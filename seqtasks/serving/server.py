@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import litserve as ls
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,29 +31,33 @@ def build_server(
     inference: Inference = PYTORCH_FP32_CPU,
     max_batch_size: int = 16,
     batch_timeout: float = 0.01,
+    workers: int = 1,
     timeout: float = 60.0,
     seed: int = 0,
     length: int = 500,
 ) -> ls.LitServer:
     """The server of the model in ckpt (a checkpoint or an exported directory). The model is read
     here once for what the rules and /info need (a broken checkpoint, or a backend it cannot run on,
-    fails before any worker starts), then again by each inference worker."""
+    fails before any worker starts), then again by each of the `workers` inference workers, which
+    share this process's CPU threads between them."""
     load_plugins(plugins)
     task = load_task(ckpt, inference)
     rules = Rules(model_facts(task), limits, seed=seed, length=length)
     stream = rules.facts.kind == "language_model"
     if rules.facts.kind not in BATCHED:  # each request decodes on its own: a batch window would only delay it
         max_batch_size = 1
-    apis: list[Any] = [PredictAPI(ckpt, plugins, rules, inference, max_batch_size, batch_timeout)]
+    threads = max(1, torch.get_num_threads() // workers)  # per worker: together no more than the machine's
+    apis: list[Any] = [PredictAPI(ckpt, plugins, rules, inference, threads, max_batch_size, batch_timeout)]
     if stream:
-        apis.append(StreamAPI(ckpt, plugins, rules, inference))
+        apis.append(StreamAPI(ckpt, plugins, rules, inference, threads))
     check = {"rules": rules, "paths": [api.api_path for api in apis], "stream_paths": ["/stream"] if stream else []}
     server = ls.LitServer(
         apis,
         accelerator="cuda" if inference.device == "cuda" else "cpu",
         devices=1,
+        workers_per_device=workers,
         timeout=timeout,
-        model_metadata=model_metadata(ckpt, task, rules, stream, max_batch_size, inference),
+        model_metadata=model_metadata(ckpt, task, rules, stream, max_batch_size, workers, threads, inference),
         middlewares=[(CheckRequests, check)],
     )
     add_page(server.app)
