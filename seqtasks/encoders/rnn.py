@@ -8,6 +8,7 @@ forget gate. Padded batches are packed, so padding never changes a result.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
@@ -151,13 +152,31 @@ class RecurrentEncoder(nn.Module):
         per call, the same at every time step. The dropped matrices are handed to the module's own
         forward (functional_call), so the fused kernel still runs and gradients reach the weights."""
         if not (self.training and self.weight_drop > 0):
-            return self.rnn(*inputs)
+            with self.kernel_for(inputs[0]):
+                return self.rnn(*inputs)
         dropped = {
             name: F.dropout(param, self.weight_drop)
             for name, param in self.rnn.named_parameters()
             if name.rsplit(".", 1)[-1].startswith("weight_hh")
         }
         return functional_call(self.rnn, dropped, inputs)
+
+    def kernel_for(self, x: Any) -> AbstractContextManager:
+        """PyTorch's own LSTM kernel instead of oneDNN's for one fp32 time step on the CPU (x (B, 1, I)),
+        outside autocast. A oneDNN RNN call costs milliseconds even for one step of one row: 1.4 ms
+        with 2 threads, 4.5 ms with 1, against 0.57 and 0.80 ms for PyTorch's (2x512 char-rnn,
+        Xeon with AMX); over a sequence that cost is paid once, in decoding once per token. From 16
+        to 256 rows the two are within a few percent in fp32. In bf16 PyTorch's kernel is 4-10x
+        slower from 16 rows on, so bf16 keeps oneDNN."""
+        one_fp32_step = (
+            isinstance(self.rnn, nn.LSTM)
+            and isinstance(x, Tensor)
+            and x.shape[1] == 1
+            and x.device.type == "cpu"
+            and self.rnn.weight_hh_l0.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
+        )
+        return torch.backends.mkldnn.flags(enabled=False) if one_fp32_step else nullcontext()
 
 
 @ENCODERS.register("rnn")

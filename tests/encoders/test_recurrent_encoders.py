@@ -154,3 +154,37 @@ def test_weight_drop_runs_on_recurrent_matrices_with_one_mask_per_call(kind, imp
         assert grad is not None and bool((grad[masks[name] == 0] == 0).all()) and grad.abs().sum() > 0
     plain.load_state_dict(encoder.state_dict())  # evaluation: no mask at all
     torch.testing.assert_close(encoder.eval()(x, lengths)[0], plain.eval()(x, lengths)[0])
+
+
+def lstm_encoder() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return ENCODERS.build({"name": "lstm", "hidden_size": 32, "num_layers": 2}, input_size=8).eval()
+
+
+def onednn_enabled_in(encoder, x) -> bool:
+    with encoder.kernel_for(x):
+        return torch.backends.mkldnn.enabled
+
+
+def test_one_fp32_decoding_step_runs_pytorchs_lstm_kernel_and_everything_else_onednns():
+    encoder, one_step, sequence = lstm_encoder(), torch.randn(3, 1, 8), torch.randn(3, 5, 8)
+    enabled = torch.backends.mkldnn.enabled
+    assert not onednn_enabled_in(encoder, one_step)
+    assert onednn_enabled_in(encoder, sequence) == enabled  # a sequence: oneDNN's, as PyTorch chooses
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert onednn_enabled_in(encoder, one_step) == enabled  # bf16 products are oneDNN's
+    assert onednn_enabled_in(encoder.to(torch.bfloat16), one_step.bfloat16()) == enabled
+    assert torch.backends.mkldnn.enabled == enabled  # left as it was
+
+
+def test_step_by_step_outputs_and_state_are_the_whole_sequences():
+    encoder, x = lstm_encoder(), torch.randn(3, 7, 8)
+    with torch.no_grad():
+        whole, whole_state = encoder(x)
+        state, steps = None, []
+        for t in range(x.shape[1]):
+            out, state = encoder(x[:, t : t + 1], state=state)  # one step at a time, as decoding calls it
+            steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, 1), whole, atol=1e-5, rtol=1e-5)
+    for stepped, at_once in zip(state, whole_state, strict=True):
+        torch.testing.assert_close(stepped, at_once, atol=1e-5, rtol=1e-5)
