@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 
 import torch
@@ -37,7 +37,7 @@ QUANTIZED_MODULES = {nn.Linear, nn.LSTM, nn.GRU, nn.RNN}
 AMX_INT8_FLAG = "amx_int8"
 
 
-def int8_engine(flags: set[str]) -> str:
+def int8_engine(flags: Set[str]) -> str:
     """The quantized engine to pack int8 weights for on a CPU with these flags: oneDNN where it has
     AMX int8 tiles, else PyTorch's default (not measured against oneDNN there, so left as it is)."""
     if AMX_INT8_FLAG in flags and "onednn" in torch.backends.quantized.supported_engines:

@@ -8,6 +8,8 @@ a setting chosen on one machine must not travel to another: the choice is made w
 
 from __future__ import annotations
 
+from collections.abc import Set
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -16,18 +18,19 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 FAST_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+@cache  # read once per process: a shortlist's int8 cut asks at every batch, and cpuinfo grows with the cores
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The CPU's feature flags (Linux /proc/cpuinfo); empty where they cannot be read."""
     try:
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
-def choose_precision(on_gpu: bool, gpu_bf16: bool, flags: set[str]) -> tuple[str, str]:
+def choose_precision(on_gpu: bool, gpu_bf16: bool, flags: Set[str]) -> tuple[str, str]:
     """(Lightning precision, why) for a run on a GPU (that supports bf16 or not) or on a CPU with `flags`."""
     if on_gpu:
         return ("bf16-mixed", "the GPU supports bf16") if gpu_bf16 else ("32-true", "the GPU has no bf16")
