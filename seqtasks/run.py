@@ -37,6 +37,7 @@ from seqtasks.callbacks import (
 from seqtasks.configuration.plugins import load_plugins
 from seqtasks.configuration.registry import DATASETS, TASKS
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
+from seqtasks.runtime.allocator import keep_freed_memory
 from seqtasks.runtime.build import build_task, check_config, container, resumed_task
 from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seqtasks.runtime.monitor import checked_monitor
@@ -217,6 +218,8 @@ def train(accepted: AcceptedRun) -> dict[str, Any]:
         accepted.task_class,
         accepted.checkpoint,
     )
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
     if accepted.stage is not None and checkpoint is None:
         train_first_stage(accepted.stage, output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
