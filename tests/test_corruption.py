@@ -183,6 +183,19 @@ def test_a_checkpoint_saved_before_digests_loads_with_one_warning(ckpt, tmp_path
     assert len(warnings) == 1 and "digest" in warnings[0]
 
 
+def test_a_changed_byte_in_the_digests_own_key_fails_naming_the_file(ckpt, tmp_path):
+    # Renamed, the digest entry would look like a file saved before digests (which loads unchecked);
+    # the pickle record's CRC tells them apart.
+    clean, span = ckpt.read_bytes(), records(ckpt)["archive/data.pkl"]
+    key = clean.rindex(b"digest", span.start, span.stop)
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(clean[:key] + b"dqgest" + clean[key + len(b"digest") :])
+    with pytest.raises(SeqtasksError) as caught:
+        load_checkpoint(bad)
+    assert_one_line_naming(caught.value, bad)
+    assert "corrupt checkpoint: archive/data.pkl fails its CRC check" in str(caught.value)
+
+
 def test_a_checkpoint_saved_again_gets_a_fresh_digest(ckpt, tmp_path):
     # A checkpoint edited and saved again, still holding a digest entry: that entry is replaced.
     again = tmp_path / "again.ckpt"
@@ -228,6 +241,20 @@ def test_a_changed_byte_of_a_tokenizer_or_the_config_fails_naming_it_or_changes_
             path.write_bytes(xor_byte(clean, offset, rng))
             assert_fails_naming_or_loads_the_same(directory, path, expected)
         path.write_bytes(clean)
+
+
+def test_a_changed_byte_in_the_digests_own_key_fails_naming_the_config(exported, tmp_path):
+    # Renamed, the digests entry would look like an export made before digests (which loads unchecked).
+    directory = tmp_path / "model"
+    shutil.copytree(exported, directory)
+    config = directory / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert text.count("\ndigests:") == 1
+    config.write_text(text.replace("\ndigests:", "\ndigqsts:"), encoding="utf-8")
+    with pytest.raises(SeqtasksError) as caught:
+        load_checkpoint(directory)
+    assert_one_line_naming(caught.value, config)
+    assert "corrupt: no digests entry, and entries no export writes: ['digqsts']" in str(caught.value)
 
 
 def test_predict_with_a_corrupted_export_exits_2_with_one_error_line(exported, tmp_path):

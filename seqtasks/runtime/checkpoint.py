@@ -86,6 +86,11 @@ def sealed(checkpoint: dict[str, Any]) -> dict[str, Any]:
 def unsealed(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """checkpoint without its digest entry, once the rest is found to match it."""
     if DIGEST not in checkpoint:
+        # Files from before digests load unchecked; but a changed byte in the pickle can also rename
+        # the digest's own key, and its archive record's CRC is then what tells the two apart.
+        damaged = damaged_record(path)
+        if damaged:
+            raise failed_crc(path, damaged)
         warn_undigested(path)
         return checkpoint
     stored = checkpoint.pop(DIGEST)
@@ -104,14 +109,18 @@ def damaged_record(path: Path) -> str | None:
         return None
 
 
+def failed_crc(path: Path, record: str) -> SeqtasksError:
+    return SeqtasksError(
+        f"{path}: corrupt checkpoint: {record} fails its CRC check (the file changed after it was saved)"
+    )
+
+
 def unreadable(path: Path, error: Exception) -> SeqtasksError:
     """What is wrong with a checkpoint torch.load failed on. Damage is looked for first: a damaged
     pickle can fail in any way, asking for a Python object among them."""
     damaged = damaged_record(path)
     if damaged:
-        return SeqtasksError(
-            f"{path}: corrupt checkpoint: {damaged} fails its CRC check (the file changed after it was saved)"
-        )
+        return failed_crc(path, damaged)
     if isinstance(error, pickle.UnpicklingError):
         detail = str(error).split("\n")
         asked = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0])

@@ -30,6 +30,7 @@ from seqtasks.tokenizers.base import Tokenizer
 WEIGHTS, CONFIG, TOKENIZERS = "model.safetensors", "config.yaml", "tokenizers"
 DIGESTS = "digests"  # config.yaml's entry: {algorithm, files: {relative path: sha256}, config: sha256}
 ONNX = "onnx"  # config.yaml's entry with format=onnx: {kind, opset, graphs: {name: {file, inputs, outputs}}}
+ENTRIES = {"task", "hyper_parameters", "run_config", DIGESTS, ONNX}  # config.yaml's top level
 
 
 def export(
@@ -96,6 +97,11 @@ def verify(directory: Path, config: dict[str, Any]) -> None:
     """Check config.yaml's content and every file it lists against the digests export stored in it."""
     digests = config.get(DIGESTS)
     if digests is None:
+        # An export from before digests loads unchecked; but a changed byte can also rename the
+        # digests entry itself, which then shows as an entry no export writes.
+        unknown = sorted(set(config) - ENTRIES)
+        if unknown:
+            raise DataError(directory / CONFIG, f"corrupt: no {DIGESTS} entry, and entries no export writes: {unknown}")
         warn_undigested(directory)
         return
     stored = digests.pop("config", None) if isinstance(digests, dict) else None
