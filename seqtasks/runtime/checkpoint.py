@@ -88,9 +88,9 @@ def unsealed(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
     if DIGEST not in checkpoint:
         # Files from before digests load unchecked; but a changed byte in the pickle can also rename
         # the digest's own key, and its archive record's CRC is then what tells the two apart.
-        damaged = damaged_record(path)
-        if damaged:
-            raise failed_crc(path, damaged)
+        damage = crc_failure(path)
+        if damage:
+            raise damage
         warn_undigested(path)
         return checkpoint
     stored = checkpoint.pop(DIGEST)
@@ -100,27 +100,27 @@ def unsealed(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-def damaged_record(path: Path) -> str | None:
-    """The first entry of a checkpoint's zip archive whose bytes fail their CRC (torch.load checks none)."""
+def crc_failure(path: Path) -> SeqtasksError | None:
+    """The error naming the first entry of a checkpoint's zip archive whose bytes fail their CRC
+    (torch.load checks none), or None when every entry passes."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.testzip()
+            damaged = archive.testzip()
     except (zipfile.BadZipFile, OSError):
         return None
-
-
-def failed_crc(path: Path, record: str) -> SeqtasksError:
+    if damaged is None:
+        return None
     return SeqtasksError(
-        f"{path}: corrupt checkpoint: {record} fails its CRC check (the file changed after it was saved)"
+        f"{path}: corrupt checkpoint: {damaged} fails its CRC check (the file changed after it was saved)"
     )
 
 
 def unreadable(path: Path, error: Exception) -> SeqtasksError:
     """What is wrong with a checkpoint torch.load failed on. Damage is looked for first: a damaged
     pickle can fail in any way, asking for a Python object among them."""
-    damaged = damaged_record(path)
-    if damaged:
-        return failed_crc(path, damaged)
+    damage = crc_failure(path)
+    if damage:
+        return damage
     if isinstance(error, pickle.UnpicklingError):
         detail = str(error).split("\n")
         asked = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0])
