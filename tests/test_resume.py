@@ -72,15 +72,16 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 
 @pytest.mark.slow
-def test_a_language_model_killed_midway_resumes_to_the_uninterrupted_run(data_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("shift", ["false", "true"])
+def test_a_language_model_killed_midway_resumes_to_the_uninterrupted_run(data_root, tmp_path, monkeypatch, shift):
     data = f"data.root={data_root}"
-    whole = train(*LM_RUN, data, run_dir=tmp_path / "whole")
+    whole = train(*LM_RUN, data, f"data.shift_each_epoch={shift}", run_dir=tmp_path / "whole")
     with monkeypatch.context() as patch:
         crash_at(patch, LanguageModelTask, 7)
         with pytest.raises(RuntimeError, match="simulated crash"):
-            train(*LM_RUN, data, run_dir=tmp_path / "resumed")
+            train(*LM_RUN, data, f"data.shift_each_epoch={shift}", run_dir=tmp_path / "resumed")
     assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.ckpt")["global_step"] == 5
-    resumed = train(*LM_RUN, data, "resume=auto", run_dir=tmp_path / "resumed")
+    resumed = train(*LM_RUN, data, f"data.shift_each_epoch={shift}", "resume=auto", run_dir=tmp_path / "resumed")
     assert resumed == whole  # every metric, to the last bit
     for name in ("last.ckpt", "best.ckpt"):
         assert_same_weights(weights(tmp_path / "resumed", name), weights(tmp_path / "whole", name))

@@ -25,7 +25,7 @@ from seqtasks.configuration.registry import DATASETS, TOKENIZERS
 from seqtasks.configuration.validation import PositiveInt, Range
 from seqtasks.data.base import ResumableLoader, SeqDataModule
 from seqtasks.data.catalogue import FILES, locate
-from seqtasks.data.stream import StreamBatches, steps_per_row
+from seqtasks.data.stream import StreamBatches, StreamOrder, steps_per_row
 from seqtasks.data.text import iter_text
 from seqtasks.data.token_cache import TokenCache, file_digest, key_of
 from seqtasks.data.tsv import iter_tsv_column
@@ -81,6 +81,7 @@ class TextStreamData(SeqDataModule):
         val_batch_size: PositiveInt | None = None,
         cache_dir: str | None = None,
         text_column: str | None = None,
+        shift_each_epoch: bool = False,
     ):
         super().__init__()
         self.path = Path(path) if path else None
@@ -91,6 +92,7 @@ class TextStreamData(SeqDataModule):
         self.seq_len = seq_len
         self.val_fraction = val_fraction
         self.val_batch_size = val_batch_size or batch_size
+        self.shift_each_epoch = shift_each_epoch
         self.cache = TokenCache(cache_dir)
         self._digest: str | None = None
 
@@ -160,10 +162,13 @@ class TextStreamData(SeqDataModule):
         return tokens
 
     def _stream(self, split: str, batch_size: int) -> DataLoader:
-        # batch_size=None: the dataset yields whole batches in stream order (no shuffling, which
-        # would break the hidden-state carry between batches).
-        stream = StreamBatches(self.encoded(split), batch_size, self.seq_len)
-        return ResumableLoader(stream, stream, batch_size=None)
+        # Batches in stream order, never shuffled, which would break the hidden-state carry between
+        # them; training's rows may start at a new offset each epoch (shift_each_epoch).
+        stream = StreamBatches(
+            self.encoded(split), batch_size, self.seq_len, shift_each_epoch=self.shift_each_epoch and split == "train"
+        )
+        order = StreamOrder(stream)
+        return ResumableLoader(stream, order, sampler=order, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._stream("train", self.batch_size)

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 import seqtasks.tokenizers  # noqa: F401  (registers the 'char' tokenizer)
 from seqtasks.configuration.registry import DATASETS
-from seqtasks.data.stream import StreamBatches
+from seqtasks.data.stream import StreamBatches, StreamOrder
 from seqtasks.data.text_stream import TextStreamData, TinyShakespeare
 from seqtasks.errors import ConfigError, DataError
 
@@ -69,10 +69,95 @@ def test_batches_continue_rows_and_shift_targets(n, batch_size, seq_len):
 def test_batches_through_a_dataloader_keep_stream_order():
     dataset = StreamBatches(torch.arange(200), 4, 6)
     direct = _batches(dataset)
-    loaded = [(batch.inputs, batch.targets) for batch in DataLoader(dataset, batch_size=None)]
+    order = StreamOrder(dataset)
+    loaded = [(batch.inputs, batch.targets) for batch in DataLoader(dataset, sampler=order, batch_size=None)]
     assert len(loaded) == len(direct) == len(dataset)
     for (a, b), (c, d) in zip(direct, loaded, strict=True):
         assert torch.equal(a, c) and torch.equal(b, d)
+
+
+@pytest.mark.parametrize(("n", "batch_size", "seq_len"), [(500, 4, 7), (97, 2, 8), (64, 1, 8)])
+def test_a_shifted_epoch_starts_its_rows_at_its_offset_and_keeps_them_contiguous(n, batch_size, seq_len):
+    stream = StreamBatches(torch.arange(n), batch_size, seq_len, shift_each_epoch=True)
+    offsets = []
+    for epoch in range(6):
+        stream.set_epoch(epoch)
+        batches = _batches(stream)
+        assert len(batches) == len(stream) == (n - seq_len) // (batch_size * seq_len)  # the same every epoch
+        rows = torch.cat([inputs for inputs, _ in batches], dim=1)
+        offset, length = int(rows[0, 0]), rows.shape[1]
+        assert 0 <= offset < seq_len
+        for b in range(batch_size):  # contiguous rows after the offset, targets one token on
+            assert torch.equal(rows[b], torch.arange(offset + b * length, offset + (b + 1) * length))
+        assert all(torch.equal(targets, inputs + 1) for inputs, targets in batches)
+        offsets.append(offset)
+    assert len(set(offsets)) > 1  # truncation points move between epochs
+    again = StreamBatches(torch.arange(n), batch_size, seq_len, shift_each_epoch=True)
+    again.set_epoch(3)
+    assert int(_batches(again)[0][0][0, 0]) == offsets[3]  # a function of the epoch: a resumed run sees the same
+
+
+def test_an_unshifted_stream_ignores_the_epoch():
+    stream = StreamBatches(torch.arange(200), 2, 5)
+    first = _batches(stream)
+    stream.set_epoch(4)
+    assert all(torch.equal(a, c) for (a, _), (c, _) in zip(first, _batches(stream), strict=True))
+
+
+def test_a_shifted_stream_resumed_within_an_epoch_goes_on_from_its_batch():
+    stream = StreamBatches(torch.arange(300), 2, 5, shift_each_epoch=True)
+    stream.set_epoch(2)
+    whole = _batches(stream)
+    stream.start_at(7)
+    resumed = _batches(stream)
+    assert all(torch.equal(a, c) for (a, _), (c, _) in zip(resumed, whole[7:], strict=True))
+    assert len(resumed) == len(whole) - 7
+
+
+def test_lightning_sets_the_epoch_of_a_shifted_training_stream(tmp_path):
+    """Through the datamodule's loader and a real Trainer: each epoch's first batch starts at that
+    epoch's offset (Lightning calls the sampler's set_epoch), and validation is never shifted."""
+    import lightning as L
+
+    path = tmp_path / "text.txt"
+    path.write_text("".join(chr(ord("a") + i % 26) for i in range(2000)), encoding="utf-8")
+    data = TextStreamData(path=str(path), batch_size=2, seq_len=16, val_fraction=0.2, shift_each_epoch=True)
+    data.build_tokenizers({"name": "char"})
+
+    class FirstBatches(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+            self.train_firsts, self.val_firsts = [], []
+
+        def training_step(self, batch, index):
+            if index == 0:
+                self.train_firsts.append(batch.inputs[0].tolist())
+            return self.weight**2
+
+        def validation_step(self, batch, index):
+            if index == 0:
+                self.val_firsts.append(batch.inputs[0].tolist())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    module = FirstBatches()
+    trainer = L.Trainer(
+        max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=data)
+    train_ids = np.asarray(data.encoded("train"))
+    expected = []
+    for epoch in range(4):
+        stream = StreamBatches(train_ids, 2, 16, shift_each_epoch=True)
+        stream.set_epoch(epoch)
+        expected.append(train_ids[stream.offset() : stream.offset() + 16].tolist())
+    assert module.train_firsts == expected
+    assert len({tuple(first) for first in expected}) > 1
+    val_ids = np.asarray(data.encoded("val"))
+    assert module.val_firsts == [val_ids[:16].tolist()] * 4
 
 
 def test_stream_batches_too_short_raises_value_error():
