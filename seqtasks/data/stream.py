@@ -48,9 +48,10 @@ class StreamBatch(TensorBatch):
         return [(row, self.position) for row in self.rows]
 
 
-def steps_per_row(num_tokens: int, rows: int, seq_len: int) -> int:
-    """Batches that `rows` rows of `seq_len`-step pieces cut from num_tokens tokens give (+1 for the targets)."""
-    return (num_tokens - 1) // (rows * seq_len)
+def steps_per_row(num_tokens: int, rows: int, seq_len: int, shifted: bool = False) -> int:
+    """Batches that `rows` rows of `seq_len`-step pieces cut from num_tokens tokens give (+1 for the
+    targets); a shifted stream starts up to seq_len - 1 tokens in, so every epoch keeps that much spare."""
+    return (num_tokens - 1 - (seq_len - 1 if shifted else 0)) // (rows * seq_len)
 
 
 class StreamBatches(Dataset):
@@ -62,9 +63,7 @@ class StreamBatches(Dataset):
     r-th contiguous stretch of L = steps * seq_len tokens after the epoch's offset; its last target
     is the first token of row r + 1."""
 
-    def __init__(
-        self, tokens: Tensor | np.ndarray, batch_size: int, seq_len: int, shift_each_epoch: bool = False
-    ):
+    def __init__(self, tokens: Tensor | np.ndarray, batch_size: int, seq_len: int, shift_each_epoch: bool = False):
         super().__init__()
         self.tokens = tokens
         self.batch_size = batch_size
@@ -82,9 +81,7 @@ class StreamBatches(Dataset):
 
     def __len__(self) -> int:
         _, world = rank_and_world()
-        # A shifted epoch starts up to seq_len - 1 tokens in: every epoch keeps that much spare.
-        spare = self.seq_len - 1 if self.shift_each_epoch else 0
-        return steps_per_row(len(self.tokens) - spare, self.batch_size * world, self.seq_len)
+        return steps_per_row(len(self.tokens), self.batch_size * world, self.seq_len, self.shift_each_epoch)
 
     def offset(self) -> int:
         """Where this epoch's rows start: 0, or with shift_each_epoch a draw from (TRAIN_SEED, epoch)."""

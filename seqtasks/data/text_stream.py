@@ -152,21 +152,26 @@ class TextStreamData(SeqDataModule):
         )
         rows = self.batch_size if split == "train" else self.val_batch_size
         _, world = rank_and_world()
-        if steps_per_row(len(tokens), rows * world, self.seq_len) == 0:
+        shifted = self.shifted(split)
+        if steps_per_row(len(tokens), rows * world, self.seq_len, shifted) == 0:
+            spare = f" + {self.seq_len - 1} for the shift" if shifted else ""
+            needed = rows * world * self.seq_len + 1 + (self.seq_len - 1 if shifted else 0)
             raise DataError(
                 self.text_path(),
                 f"the {split} split has {len(tokens)} tokens, too few for one batch: {rows * world} rows x "
-                f"{self.seq_len} steps + 1 = {rows * world * self.seq_len + 1} needed; lower data.batch_size "
+                f"{self.seq_len} steps + 1{spare} = {needed} needed; lower data.batch_size "
                 "(or data.val_batch_size) or data.seq_len",
             )
         return tokens
 
+    def shifted(self, split: str) -> bool:
+        """Whether the split's rows start at a new offset each epoch: training's, with shift_each_epoch."""
+        return self.shift_each_epoch and split == "train"
+
     def _stream(self, split: str, batch_size: int) -> DataLoader:
         # Batches in stream order, never shuffled, which would break the hidden-state carry between
         # them; training's rows may start at a new offset each epoch (shift_each_epoch).
-        stream = StreamBatches(
-            self.encoded(split), batch_size, self.seq_len, shift_each_epoch=self.shift_each_epoch and split == "train"
-        )
+        stream = StreamBatches(self.encoded(split), batch_size, self.seq_len, shift_each_epoch=self.shifted(split))
         order = StreamOrder(stream)
         return ResumableLoader(stream, order, sampler=order, batch_size=None)
 

@@ -114,6 +114,19 @@ def test_a_shifted_stream_resumed_within_an_epoch_goes_on_from_its_batch():
     assert len(resumed) == len(whole) - 7
 
 
+def test_a_split_too_short_for_a_shifted_batch_names_the_file_and_the_spare_it_needs(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("abcdefghij" * 4, encoding="utf-8")  # 20 training tokens: 2 x 8 + 1 fit, + 7 spare do not
+    fixed = TextStreamData(path=str(path), batch_size=2, seq_len=8, val_fraction=0.5)
+    fixed.build_tokenizers({"name": "char"})
+    assert len(fixed.encoded("train")) == 20
+    shifted = TextStreamData(path=str(path), batch_size=2, seq_len=8, val_fraction=0.5, shift_each_epoch=True)
+    shifted.build_tokenizers({"name": "char"})
+    with pytest.raises(DataError, match=r"short.txt.*20 tokens.*2 rows x 8 steps \+ 1 \+ 7 for the shift = 24 needed"):
+        shifted.encoded("train")
+    assert len(shifted.encoded("val")) == 20  # validation is never shifted
+
+
 def test_lightning_sets_the_epoch_of_a_shifted_training_stream(tmp_path):
     """Through the datamodule's loader and a real Trainer: each epoch's first batch starts at that
     epoch's offset (Lightning calls the sampler's set_epoch), and validation is never shifted."""
@@ -144,8 +157,13 @@ def test_lightning_sets_the_epoch_of_a_shifted_training_stream(tmp_path):
 
     module = FirstBatches()
     trainer = L.Trainer(
-        max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
+        max_epochs=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
     )
     trainer.fit(module, datamodule=data)
     train_ids = np.asarray(data.encoded("train"))
