@@ -73,6 +73,12 @@ def length_sorted_chunks(sequences: Sequence[Sequence[int]], batch_size: int) ->
 TRAIN_SEED = 0  # the bucketing order is a function of (this, epoch): reruns see the same batches
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random numbers of one epoch's data order: a function of (seed, epoch) alone, so a resumed
+    run draws what the uninterrupted one drew."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
 class TokenBatchSampler(Sampler[list[int]]):
     """Yields lists of example indices: length-sorted batches of at most `max_tokens` padded tokens.
 
@@ -109,7 +115,7 @@ class TokenBatchSampler(Sampler[list[int]]):
         epoch = self.epoch if epoch is None else epoch
         if not self.shuffle:
             epoch = 0  # the order does not depend on it
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        generator = epoch_generator(self.seed, epoch)
         if self.shuffle:
             # Random order, then a stable sort by length: equal lengths end up in random order.
             order = torch.randperm(len(self.lengths), generator=generator)

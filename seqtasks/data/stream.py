@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from seqtasks.data.batching import TRAIN_SEED, TensorBatch
+from seqtasks.data.batching import TRAIN_SEED, TensorBatch, epoch_generator
 from seqtasks.tensors import rank_and_world
 
 
@@ -87,8 +87,7 @@ class StreamBatches(Dataset):
         """Where this epoch's rows start: 0, or with shift_each_epoch a draw from (TRAIN_SEED, epoch)."""
         if not self.shift_each_epoch:
             return 0
-        generator = torch.Generator().manual_seed(TRAIN_SEED * 1_000_003 + self.epoch)
-        return int(torch.randint(self.seq_len, (), generator=generator))
+        return int(torch.randint(self.seq_len, (), generator=epoch_generator(TRAIN_SEED, self.epoch)))
 
     def places(self) -> Iterator[tuple[int, int]]:
         """(offset, position) of this epoch's batches, from the resume point (once) or the first."""
