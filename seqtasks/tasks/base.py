@@ -29,6 +29,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from torch import Tensor
 
 from seqtasks.configuration.registry import ENCODERS, HEADS, TASKS
@@ -265,6 +266,16 @@ class SeqTask(L.LightningModule):
             optimizer, lambda _: schedule(self.global_step, self.training_progress())
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning's mixed precision refuses to clip for an optimizer that unscales gradients in its
+        # own step (fused AdamW), as a loss scaler's gradients would still be scaled when clipped. Only
+        # fp16 has a scaler: under bf16 the gradients are true ones, so clip them as fp32 would.
+        plugin = self.trainer.precision_plugin
+        if gradient_clip_val and isinstance(plugin, MixedPrecision) and plugin.scaler is None:
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val, gradient_clip_algorithm)
+        else:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def parameter_groups(self) -> list[dict]:
         """What the optimizer updates: every parameter at the base rate, or with layer_lr_decay > 1
