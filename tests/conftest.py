@@ -90,6 +90,7 @@ def tiny_classifier(tmp_path_factory) -> Path:
         "encoder.hidden_size=8",
         "encoder.num_layers=1",
         "task.embedding_dim=8",
+        "task.ngram_buckets=1024",
         "trainer.max_steps=2",
         "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0",

@@ -27,7 +27,7 @@ def classifier(root: Path) -> list[str]:
         (root / "names" / "by_language" / f"{language}.txt").write_text("\n".join(names) + "\n")
     return [
         "experiment=names_classify", f"data.root={root}", "encoder.hidden_size=16", "trainer.max_steps=3",
-        "trainer.max_epochs=1",
+        "trainer.max_epochs=1", "task.ngram_order=3", "task.ngram_buckets=512",
     ]  # fmt: skip
 
 

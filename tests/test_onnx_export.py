@@ -42,6 +42,20 @@ def test_classifier_logits_match_pytorch_on_variable_lengths():
         assert (onnx_logits - torch_logits).abs().max() < TOLERANCE
 
 
+def test_the_ngram_bag_hashes_in_the_graph_as_in_pytorch():
+    ckpt, _ = exported("classifier")
+    task = load_task(ckpt)
+    torch.nn.init.normal_(task.ngrams.project.weight)  # near zero after 3 steps: make its logits count
+    files, manifest = export_onnx(task)
+    graph = OnnxGraph(files[manifest["graphs"]["classifier"]["file"]])
+    tokens, lengths = padded_example(6, 11, len(task.text_tokenizer), task.text_tokenizer.vocab.pad_id)
+    with torch.no_grad():
+        bag_logits = task.ngrams(tokens, lengths)
+        torch_logits = task(tokens, lengths)
+    assert bag_logits.abs().max() > 0.1
+    assert (graph({"tokens": tokens, "lengths": lengths})["logits"] - torch_logits).abs().max() < TOLERANCE
+
+
 def test_tagger_emissions_match_pytorch():
     ckpt, model = exported("tagger")
     task = load_task(ckpt)

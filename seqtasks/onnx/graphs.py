@@ -74,10 +74,12 @@ class ClassifierGraph(nn.Module):
     def __init__(self, task):
         super().__init__()
         self.embedding, self.rnn, self.head = task.embedding, unpacked(task.encoder), task.head
+        self.ngrams = task.ngrams
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         states, _ = self.rnn(self.embedding(tokens), lengths)  # (B, T, H)
-        return self.head(states, lengths)  # (B, C)
+        logits = self.head(states, lengths)  # (B, C)
+        return logits if self.ngrams is None else logits + self.ngrams(tokens, lengths)
 
 
 class TaggerGraph(nn.Module):

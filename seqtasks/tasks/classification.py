@@ -2,6 +2,7 @@
 sentiment).
 
 tokens -> embedding -> encoder (packed, any registered RNN) -> classifier head (pooling) -> logits
+       (+ the logits of a bag of hashed token n-grams, with ngram_order > 0: seqtasks/heads/ngram_bag.py)
 
 Validation and test record every example's (true label, predicted label, NLL) and report
 accuracy, macro-F1 and per-class precision/recall/F1 from the confusion matrix of all ranks'
@@ -20,10 +21,11 @@ from torch.nn import functional as F
 
 from seqtasks.analysis.figures import confusion_figure
 from seqtasks.configuration.registry import TASKS
-from seqtasks.configuration.validation import PositiveInt, Rate
+from seqtasks.configuration.validation import NonNegativeInt, PositiveInt, Rate
 from seqtasks.data.batching import length_sorted_chunks, pad_sequences
 from seqtasks.data.classification import ClassificationBatch
 from seqtasks.heads.classifier import SequenceClassifier
+from seqtasks.heads.ngram_bag import NgramBag
 from seqtasks.metrics import classification_scores, confusion_matrix, loss_scores
 from seqtasks.regularization import word_dropout
 from seqtasks.runtime.dashboards import send_figure
@@ -46,6 +48,9 @@ class ClassificationTask(SeqTask):
         embedding_dim: PositiveInt = 64,
         dropout: Rate = 0.1,
         word_dropout: Rate = 0.0,
+        ngram_order: NonNegativeInt = 0,
+        ngram_buckets: PositiveInt = 262_144,
+        ngram_dim: PositiveInt = 32,
         **shared: Any,
     ):
         super().__init__(**shared)
@@ -63,6 +68,11 @@ class ClassificationTask(SeqTask):
             num_classes=len(self.labels),
             num_directions=self.encoder.num_directions,
         )
+        self.ngrams = (
+            NgramBag(len(self.text_tokenizer), len(self.labels), ngram_order, ngram_buckets, ngram_dim)
+            if ngram_order
+            else None
+        )
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens (B, T), lengths (B,) -> class logits (B, C)."""
@@ -70,7 +80,8 @@ class ClassificationTask(SeqTask):
             vocab = self.text_tokenizer.vocab
             tokens = word_dropout(tokens, self.word_dropout, vocab.unk_id, tokens != vocab.pad_id)
         states, _ = self.encoder(self.dropout(self.embedding(tokens)), lengths)  # (B, T, H)
-        return self.head(states, lengths)
+        logits = self.head(states, lengths)  # (B, C)
+        return logits if self.ngrams is None else logits + self.ngrams(tokens, lengths)
 
     def training_loss(self, batch: ClassificationBatch) -> Tensor:
         return F.cross_entropy(self(batch.tokens, batch.lengths).float(), batch.labels)
