@@ -3,6 +3,7 @@ in Python: the same buckets, the mean of their rows, and padding that changes no
 
 import torch
 
+from seqtasks.data.batching import pad_sequences
 from seqtasks.heads.ngram_bag import MULTIPLIER, NgramBag
 
 VOCAB, CLASSES, ORDER, BUCKETS, DIM = 11, 3, 4, 97, 5
@@ -21,20 +22,12 @@ def reference_ids(sequence: list[int], order: int, buckets: int) -> list[int]:
     return ids
 
 
-def padded(sequences: list[list[int]], garbage: int) -> tuple[torch.Tensor, torch.Tensor]:
-    steps = max(map(len, sequences))
-    tokens = torch.full((len(sequences), steps), garbage)
-    for row, sequence in enumerate(sequences):
-        tokens[row, : len(sequence)] = torch.tensor(sequence)
-    return tokens, torch.tensor([len(sequence) for sequence in sequences])
-
-
 def test_buckets_and_logits_match_one_by_one_enumeration():
     torch.manual_seed(0)
     bag = NgramBag(VOCAB, CLASSES, ORDER, BUCKETS, DIM)
     torch.nn.init.normal_(bag.project.weight)  # zero at the start: give the logits something to show
     sequences = [[3, 1, 4, 1, 5, 9, 2], [6], [5, 3, 5], [2, 7]]
-    tokens, lengths = padded(sequences, garbage=8)
+    tokens, lengths = pad_sequences(sequences, pad_id=8)
     ids, real = bag.ngram_ids(tokens, lengths)
     logits = bag(tokens, lengths)
     for row, sequence in enumerate(sequences):
@@ -49,13 +42,13 @@ def test_padding_and_batch_neighbours_change_nothing():
     bag = NgramBag(VOCAB, CLASSES, ORDER, BUCKETS, DIM)
     torch.nn.init.normal_(bag.project.weight)
     sequences = [[1, 2, 3, 4, 5, 6, 7, 8], [9, 2]]
-    together = bag(*padded(sequences, garbage=0))
-    other_padding = bag(*padded(sequences, garbage=10))
-    alone = bag(*padded(sequences[1:], garbage=0))
+    together = bag(*pad_sequences(sequences, pad_id=0))
+    other_padding = bag(*pad_sequences(sequences, pad_id=10))
+    alone = bag(*pad_sequences(sequences[1:], pad_id=0))
     torch.testing.assert_close(together, other_padding)
     torch.testing.assert_close(together[1:], alone)
 
 
 def test_starts_at_zero_logits():
     bag = NgramBag(VOCAB, CLASSES, ORDER, BUCKETS, DIM)
-    assert not bag(*padded([[1, 2, 3]], garbage=0)).any()
+    assert not bag(*pad_sequences([[1, 2, 3]], pad_id=0)).any()
