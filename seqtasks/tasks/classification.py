@@ -51,10 +51,12 @@ class ClassificationTask(SeqTask):
         ngram_order: NonNegativeInt = 0,
         ngram_buckets: PositiveInt = 262_144,
         ngram_dim: PositiveInt = 32,
+        label_smoothing: Rate = 0.0,
         **shared: Any,
     ):
         super().__init__(**shared)
         self.word_dropout = word_dropout
+        self.label_smoothing = label_smoothing
         self.text_tokenizer = self.tokenizers["text"]
         self.labels = self.tokenizers["labels"].vocab.tokens
         self.embedding = nn.Embedding(
@@ -84,7 +86,8 @@ class ClassificationTask(SeqTask):
         return logits if self.ngrams is None else logits + self.ngrams(tokens, lengths)
 
     def training_loss(self, batch: ClassificationBatch) -> Tensor:
-        return F.cross_entropy(self(batch.tokens, batch.lengths).float(), batch.labels)
+        logits = self(batch.tokens, batch.lengths).float()  # (B, C)
+        return F.cross_entropy(logits, batch.labels, label_smoothing=self.label_smoothing)
 
     def evaluate(self, batch: ClassificationBatch, stage: str) -> dict[int, tuple[int, int, float]]:
         logits = self(batch.tokens, batch.lengths).float()  # (B, C)

@@ -10,9 +10,11 @@ import pytest
 import torch
 from conftest import command, seqtasks, train, validate_in_one_process
 
-from seqtasks.data.classification import NamesData
+from seqtasks.data.batching import pad_sequences
+from seqtasks.data.classification import ClassificationBatch, NamesData
 from seqtasks.errors import DataError
 from seqtasks.metrics import classification_scores
+from seqtasks.runtime.build import load_task
 from seqtasks.tokenizers import CharTokenizer, LabelVocabulary
 
 # Two languages a character model separates at once: -ov/-ova vs -ez/-es endings.
@@ -153,3 +155,20 @@ def test_ddp_on_two_cpu_processes_scores_every_example_once(names_root, tmp_path
     single = validate_in_one_process(tmp_path / "checkpoints" / "best.ckpt")
     for key in ("val/acc", "val/macro_f1", "val/loss"):
         assert metrics[key] == pytest.approx(single[key], abs=1e-6), key
+
+
+def test_label_smoothing_mixes_the_nll_with_the_mean_over_every_label(tiny_classifier):
+    task = load_task(tiny_classifier / "run" / "checkpoints" / "best.ckpt")  # eval mode: no dropout
+    texts = ["Ivanov3", "Garcia7", "Ivan"]
+    tokens, lengths = pad_sequences(
+        [task.text_tokenizer.encode(text) for text in texts], task.text_tokenizer.vocab.pad_id
+    )
+    labels = torch.tensor([0, 1, 1])
+    batch = ClassificationBatch(tokens=tokens, lengths=lengths, labels=labels, indices=[0, 1, 2])
+    log_probs = task(tokens, lengths).float().log_softmax(-1)  # (B, C)
+    nll = -log_probs.gather(1, labels[:, None]).squeeze(1)  # (B,)
+    task.label_smoothing = 0.2
+    smoothed = (0.8 * nll - 0.2 * log_probs.mean(-1)).mean()
+    assert task.training_loss(batch).item() == pytest.approx(smoothed.item(), rel=1e-5)
+    task.label_smoothing = 0.0
+    assert task.training_loss(batch).item() == pytest.approx(nll.mean().item(), rel=1e-5)
