@@ -59,11 +59,22 @@ class TaggerHead(Head):
 
 @HEADS.register("softmax_tagger")
 class SoftmaxTagger(TaggerHead):
-    """One tag per position, each chosen independently: dropout + linear + softmax (cross-entropy)."""
+    """One tag per position, each chosen independently: dropout + linear + softmax (cross-entropy).
+    `label_smoothing` moves that share of each word's target onto every tag alike in the training
+    loss; validation and test report the plain cross-entropy."""
 
-    def emission_loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+    def __init__(
+        self, input_size: PositiveInt, num_tags: PositiveInt, dropout: Rate = 0.33, label_smoothing: Rate = 0.0
+    ):
+        super().__init__(input_size, num_tags, dropout)
+        self.label_smoothing = label_smoothing
+
+    def loss(self, states: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        return self.emission_loss(self(states), tags, mask, self.label_smoothing)
+
+    def emission_loss(self, emissions: Tensor, tags: Tensor, mask: Tensor, label_smoothing: float = 0.0) -> Tensor:
         """(B, T, K), (B, T) long, (B, T) bool -> mean cross-entropy over the real words."""
-        return F.cross_entropy(emissions[mask], tags[mask])  # (N, K), (N,) -> ()
+        return F.cross_entropy(emissions[mask], tags[mask], label_smoothing=label_smoothing)  # (N, K), (N,) -> ()
 
     @torch.no_grad()
     def decode_emissions(self, emissions: Tensor, mask: Tensor) -> Tensor:

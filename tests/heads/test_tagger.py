@@ -75,6 +75,17 @@ def test_softmax_tagger_is_cross_entropy_and_argmax():
     assert torch.equal(head.decode(states, mask)[mask], logits.argmax(-1)[mask])
 
 
+def test_label_smoothing_mixes_the_training_nll_with_the_mean_over_tags_and_spares_emission_loss():
+    torch.manual_seed(0)
+    head = HEADS.build({"name": "softmax_tagger", "dropout": 0.0, "label_smoothing": 0.2}, input_size=H, num_tags=K)
+    states, tags, mask = padded([3, 1, 2])
+    log_probs = head(states)[mask].log_softmax(-1)  # (N, K) over the real words
+    nll = -log_probs.gather(1, tags[mask][:, None]).squeeze(1)  # (N,)
+    smoothed = (0.8 * nll - 0.2 * log_probs.mean(-1)).mean()
+    assert head.loss(states, tags, mask).item() == pytest.approx(smoothed.item(), rel=1e-5)
+    assert head.emission_loss(head(states), tags, mask).item() == pytest.approx(nll.mean().item(), rel=1e-5)
+
+
 def test_crf_tagger_is_the_crf_over_linear_emissions():
     head = build("crf_tagger")
     states, tags, mask = padded([3, 2])
