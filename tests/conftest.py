@@ -174,6 +174,20 @@ def command(module: str, *args: str, check: bool = True, stdin: str | None = Non
     return result
 
 
+def quiet_trainer(**options) -> L.Trainer:
+    """A CPU Trainer that writes nothing (no logger, checkpoint, progress bar or summary) and skips the
+    sanity validation, for tests that drive Lightning directly; options add to or replace these."""
+    quiet = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    return L.Trainer(**{**quiet, **options})
+
+
 def validate_in_one_process(ckpt: Path) -> dict[str, float]:
     """The validation metrics of a checkpoint's weights on its run's validation split, in this one
     process: what a DDP run's gathered metrics must equal."""
@@ -181,12 +195,4 @@ def validate_in_one_process(ckpt: Path) -> dict[str, float]:
     task = restore_task(checkpoint, with_callables=True)
     data = DATASETS.build(checkpoint["seqtasks"]["config"]["data"])
     data.use_tokenizers(task.tokenizers)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-    return trainer.validate(task, datamodule=data, verbose=False)[0]
+    return quiet_trainer(devices=1).validate(task, datamodule=data, verbose=False)[0]

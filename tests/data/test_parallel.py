@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import quiet_trainer
 
 from seqtasks.configuration.registry import DATASETS
 from seqtasks.data.parallel import read_parallel, read_parallel_tsv
@@ -249,15 +250,7 @@ def test_lightning_drives_the_epoch_of_the_training_order(files):
 
     data = build(files, max_tokens=120)
     model = Recorder()
-    trainer = L.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_epochs=3, limit_val_batches=0)
     trainer.fit(model, datamodule=data)
     assert sorted(model.seen) == [0, 1, 2]
     for epoch, batches in model.seen.items():

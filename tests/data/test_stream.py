@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import quiet_trainer
 from torch.utils.data import DataLoader
 
 import seqtasks.tokenizers  # noqa: F401  (registers the 'char' tokenizer)
@@ -156,15 +157,7 @@ def test_lightning_sets_the_epoch_of_a_shifted_training_stream(tmp_path):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     module = FirstBatches()
-    trainer = L.Trainer(
-        max_epochs=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(max_epochs=4, use_distributed_sampler=False)
     trainer.fit(module, datamodule=data)
     train_ids = np.asarray(data.encoded("train"))
     expected = []

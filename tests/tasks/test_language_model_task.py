@@ -2,9 +2,9 @@
 
 import math
 
-import lightning as L
 import pytest
 import torch
+from conftest import quiet_trainer
 
 from seqtasks.configuration.registry import TASKS
 from seqtasks.data.text_stream import TextStreamData
@@ -31,16 +31,7 @@ def make(compose_config, tiny_text_file, *overrides):
 
 
 def trainer(tmp_path, **options):
-    return L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-        **options,
-    )
+    return quiet_trainer(default_root_dir=tmp_path, **options)
 
 
 def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch(compose_config, tiny_text_file, tmp_path):
