@@ -188,6 +188,14 @@ def quiet_trainer(**options) -> L.Trainer:
     return L.Trainer(**{**quiet, **options})
 
 
+def smoothed_nll(log_probs: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy written out, the reference for the tasks' losses: log_probs
+    (N, C), targets (N,) -> mean over N of (1 - smoothing) * the target's NLL + smoothing * the mean
+    NLL over every class."""
+    nll = -log_probs.gather(1, targets[:, None]).squeeze(1)  # (N,)
+    return ((1 - smoothing) * nll - smoothing * log_probs.mean(-1)).mean()
+
+
 def validate_in_one_process(ckpt: Path) -> dict[str, float]:
     """The validation metrics of a checkpoint's weights on its run's validation split, in this one
     process: what a DDP run's gathered metrics must equal."""

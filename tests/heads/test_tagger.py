@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import smoothed_nll
 from torch.nn import functional as F
 
 from seqtasks.configuration.registry import HEADS
@@ -80,10 +81,9 @@ def test_label_smoothing_mixes_the_training_nll_with_the_mean_over_tags_and_spar
     head = HEADS.build({"name": "softmax_tagger", "dropout": 0.0, "label_smoothing": 0.2}, input_size=H, num_tags=K)
     states, tags, mask = padded([3, 1, 2])
     log_probs = head(states)[mask].log_softmax(-1)  # (N, K) over the real words
-    nll = -log_probs.gather(1, tags[mask][:, None]).squeeze(1)  # (N,)
-    smoothed = (0.8 * nll - 0.2 * log_probs.mean(-1)).mean()
-    assert head.loss(states, tags, mask).item() == pytest.approx(smoothed.item(), rel=1e-5)
-    assert head.emission_loss(head(states), tags, mask).item() == pytest.approx(nll.mean().item(), rel=1e-5)
+    smoothed, plain = (smoothed_nll(log_probs, tags[mask], smoothing).item() for smoothing in (0.2, 0.0))
+    assert head.loss(states, tags, mask).item() == pytest.approx(smoothed, rel=1e-5)
+    assert head.emission_loss(head(states), tags, mask).item() == pytest.approx(plain, rel=1e-5)
 
 
 def test_crf_tagger_is_the_crf_over_linear_emissions():
