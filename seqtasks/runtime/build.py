@@ -319,8 +319,9 @@ def for_inference(task, path: str | Path, inference: Inference):
 
 
 def decoding_overrides(cfg: DictConfig, task) -> Any:
-    """predict's and evaluate's `decoding=` and `guidance=` for a trained task: guidance is set on
-    the task, the strategy returned (None: the run's own); a task that does not decode refuses one."""
+    """predict's and evaluate's `decoding=`, `guidance=` and `hidden_word_bonus=` for a trained task:
+    guidance and the bonus are set on the task, the strategy returned (None: the run's own); a task
+    that does not decode refuses one."""
     strategy = None
     if cfg.get("decoding"):
         if task.strategy is None:
@@ -328,4 +329,7 @@ def decoding_overrides(cfg: DictConfig, task) -> Any:
         strategy = DECODING.build(OmegaConf.to_container(cfg.decoding, resolve=True), "decoding")
     if cfg.get("guidance") is not None:
         task.use_guidance(float(cfg.guidance))
+    bonus = cfg.get("hidden_word_bonus")
+    if bonus is not None:
+        task.use_hidden_word_bonus(None if bonus is False else float(bonus))  # false: without it
     return strategy

@@ -343,6 +343,11 @@ class SeqTask(L.LightningModule):
         only a task whose decoder also learned without its input has it (captioning, generation)."""
         raise ConfigError(f"task '{self.registered_name}' has no guidance: drop guidance=...")
 
+    def use_hidden_word_bonus(self, bonus: float | None) -> None:
+        """Decode with a second run on the previous word hidden (`hidden_word_bonus=` of predict and
+        evaluate); only the tasks with an RNN decoder have it (translation, captioning)."""
+        raise ConfigError(f"task '{self.registered_name}' has no hidden-word run: drop hidden_word_bonus=...")
+
     def require_input(self, lines: list[str] | None, what: str) -> list[str]:
         """The input lines, or a ConfigError saying what the task reads."""
         if lines is None:

@@ -152,7 +152,7 @@ class CaptioningTask(EncoderDecoderTask):
         self.guidance = checked_weight(weight, key, no_prior if self.image_dropout == 0.0 else None)
 
     @property
-    def decoding_step(self) -> StepFunction:
+    def base_step(self) -> StepFunction:
         if self.guidance == 1.0:
             return self.decoder.step
         return GuidedStep(self.decoder.step, self.guidance)

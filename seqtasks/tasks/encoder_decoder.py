@@ -20,6 +20,7 @@ from seqtasks.configuration.registry import DECODING
 from seqtasks.configuration.validation import Rate
 from seqtasks.data.batching import pad_sequences
 from seqtasks.decoding.base import DecodingStrategy, StepFunction
+from seqtasks.decoding.hidden_word import HiddenWordStep, checked_bonus
 from seqtasks.errors import ConfigError
 from seqtasks.heads.decoder import RecurrentDecoder
 from seqtasks.tasks.base import SeqTask
@@ -33,7 +34,9 @@ class EncoderDecoderTask(SeqTask):
     head_sort = RecurrentDecoder
     target_side: ClassVar[str] = "target"  # the tokenizer side the decoder writes
 
-    def __init__(self, decoding: dict, label_smoothing: Rate = 0.1, **shared: Any):
+    def __init__(
+        self, decoding: dict, label_smoothing: Rate = 0.1, hidden_word_bonus: float | None = None, **shared: Any
+    ):
         super().__init__(**shared)
         self.target_tokenizer = self.tokenizers[self.target_side]
         target = self.target_tokenizer.vocab
@@ -41,14 +44,17 @@ class EncoderDecoderTask(SeqTask):
             raise ConfigError(f"the {self.target_side} tokenizer needs <pad>, <bos> and <eos> tokens")
         self.pad_id, self.bos_id, self.eos_id = target.pad_id, target.bos_id, target.eos_id
         self.label_smoothing = label_smoothing
+        self.hidden_word_bonus = hidden_word_bonus  # checked against the decoder in build_decoder
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
 
     def build_decoder(self, head: dict, memory_size: int) -> RecurrentDecoder:
         """The `head` group's decoder over a memory of memory_size-wide vectors."""
         vocab = self.target_tokenizer.vocab
-        return self.build_head(
+        decoder = self.build_head(
             head, input_size=memory_size, vocab_size=len(self.target_tokenizer), pad_id=self.pad_id, unk_id=vocab.unk_id
         )
+        checked_bonus(self.hidden_word_bonus, "task.hidden_word_bonus", decoder.word_dropout)
+        return decoder
 
     # --- training ----------------------------------------------------------------------------------
     def token_nll(self, state: dict[str, Any], target_in: Tensor, target_out: Tensor, smoothing: float = 0.0) -> Tensor:
@@ -66,9 +72,22 @@ class EncoderDecoderTask(SeqTask):
 
     # --- decoding ----------------------------------------------------------------------------------
     @property
-    def decoding_step(self) -> StepFunction:
-        """What the strategies step through: the decoder's own step (captioning may guide it)."""
+    def base_step(self) -> StepFunction:
+        """The decoder's own step (captioning may guide it)."""
         return self.decoder.step
+
+    @property
+    def decoding_step(self) -> StepFunction:
+        """What the strategies step through: base_step, with a second run on the previous word
+        hidden where hidden_word_bonus is set (seqtasks/decoding/hidden_word.py)."""
+        if self.hidden_word_bonus is None:
+            return self.base_step
+        return HiddenWordStep(self.base_step, self.decoder.unk_id, self.bos_id, self.hidden_word_bonus)
+
+    def use_hidden_word_bonus(self, bonus: float | None) -> None:
+        """Decode with this hidden-word bonus (`hidden_word_bonus=` of predict and evaluate; None: without
+        the hidden-word run); the decoder must have learned with word dropout."""
+        self.hidden_word_bonus = checked_bonus(bonus, "hidden_word_bonus", self.decoder.word_dropout)
 
     def search_from(
         self,
@@ -85,6 +104,10 @@ class EncoderDecoderTask(SeqTask):
         if vocabulary is None:
             first = torch.full_like(max_len, self.bos_id)
             return strategy.search(self.decoding_step, state, first, max_len, eos_id=self.eos_id, n=n)
+        if self.hidden_word_bonus is not None:
+            raise ConfigError(
+                "a shortlist and hidden_word_bonus do not combine (the shortlist may lack <unk>): drop one"
+            )
         # The search runs over positions in the shortlist; <bos> and <eos> are in every shortlist.
         bos, eos = torch.searchsorted(vocabulary, torch.tensor([self.bos_id, self.eos_id], device=vocabulary.device))
         first = torch.full_like(max_len, int(bos))

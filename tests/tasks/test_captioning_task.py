@@ -128,6 +128,17 @@ def test_guidance_of_a_model_trained_on_every_image_fails_in_one_line(toy_run, t
         assert result.stderr.startswith("error: guidance=2.0 weighs the decoder against its captions' prior")
 
 
+def test_the_hidden_word_run_of_a_model_trained_without_word_dropout_fails_in_one_line(toy_run, tmp_path):
+    ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
+    listing = write_toy(tmp_path, 1, seed=0).parent / "images.txt"
+    listing.write_text("0.png\n")
+    off = command("seqtasks.predict", f"ckpt={ckpt}", f"input={listing}", "hidden_word_bonus=false")
+    assert off.stdout == "a big red circle\n"
+    result = command("seqtasks.predict", f"ckpt={ckpt}", f"input={listing}", "hidden_word_bonus=0.5", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: hidden_word_bonus=0.5 reads the decoder with its previous word hidden")
+
+
 def test_evaluate_scores_a_new_captions_file(toy_run, tmp_path):
     ckpt = toy_run / "run" / "checkpoints" / "best.ckpt"
     listing = write_toy(tmp_path, 6, seed=9)
@@ -191,9 +202,14 @@ def test_attribute_accuracy_counts_only_the_images_whose_caption_the_grammar_rea
     assert scores(own, ("a big red circle", "a small blue square"))["attr_acc"] == 0  # of 1 image, not 1 of 2
 
 
-def untrained(image_encoder: dict, inputs: dict, **options):
+def untrained(image_encoder: dict, inputs: dict, word_dropout: float = 0.0, **options):
     tokenizer = WordTokenizer().fit(list(TOY)).state()
-    head = {"name": "decoder", "embedding_dim": 8, "rnn": {"name": "gru", "hidden_size": 12, "num_layers": 1}}
+    head = {
+        "name": "decoder",
+        "embedding_dim": 8,
+        "rnn": {"name": "gru", "hidden_size": 12, "num_layers": 1},
+        "word_dropout": word_dropout,
+    }
     return TASKS.build(
         {"name": "captioning", "optimizer": {"_target_": "torch.optim.Adam"}, **options},
         tokenizers={"text": tokenizer},
@@ -242,6 +258,38 @@ def test_a_guided_step_extrapolates_from_the_decoder_on_no_image_to_the_decoder_
         guided, _ = task.decoding_step(bos, task.search_state(grid, mask))
     torch.testing.assert_close(guided, (on_none + 2.5 * (on_image - on_none)).log_softmax(-1))
     assert not torch.allclose(guided, on_image)
+
+
+def test_the_hidden_word_run_needs_a_decoder_trained_with_word_dropout():
+    with pytest.raises(ConfigError, match=r"task.hidden_word_bonus=0.5 .* train with head.word_dropout > 0"):
+        untrained({"name": "precomputed", "size": 8}, FEATURES, hidden_word_bonus=0.5)
+
+
+def test_a_hidden_word_step_takes_the_larger_score_of_the_guided_step_on_the_word_and_on_unk():
+    torch.manual_seed(0)
+    task = untrained(
+        {"name": "precomputed", "size": 8},
+        FEATURES,
+        word_dropout=0.25,
+        image_dropout=0.1,
+        guidance=2.5,
+        hidden_word_bonus=0.5,
+    )
+    features, regions = torch.randn(2, 5, 6), torch.tensor([5, 3])
+    words = torch.tensor([task.target_tokenizer.vocab.id("red")] * 2)
+    unk = torch.full_like(words, task.decoder.unk_id)
+    with torch.no_grad():
+        grid, mask = task.image_grid(features, regions)
+
+        def guided(prev):  # the guided step written out, as the guidance test above checks it
+            on_image, _ = task.decoder.step(prev, task.start(grid, mask))  # (2, V)
+            on_none, _ = task.decoder.step(prev, task.start(torch.zeros_like(grid), mask))
+            return (on_none + 2.5 * (on_image - on_none)).log_softmax(-1)
+
+        stepped, state = task.decoding_step(words, task.search_state(grid, mask))
+        _, own_state = task.base_step(words, task.search_state(grid, mask))
+    torch.testing.assert_close(stepped, torch.maximum(guided(words), guided(unk) + 0.5).log_softmax(-1))
+    torch.testing.assert_close(state["input"]["rnn"], own_state["input"]["rnn"])  # the search goes on from "red"
 
 
 def test_image_dropout_hides_images_in_training_only():
