@@ -5,7 +5,9 @@ word dropout trains the decoder to read), and scores every token by the larger o
     log p  =  log_softmax( max(log p(. | previous word), log p(. | <unk>) + bonus) ),
 
 keeping the state of the first run, so the search goes on from the words it chose. The first step
-(previous token <bos>, which word dropout never hides) takes the decoder's own score alone.
+(previous token <bos>, which word dropout never hides) takes the decoder's own score alone, and the
+hidden-word run has no vote for the previous token itself: not knowing which word it hid, it may
+propose that word again ("a yellow yellow").
 
 Why: a decoder learns from its training targets which word may follow which. A captioner that never
 saw a green triangle learns that "triangle" does not follow "green"; fed "green" over a green
@@ -47,7 +49,7 @@ def checked_bonus(bonus: float | None, key: str, word_dropout: float) -> float |
 
 class HiddenWordStep:
     """step(prev, state) scored by the larger of the step on prev and the step on <unk> + bonus
-    (the step on prev alone where prev is <bos>)."""
+    (the step on prev alone where prev is <bos>, and for the token prev itself)."""
 
     def __init__(self, step: StepFunction, unk_id: int, bos_id: int, bonus: float):
         self.step, self.unk_id, self.bos_id, self.bonus = step, unk_id, bos_id, bonus
@@ -55,5 +57,6 @@ class HiddenWordStep:
     def __call__(self, prev_tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
         seen, after = self.step(prev_tokens, state)  # (N, V) log-probabilities, the state the search keeps
         hidden, _ = self.step(torch.full_like(prev_tokens, self.unk_id), state)  # (N, V)
+        hidden = hidden.scatter(1, prev_tokens[:, None], float("-inf"))  # no vote for the word it hid
         hidden = hidden.masked_fill((prev_tokens == self.bos_id)[:, None], float("-inf"))
         return torch.maximum(seen, hidden + self.bonus).log_softmax(dim=-1), after

@@ -10,11 +10,11 @@ translation's (`tasks/encoder_decoder.py`): the image's grid plays the source se
 and its mean the encoder's final state (Vinyals et al. 2015, https://arxiv.org/abs/1411.4555; Xu et
 al. 2015, https://arxiv.org/abs/1502.03044, who also start the LSTM from the mean annotation).
 
-Validation decodes greedily, test with the run's strategy (beam 5 by default); both report
-sacreBLEU and chrF against every caption of an image and, with `attributes=shapes`, attribute
-accuracy: the share of images whose caption names exactly their objects with colour and size
-(`seqtasks/data/shapes.py` parses both), overall and on the images holding a colour-shape pair
-that no training caption named (`attr_acc_heldout`). It counts only the images whose first
+Validation decodes greedily (task.val_decoding=test: like the test), test with the run's strategy
+(beam 5 by default); both report sacreBLEU and chrF against every caption of an image and, with
+`attributes=shapes`, attribute accuracy: the share of images whose caption names exactly their
+objects with colour and size (`seqtasks/data/shapes.py` parses both), overall and on the images
+holding a colour-shape pair that no training caption named (`attr_acc_heldout`). It counts only the images whose first
 caption the grammar reads (one naming no shape says nothing to check), and then selects
 checkpoints; captions it cannot read at all are refused before training (set attributes=null:
 BLEU then selects).
@@ -169,12 +169,12 @@ class CaptioningTask(EncoderDecoderTask):
 
     def evaluate(self, batch: CaptionBatch, stage: str) -> dict[int, tuple[str, list[str], float, int]]:
         """index -> (caption, references, summed NLL of the first reference, its tokens).
-        Validation decodes greedily (fast), test with the run's strategy."""
+        Validation decodes greedily (fast; task.val_decoding=test: like the test), test with the run's strategy."""
         grid, mask = self.image_grid(batch.inputs, batch.regions)
         state = self.start(grid, mask)
         nll = self.token_nll(state, batch.target_in, batch.target_out).sum(1).tolist()  # (B,)
         tokens = (batch.target_out != self.pad_id).sum(1).tolist()
-        strategy = Greedy() if stage == "val" else self.strategy
+        strategy = self.stage_strategy(stage)
         state = self.search_state(grid, mask, state)
         captions = [best[0][0] for best in self.caption_state(state, len(batch), strategy, n=1)]
         rows = zip(captions, batch.references, nll, tokens, strict=True)

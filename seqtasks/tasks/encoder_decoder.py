@@ -10,7 +10,7 @@ target, n-best search, detokenisation, and the attention replay of a chosen hypo
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -20,6 +20,7 @@ from seqtasks.configuration.registry import DECODING
 from seqtasks.configuration.validation import Rate
 from seqtasks.data.batching import pad_sequences
 from seqtasks.decoding.base import DecodingStrategy, StepFunction
+from seqtasks.decoding.greedy import Greedy
 from seqtasks.decoding.hidden_word import HiddenWordStep, checked_bonus
 from seqtasks.errors import ConfigError
 from seqtasks.heads.decoder import RecurrentDecoder
@@ -35,7 +36,12 @@ class EncoderDecoderTask(SeqTask):
     target_side: ClassVar[str] = "target"  # the tokenizer side the decoder writes
 
     def __init__(
-        self, decoding: dict, label_smoothing: Rate = 0.1, hidden_word_bonus: float | None = None, **shared: Any
+        self,
+        decoding: dict,
+        label_smoothing: Rate = 0.1,
+        hidden_word_bonus: float | None = None,
+        val_decoding: Literal["greedy", "test"] = "greedy",
+        **shared: Any,
     ):
         super().__init__(**shared)
         self.target_tokenizer = self.tokenizers[self.target_side]
@@ -45,6 +51,7 @@ class EncoderDecoderTask(SeqTask):
         self.pad_id, self.bos_id, self.eos_id = target.pad_id, target.bos_id, target.eos_id
         self.label_smoothing = label_smoothing
         self.hidden_word_bonus = hidden_word_bonus  # checked against the decoder in build_decoder
+        self.val_decoding = val_decoding
         self.strategy: DecodingStrategy = DECODING.build(decoding, "decoding")
 
     def build_decoder(self, head: dict, memory_size: int) -> RecurrentDecoder:
@@ -83,6 +90,11 @@ class EncoderDecoderTask(SeqTask):
         if self.hidden_word_bonus is None:
             return self.base_step
         return HiddenWordStep(self.base_step, self.decoder.unk_id, self.bos_id, self.hidden_word_bonus)
+
+    def stage_strategy(self, stage: str) -> DecodingStrategy:
+        """How a stage decodes: the test with the run's strategy, validation greedily (fast) unless
+        val_decoding=test, which chooses checkpoints by the decoding the test uses."""
+        return Greedy() if stage == "val" and self.val_decoding == "greedy" else self.strategy
 
     def use_hidden_word_bonus(self, bonus: float | None) -> None:
         """Decode with this hidden-word bonus (`hidden_word_bonus=` of predict and evaluate; None: without

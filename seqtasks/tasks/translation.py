@@ -97,7 +97,7 @@ class TranslationTask(EncoderDecoderTask):
         plain NLL (no smoothing). Validation decodes greedily (fast), test with the run's strategy."""
         nll = self.batch_nll(batch).sum(1).tolist()  # (B,)
         tokens = (batch.target_out != self.pad_id).sum(1).tolist()
-        strategy = Greedy() if stage == "val" else self.strategy
+        strategy = self.stage_strategy(stage)
         hypotheses = [best[0][0] for best in self.decode_batch(batch.source, batch.source_lengths, strategy)]
         rows = zip(hypotheses, batch.references, nll, tokens, strict=True)
         return dict(zip(batch.indices, rows, strict=True))

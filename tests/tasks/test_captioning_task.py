@@ -16,6 +16,7 @@ from conftest import FP32, command, train
 
 from seqtasks.configuration.registry import TASKS
 from seqtasks.data import shapes
+from seqtasks.decoding import Greedy
 from seqtasks.errors import ConfigError
 from seqtasks.runtime.build import container
 from seqtasks.runtime.monitor import checked_monitor
@@ -37,6 +38,7 @@ TINY_CAPTIONING = [
     "task.label_smoothing=0",
     "task.image_dropout=0",  # every caption with its image: guidance=... must then be refused
     "task.guidance=1",
+    "task.hidden_word_bonus=null",  # no word dropout, so no hidden-word run: its refusal is tested below
     "task.optimizer.lr=0.01",
     "task.scheduler.warmup_steps=5",
     "trainer.max_epochs=12",
@@ -202,7 +204,7 @@ def test_attribute_accuracy_counts_only_the_images_whose_caption_the_grammar_rea
     assert scores(own, ("a big red circle", "a small blue square"))["attr_acc"] == 0  # of 1 image, not 1 of 2
 
 
-def untrained(image_encoder: dict, inputs: dict, word_dropout: float = 0.0, **options):
+def untrained(image_encoder: dict, inputs: dict, word_dropout: float = 0.0, decoding: dict | None = None, **options):
     tokenizer = WordTokenizer().fit(list(TOY)).state()
     head = {
         "name": "decoder",
@@ -215,7 +217,7 @@ def untrained(image_encoder: dict, inputs: dict, word_dropout: float = 0.0, **op
         tokenizers={"text": tokenizer},
         image_encoder=image_encoder,
         head={**head, "attention": {"name": "additive"}, "dropout": 0.0},
-        decoding={"name": "greedy"},
+        decoding=decoding or {"name": "greedy"},
         inputs=inputs,
     ).eval()
 
@@ -288,8 +290,20 @@ def test_a_hidden_word_step_takes_the_larger_score_of_the_guided_step_on_the_wor
 
         stepped, state = task.decoding_step(words, task.search_state(grid, mask))
         _, own_state = task.base_step(words, task.search_state(grid, mask))
-    torch.testing.assert_close(stepped, torch.maximum(guided(words), guided(unk) + 0.5).log_softmax(-1))
+    hidden = guided(unk).scatter(1, words[:, None], float("-inf"))  # no vote for the word it hid
+    torch.testing.assert_close(stepped, torch.maximum(guided(words), hidden + 0.5).log_softmax(-1))
     torch.testing.assert_close(state["input"]["rnn"], own_state["input"]["rnn"])  # the search goes on from "red"
+
+
+def test_validation_decodes_greedily_unless_told_to_decode_as_the_test_does():
+    greedy = untrained({"name": "precomputed", "size": 8}, FEATURES, decoding={"name": "beam", "beam_size": 3})
+    assert isinstance(greedy.stage_strategy("val"), Greedy)
+    assert greedy.stage_strategy("test") is greedy.strategy
+    like_test = untrained(
+        {"name": "precomputed", "size": 8}, FEATURES, decoding={"name": "beam", "beam_size": 3}, val_decoding="test"
+    )
+    assert like_test.stage_strategy("val") is like_test.strategy
+    assert like_test.strategy.beam_size == 3
 
 
 def test_image_dropout_hides_images_in_training_only():
