@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import io
 import os
 import shutil
@@ -204,3 +205,12 @@ def validate_in_one_process(ckpt: Path) -> dict[str, float]:
     data = DATASETS.build(checkpoint["seqtasks"]["config"]["data"])
     data.use_tokenizers(task.tokenizers)
     return quiet_trainer(devices=1).validate(task, datamodule=data, verbose=False)[0]
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (the scripts are not a package), for tests of their functions."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

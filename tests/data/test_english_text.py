@@ -1,11 +1,9 @@
 """scripts/write_english_text.py: the training splits' English in SST-2's style, one sentence per line."""
 
 import gzip
-import importlib.util
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import load_script
 
 EWT = """# sent_id = s1
 # text = I can't wait.
@@ -19,15 +17,8 @@ EWT = """# sent_id = s1
 """
 
 
-def english_text_script():
-    spec = importlib.util.spec_from_file_location("write_english_text", REPO / "scripts" / "write_english_text.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_raw_text_is_split_as_ptb_splits_it():
-    script = english_text_script()
+    script = load_script("write_english_text")
     assert script.tokens("Don't stop, the man's dog ran 2 km.") == "do n't stop , the man 's dog ran 2 km ."
 
 
@@ -44,6 +35,6 @@ def test_the_script_writes_each_training_split_as_sst2_writes_its_text(tmp_path,
         out.write("A dog's toy isn't red.\n")
     monkeypatch.setenv("SEQTASKS_DATA", str(root))
     monkeypatch.setattr(sys, "argv", ["write_english_text.py"])
-    english_text_script().main()
+    load_script("write_english_text").main()
     written = (root / "english_text" / "sst2_ewt_multi30k.txt").read_text(encoding="utf-8")
     assert written == "a ( quietly ) moving film .\ndull .\ni ca n't wait .\na dog 's toy is n't red .\n"

@@ -1,23 +1,13 @@
 """The shapes grammar reads back what it writes, and the dataset script keeps held-out pairs out of training."""
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
+from conftest import load_script
 from PIL import Image
 
 from seqtasks.data import shapes
 from seqtasks.data.captions import read_captions
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def make_shapes_script():
-    spec = importlib.util.spec_from_file_location("make_shapes_captions", REPO / "scripts" / "make_shapes_captions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_parse_reads_back_every_caption_the_grammar_writes():
@@ -50,7 +40,7 @@ def test_render_draws_each_shape_in_its_colour_at_its_place():
 
 
 def test_the_script_is_deterministic_and_holds_out_disjoint_pairs_for_val_and_test(tmp_path):
-    script = make_shapes_script()
+    script = load_script("make_shapes_captions")
     for out in (tmp_path / "a", tmp_path / "b"):
         (out / "images").mkdir(parents=True)
         for split, count in (("train", 12), ("val", 4), ("test", 6)):
