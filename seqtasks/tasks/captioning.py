@@ -14,9 +14,9 @@ Validation decodes greedily (task.val_decoding=test: like the test), test with t
 (beam 5 by default); both report sacreBLEU and chrF against every caption of an image and, with
 `attributes=shapes`, attribute accuracy: the share of images whose caption names exactly their
 objects with colour and size (`seqtasks/data/shapes.py` parses both), overall and on the images
-holding a colour-shape pair that no training caption named (`attr_acc_heldout`). It counts only the images whose first
-caption the grammar reads (one naming no shape says nothing to check), and then selects
-checkpoints; captions it cannot read at all are refused before training (set attributes=null:
+holding a colour-shape pair that no training caption named (`attr_acc_heldout`). It counts only
+the images whose first caption the grammar reads (one naming no shape says nothing to check), and
+then selects checkpoints; captions it cannot read at all are refused before training (set attributes=null:
 BLEU then selects).
 """
 
@@ -169,7 +169,8 @@ class CaptioningTask(EncoderDecoderTask):
 
     def evaluate(self, batch: CaptionBatch, stage: str) -> dict[int, tuple[str, list[str], float, int]]:
         """index -> (caption, references, summed NLL of the first reference, its tokens).
-        Validation decodes greedily (fast; task.val_decoding=test: like the test), test with the run's strategy."""
+        Decoded as stage_strategy says: validation greedily (fast) unless task.val_decoding=test,
+        test with the run's strategy."""
         grid, mask = self.image_grid(batch.inputs, batch.regions)
         state = self.start(grid, mask)
         nll = self.token_nll(state, batch.target_in, batch.target_out).sum(1).tolist()  # (B,)

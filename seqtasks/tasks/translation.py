@@ -94,7 +94,8 @@ class TranslationTask(EncoderDecoderTask):
 
     def evaluate(self, batch: TranslationBatch, stage: str) -> dict[int, tuple[str, str, float, int]]:
         """index -> (hypothesis, reference, summed NLL, target tokens); the val/test loss is the
-        plain NLL (no smoothing). Validation decodes greedily (fast), test with the run's strategy."""
+        plain NLL (no smoothing). Decoded as stage_strategy says: validation greedily (fast) unless
+        task.val_decoding=test, test with the run's strategy."""
         nll = self.batch_nll(batch).sum(1).tolist()  # (B,)
         tokens = (batch.target_out != self.pad_id).sum(1).tolist()
         strategy = self.stage_strategy(stage)
