@@ -141,7 +141,7 @@ def final_metrics(trainer: L.Trainer, task: L.LightningModule, data: L.Lightning
         for result in trainer.validate(task, datamodule=data, verbose=False):
             metrics.update(result)
         ckpt_path = str(Path(checkpoint.dirpath) / f"{checkpoint.filename}{checkpoint.FILE_EXTENSION}")
-        trainer.save_checkpoint(ckpt_path)
+        trainer.save_checkpoint(ckpt_path, weights_only=False)
     if data.has_test:
         for result in trainer.test(task, datamodule=data, ckpt_path=ckpt_path, verbose=False):
             metrics.update(result)

@@ -59,6 +59,25 @@ def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_i
 
 
 @pytest.mark.slow
+def test_a_run_prints_no_lightning_notices_about_options_it_leaves_unset(data_root, tmp_path):
+    # Lightning logs a line at every checkpoint written without weights_only and warns once per
+    # run that the throughput monitor has no FLOPs per batch: noise in every run's log.
+    result = seqtasks(
+        "task=classification",
+        f"data.root={data_root}",
+        *SMALL,
+        "trainer.max_epochs=2",
+        "data.max_tokens=20",
+        "task.embedding_dim=8",
+        f"hydra.run.dir={tmp_path}",
+    )
+    output = result.stdout + result.stderr
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert "weights_only" not in output
+    assert "flops_per_batch" not in output
+
+
+@pytest.mark.slow
 def test_an_optuna_sweep_optimises_the_validation_metric_that_selects_checkpoints(data_root, tmp_path):
     seqtasks(
         "--multirun",

@@ -45,7 +45,9 @@ class LastCheckpoint(L.Callback):
 
     # --- writing ----------------------------------------------------------------------------------
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        # The whole training state (resume needs it), said outright: left unsaid, Lightning logs
+        # its default at every save.
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._last_write = time.monotonic()
 
     def on_train_batch_end(self, trainer: L.Trainer, task: L.LightningModule, outputs, batch, batch_idx) -> None:

@@ -37,5 +37,5 @@ class KeptCheckpoints(L.Callback):
         # step 0): each step is written once, after its optimizer update.
         step = trainer.global_step
         if step > 0 and step % self.every_n_steps == 0 and step != self._saved_step:
-            trainer.save_checkpoint(kept_path(self.directory, step))
+            trainer.save_checkpoint(kept_path(self.directory, step), weights_only=False)
             self._saved_step = step
