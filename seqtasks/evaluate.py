@@ -36,6 +36,7 @@ from seqtasks.runtime.atomic import atomic_write
 from seqtasks.runtime.build import Inference, decoding_overrides, for_inference, restore_task
 from seqtasks.runtime.checkpoint import load_checkpoint, recorded_data_config
 from seqtasks.runtime.ensemble import checkpoint_paths, ensemble, members_inference
+from seqtasks.runtime.lightning_notices import silence_lightning_notices
 from seqtasks.runtime.paths import refuse_overwrite
 
 
@@ -89,6 +90,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
     output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
+    silence_lightning_notices()
     trainer = L.Trainer(
         accelerator=cfg.device.replace("cuda", "gpu"),
         # The test loop does not run through task.inference(), where bf16 inference autocasts.

@@ -40,6 +40,7 @@ from seqtasks.errors import ConfigError, Interrupted, TrainingError
 from seqtasks.runtime.allocator import keep_freed_memory
 from seqtasks.runtime.build import build_task, check_config, container, resumed_task
 from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seqtasks.runtime.lightning_notices import silence_lightning_notices
 from seqtasks.runtime.monitor import checked_monitor
 from seqtasks.runtime.precision import resolve_precision
 from seqtasks.runtime.report import write_report
@@ -67,6 +68,7 @@ def tokens_in(batch: Any) -> int:
 
 
 def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trainer:
+    silence_lightning_notices()
     metric, mode = chosen_monitor(cfg, task_class)
     checkpoints = output_dir / "checkpoints"
     callbacks: list[L.Callback] = [

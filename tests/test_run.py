@@ -60,8 +60,8 @@ def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_i
 
 @pytest.mark.slow
 def test_a_run_prints_no_lightning_notices_about_options_it_leaves_unset(data_root, tmp_path):
-    # Lightning logs a line at every checkpoint written without weights_only and warns once per
-    # run that the throughput monitor has no FLOPs per batch: noise in every run's log.
+    # Lightning logs a line at every checkpoint written without weights_only, advertises its hosted
+    # services and warns that the throughput monitor has no FLOPs per batch: noise in every log.
     result = seqtasks(
         "task=classification",
         f"data.root={data_root}",
@@ -75,6 +75,7 @@ def test_a_run_prints_no_lightning_notices_about_options_it_leaves_unset(data_ro
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert "weights_only" not in output
     assert "flops_per_batch" not in output
+    assert "Tip" not in output and "LeafSpec" not in output
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ import copy
 import logging
 import re
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -246,12 +245,6 @@ class TrainingThroughput(ThroughputMonitor):
     `validate/*` and `test/*` rows made a log's columns, and a step column that goes back, depend on
     the number of validation batches and on how the run ended; this logs training only.
     Validation batches are still timed, so that their time is not counted as training's."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        # Batches differ in length, so no FLOPs per batch are given and none are logged; the
-        # monitor would warn about that in every run.
-        warnings.filterwarnings("ignore", message="When using the `ThroughputMonitor`, you need to define")
 
     def _compute(self, trainer: L.Trainer, iter_num: int | None = None) -> None:
         if trainer.state.stage == RunningStage.TRAINING:
