@@ -59,7 +59,7 @@ def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_i
 
 
 @pytest.mark.slow
-def test_a_run_prints_no_lightning_notices_about_options_it_leaves_unset(data_root, tmp_path):
+def test_a_runs_output_carries_none_of_lightnings_notices(data_root, tmp_path):
     # Lightning logs a line at every checkpoint written without weights_only, advertises its hosted
     # services and warns that the throughput monitor has no FLOPs per batch: noise in every log.
     result = seqtasks(
