@@ -39,7 +39,7 @@ from seqtasks.configuration.registry import DATASETS, TASKS
 from seqtasks.errors import ConfigError, Interrupted, TrainingError
 from seqtasks.runtime.allocator import keep_freed_memory
 from seqtasks.runtime.build import build_task, check_config, container, resumed_task
-from seqtasks.runtime.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seqtasks.runtime.checkpoint import AtomicCheckpointIO, keep_model_only, load_checkpoint
 from seqtasks.runtime.lightning_notices import silence_lightning_notices
 from seqtasks.runtime.monitor import checked_monitor
 from seqtasks.runtime.precision import resolve_precision
@@ -132,22 +132,27 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
 def final_metrics(trainer: L.Trainer, task: L.LightningModule, data: L.LightningDataModule) -> dict[str, Any]:
     """Validation (and test, where the data has it) metrics of the best checkpoint, plus the
     task's non-numeric results (task.report, e.g. sacreBLEU signatures)."""
-    checkpoint = trainer.checkpoint_callback
     metrics: dict[str, float] = {}
-    if checkpoint.best_model_path:
-        ckpt_path = checkpoint.best_model_path
+    ckpt_path = str(best_checkpoint_path(trainer))
+    if trainer.checkpoint_callback.best_model_path:
         for result in trainer.validate(task, datamodule=data, ckpt_path=ckpt_path, verbose=False):
             metrics.update(result)
     else:
         # Stopped (max_steps) before any validation: score the final weights and keep them as best.
         for result in trainer.validate(task, datamodule=data, verbose=False):
             metrics.update(result)
-        ckpt_path = str(Path(checkpoint.dirpath) / f"{checkpoint.filename}{checkpoint.FILE_EXTENSION}")
         trainer.save_checkpoint(ckpt_path, weights_only=False)
     if data.has_test:
         for result in trainer.test(task, datamodule=data, ckpt_path=ckpt_path, verbose=False):
             metrics.update(result)
     return dict(sorted({**{k: float(v) for k, v in metrics.items()}, **task.report}.items()))
+
+
+def best_checkpoint_path(trainer: L.Trainer) -> Path:
+    """best.ckpt: the checkpoint validation chose, or where the final weights go when none was."""
+    checkpoint = trainer.checkpoint_callback
+    fallback = Path(checkpoint.dirpath) / f"{checkpoint.filename}{checkpoint.FILE_EXTENSION}"
+    return Path(checkpoint.best_model_path or fallback)
 
 
 @rank_zero_only
@@ -236,6 +241,8 @@ def train(accepted: AcceptedRun) -> dict[str, Any]:
     write_config(cfg, output_dir)
     trainer.fit(task, datamodule=data, ckpt_path=accepted.resume)
     metrics = final_metrics(trainer, task, data)
+    # Scored, best.ckpt sheds the optimizer's and callbacks' states: last.ckpt resumes the run.
+    rank_zero_only(keep_model_only)(best_checkpoint_path(trainer))
     write_outputs(output_dir, metrics)
     # report.md before the errors below, so that diverged and interrupted runs have one too; it never raises.
     csv_logs = [Path(logger.log_dir) / "metrics.csv" for logger in trainer.loggers if isinstance(logger, CSVLogger)]

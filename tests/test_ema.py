@@ -8,6 +8,7 @@ import torch
 from conftest import TINY_LM, train
 
 from seqtasks import evaluate
+from seqtasks.callbacks.kept import kept_path
 from seqtasks.configuration.compose import compose_config as compose_overrides
 from seqtasks.configuration.registry import DATASETS
 from seqtasks.run import run
@@ -63,11 +64,14 @@ def test_the_runs_test_metrics_are_those_of_the_saved_averaged_weights(tmp_path)
         "trainer.num_sanity_val_steps=0",
         "early_stopping.patience=null",
         "ema.decay=0.7",
+        "checkpoint.keep_every_n_steps=1",
         "logger={}",
         run_dir=tmp_path / "run",
     )
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    saved = torch.load(best, map_location="cpu", weights_only=False)
+    # best.ckpt keeps the average alone; the whole state of its step, kept beside it, has both.
+    step = torch.load(best, map_location="cpu", weights_only=True)["global_step"]
+    saved = torch.load(kept_path(best.parent, step), map_location="cpu", weights_only=True)
     assert any(  # the average and the current weights differ, so the test below can tell them apart
         not torch.equal(saved["state_dict"][name], saved["current_model_state"][name]) for name in saved["state_dict"]
     )

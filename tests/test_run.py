@@ -58,6 +58,24 @@ def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_i
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
 
 
+def test_best_ckpt_keeps_the_model_and_last_ckpt_the_run(data_root, tmp_path):
+    # A language model: its checkpoints also carry the hidden state that training carries across batches.
+    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "ema.decay=0.9", "logger={}", run_dir=tmp_path)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert {"optimizer_states", "lr_schedulers", "loops", "callbacks", "current_model_state"} <= set(last)
+    assert "carry" in last["seqtasks"]
+    model = {"pytorch-lightning_version", "hparams_name", "hyper_parameters", "state_dict", "seqtasks"}
+    assert set(best) == model | {"epoch", "global_step"}
+    assert set(best["seqtasks"]) == {"task", "config"}
+    assert best["global_step"] == last["global_step"]  # validated at the end only: best is the last step
+    # The weights it keeps are the average, which last.ckpt holds as its state_dict too.
+    assert best["state_dict"].keys() == last["state_dict"].keys()
+    assert all(best["state_dict"][name].equal(weight) for name, weight in last["state_dict"].items())
+    with pytest.raises(ConfigError, match=r"holds a model but no training state"):
+        train(*TINY_LM, f"data.root={data_root}", f"resume={tmp_path / 'checkpoints' / 'best.ckpt'}", run_dir=tmp_path)
+
+
 @pytest.mark.slow
 def test_a_runs_output_carries_none_of_lightnings_notices(data_root, tmp_path):
     # Lightning logs a line at every checkpoint written without weights_only, advertises its hosted
@@ -103,7 +121,7 @@ def test_checkpoint_monitor_replaces_the_metric_that_selects_checkpoints(data_ro
         train("experiment=names_classify", *names, "checkpoint.monitor=val/loss", run_dir=tmp_path / "no_mode")
     run_dir = tmp_path / "by_loss"
     train("experiment=names_classify", *names, "checkpoint.monitor=val/loss", "checkpoint.mode=min", run_dir=run_dir)
-    states = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")["callbacks"]
+    states = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["callbacks"]
     (selector,) = [state for key, state in states.items() if key.startswith("ModelCheckpoint")]
     assert selector["monitor"] == "val/loss"  # names_classify's own is val/acc
     assert "checkpoints are selected by `val/loss` (min)" in (run_dir / "report.md").read_text()

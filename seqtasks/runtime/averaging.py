@@ -19,14 +19,12 @@ from typing import Any
 import torch
 
 from seqtasks.errors import ConfigError
-from seqtasks.runtime.checkpoint import load_checkpoint
+from seqtasks.runtime.checkpoint import load_checkpoint, model_entries
 from seqtasks.runtime.digest import digest
 
 # BatchNorm's count of the batches it has seen: a step counter, not a weight (BatchNorm reads it
 # only with momentum=None), which differs between checkpoints of one run; the last one's is kept.
 COUNTERS = ("num_batches_tracked",)
-# What of a checkpoint describes the model; the rest is the state of one point of one run.
-MODEL_ENTRIES = ("pytorch-lightning_version", "hparams_name", "hyper_parameters", "state_dict")
 
 
 def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
@@ -87,13 +85,9 @@ def model_only(last: dict[str, Any], weights: dict[str, torch.Tensor], sources: 
     average is at none, so a run resumed from it would continue a run that never was. Without them
     `resume=` refuses the file (seqtasks/runtime/resume.py) and `init_from.checkpoint=` starts a
     new run from it."""
-    model = {key: last[key] for key in MODEL_ENTRIES if key in last}
+    model = model_entries(last)
     model["state_dict"] = weights
-    model["seqtasks"] = {
-        "task": last["seqtasks"]["task"],
-        "config": last["seqtasks"].get("config"),
-        "averaged_from": sources,
-    }
+    model["seqtasks"]["averaged_from"] = sources
     return model
 
 

@@ -32,6 +32,11 @@ from seqtasks.runtime.model_dir import load_exported
 
 PRIMITIVES = (str, int, float, bool, bytes, type(None))
 DIGEST = "digest"  # the entry holding the digest of all the others
+# What of a checkpoint describes its model (what predict, evaluate, serve, export, average and
+# init_from read); the rest is the state of one point of one run (optimizer moments, schedule,
+# loops, callbacks, the log's length), which only a resume reads.
+MODEL_ENTRIES = ("pytorch-lightning_version", "hparams_name", "hyper_parameters", "state_dict")
+MODEL_RECORD = ("task", "config")  # of the "seqtasks" entry (a language model's carried state is run state)
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
@@ -74,6 +79,23 @@ def write_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
     `seqtasks.average` write."""
     with atomic_write(path) as f:
         torch.save(sealed(plain(checkpoint)), f)
+
+
+def model_entries(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a checkpoint that describe its model (`MODEL_ENTRIES`, `MODEL_RECORD`)."""
+    model = {key: checkpoint[key] for key in MODEL_ENTRIES if key in checkpoint}
+    model["seqtasks"] = {key: checkpoint["seqtasks"][key] for key in MODEL_RECORD if key in checkpoint["seqtasks"]}
+    return model
+
+
+def keep_model_only(path: Path) -> None:
+    """Rewrite the checkpoint at `path` with its model only, and the epoch and step it was taken at:
+    a run's best.ckpt, once the run is over, is a model to use, not a point to resume from (that is
+    last.ckpt). Adam's two moments and, with `ema.decay`, the current weights beside the average
+    made it three to four times the size of its weights."""
+    checkpoint = load_checkpoint(path)
+    step = {key: checkpoint[key] for key in ("epoch", "global_step") if key in checkpoint}
+    write_checkpoint({**model_entries(checkpoint), **step}, path)
 
 
 def sealed(checkpoint: dict[str, Any]) -> dict[str, Any]:
