@@ -176,7 +176,10 @@ class RecurrentEncoder(nn.Module):
             and self.rnn.weight_hh_l0.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu")
         )
-        return torch.backends.mkldnn.flags(enabled=False) if one_fp32_step else nullcontext()
+        # Only `enabled`: the context's defaults would also turn oneDNN's determinism off and its TF32
+        # on (which warns, on every CPU without an Intel GPU).
+        keep = {"deterministic": None, "allow_tf32": None, "fp32_precision": None}
+        return torch.backends.mkldnn.flags(enabled=False, **keep) if one_fp32_step else nullcontext()
 
 
 @ENCODERS.register("rnn")

@@ -177,6 +177,18 @@ def test_one_fp32_decoding_step_runs_pytorchs_lstm_kernel_and_everything_else_on
     assert torch.backends.mkldnn.enabled == enabled  # left as it was
 
 
+def test_the_one_step_kernel_switch_leaves_onednns_other_settings_as_they_were():
+    encoder, before = lstm_encoder(), (torch.backends.mkldnn.deterministic, torch.backends.mkldnn.allow_tf32)
+    torch.backends.mkldnn.deterministic = True  # a user's setting, not the default
+    try:
+        with encoder.kernel_for(torch.randn(3, 1, 8)):
+            assert not torch.backends.mkldnn.enabled
+            assert torch.backends.mkldnn.deterministic and torch.backends.mkldnn.allow_tf32 == before[1]
+        assert torch.backends.mkldnn.deterministic
+    finally:
+        torch.backends.mkldnn.deterministic = before[0]
+
+
 def test_step_by_step_outputs_and_state_are_the_whole_sequences():
     encoder, x = lstm_encoder(), torch.randn(3, 7, 8)
     with torch.no_grad():
