@@ -118,7 +118,19 @@ def check_config(cfg: DictConfig) -> type:
     TOKENIZERS.check(container(cfg.tokenizer), "tokenizer")
     DATASETS.check(container(cfg.data), "data")
     check_optimisation(task_config)
+    check_checkpointing(cfg.get("checkpoint") or {})
     return task_class
+
+
+def check_checkpointing(checkpoint: DictConfig | dict) -> None:
+    """checkpoint.save_top_k: one best checkpoint or none. best.ckpt is one file name, so Lightning's
+    top k > 1 would overwrite it at every validation that enters the top k, the last of them winning."""
+    top_k = checkpoint.get("save_top_k", 1)
+    if top_k not in (0, 1):
+        raise ConfigError(
+            f"checkpoint.save_top_k={top_k}: a run keeps its best checkpoint (1: checkpoints/best.ckpt) or none (0); "
+            "to keep a series of checkpoints (e.g. to average them), set checkpoint.keep_every_n_steps"
+        )
 
 
 def agreement_from(path: str | None):
