@@ -58,10 +58,12 @@ def test_a_run_that_stops_before_its_first_validation_validates_once_and_keeps_i
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
 
 
-def test_a_top_k_other_than_one_best_checkpoint_is_refused_before_training(data_root, tmp_path):
+def test_checkpoint_options_out_of_range_are_refused_before_training(data_root, tmp_path):
     # best.ckpt is one name: Lightning's top 2 would overwrite it with every check in its top 2.
     with pytest.raises(ConfigError, match=r"checkpoint.save_top_k=2: a run keeps its best checkpoint \(1: "):
         train(*TINY_LM, f"data.root={data_root}", "checkpoint.save_top_k=2", run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"checkpoint.every_n_steps=-5: expected an integer >= 1 or null"):
+        train(*TINY_LM, f"data.root={data_root}", "checkpoint.every_n_steps=-5", run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
