@@ -37,7 +37,7 @@ def run(text: Path, work: Path, name: str, steps: int, overrides: list[str]) -> 
         "trainer.num_sanity_val_steps=0",
         "trainer.enable_progress_bar=false",
         "samples.every_n_steps=0",
-        "logger={}",
+        "logger=[]",
         f"hydra.run.dir={work / name}",
         *overrides,
     ]

@@ -40,7 +40,7 @@ from seqtasks.errors import ConfigError, Interrupted, TrainingError
 from seqtasks.runtime.allocator import keep_freed_memory
 from seqtasks.runtime.build import build_task, check_config, container, resumed_task
 from seqtasks.runtime.checkpoint import AtomicCheckpointIO, keep_model_only, load_checkpoint
-from seqtasks.runtime.lightning_notices import silence_lightning_notices
+from seqtasks.runtime.lightning_notices import quiet_lightning, silence_lightning_notices
 from seqtasks.runtime.monitor import checked_monitor
 from seqtasks.runtime.precision import resolve_precision
 from seqtasks.runtime.report import write_report
@@ -54,6 +54,7 @@ from seqtasks.runtime.resume import (
     remove_partial_writes,
     run_directory_of,
 )
+from seqtasks.runtime.run_options import check_run_options
 from seqtasks.runtime.run_record import resolved_config
 from seqtasks.runtime.stages import finished, first_stage, stage_directory, starting_from_stage
 from seqtasks.tasks.base import Capability
@@ -107,7 +108,7 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
         callbacks.append(SampleEvolution(**container(cfg.samples), path=str(output_dir / "samples.jsonl")))
     if task_class.can(Capability.ATTENTION_FIGURES) and cfg.attention_images.sentences > 0:
         callbacks.append(AttentionImages(**container(cfg.attention_images), directory=str(output_dir / "attention")))
-    loggers = [instantiate(options, save_dir=str(output_dir)) for options in (cfg.logger or {}).values()]
+    loggers = [instantiate(options, save_dir=str(output_dir)) for options in (cfg.get("logger") or {}).values()]
     for logger in loggers:
         logger.log_hyperparams(container(cfg))
     if loggers:
@@ -115,18 +116,25 @@ def build_trainer(cfg: DictConfig, task_class: type, output_dir: Path) -> L.Trai
         callbacks.append(LearningRateMonitor(logging_interval="step"))
         # train/samples_per_sec (examples/s) and train/items_per_sec (tokens/s), over a window of steps.
         callbacks.append(TrainingThroughput(batch_size_fn=examples_in, length_fn=tokens_in))
+    return trainer_of(cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir))
+
+
+def trainer_of(cfg: DictConfig, **parts: Any) -> L.Trainer:
+    """The Trainer of cfg.trainer with `parts` (callbacks, loggers, directory); ConfigError when
+    Lightning refuses an option."""
     options = container(cfg.trainer)
     options["precision"] = resolve_precision(options.get("precision"), str(options.get("accelerator", "auto")))
     try:
-        return instantiate(
-            options,
-            callbacks=callbacks,
-            logger=loggers or False,
-            plugins=[AtomicCheckpointIO()],
-            default_root_dir=str(output_dir),
-        )
+        return instantiate(options, plugins=[AtomicCheckpointIO()], **parts)
     except Exception as error:  # Lightning's MisconfigurationException, ValueError, TypeError
         raise ConfigError(f"trainer: {error.__cause__ or error}") from None
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """Lightning's own checks of cfg.trainer (devices, precision, max_time, ...), made before a run
+    is accepted by building a bare Trainer and dropping it, its device summary unlogged."""
+    with quiet_lightning():
+        trainer_of(cfg, logger=False, enable_checkpointing=False, callbacks=[])
 
 
 def final_metrics(trainer: L.Trainer, task: L.LightningModule, data: L.LightningDataModule) -> dict[str, Any]:
@@ -189,6 +197,7 @@ def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
     compared with this one), the directory (a fresh run into another run's is refused), the whole
     config. What a killed checkpoint write left behind is removed last, once the run is accepted."""
     output_dir = Path(output_dir)
+    check_run_options(container(cfg))
     load_plugins(cfg.plugins)
     resume = checkpoint_to_resume(cfg.get("resume"), output_dir)
     checkpoint = None
@@ -205,6 +214,7 @@ def accept_run(cfg: DictConfig, output_dir: str | Path) -> AcceptedRun:
     refuse_overwrite(output_dir, resuming=resume is not None)
     task_class = check_config(cfg)
     chosen_monitor(cfg, task_class)  # one the task logs: not a failure at the first validation
+    check_trainer(cfg)
     remove_partial_writes(output_dir)
     if resume is not None:
         rank_zero_info(f"resuming {output_dir} from {resume} (step {checkpoint.get('global_step')})")

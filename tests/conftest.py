@@ -96,7 +96,7 @@ def tiny_classifier(tmp_path_factory) -> Path:
         "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0",
         "early_stopping.patience=null",
-        "logger={}",
+        "logger=[]",
         run_dir=root / "run",
     )
     return root

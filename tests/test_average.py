@@ -32,7 +32,7 @@ def overrides(data_root: Path) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0",
         "early_stopping.patience=null",
-        "logger={}",
+        "logger=[]",
         "checkpoint.keep_every_n_steps=1",
     ]
 

@@ -257,7 +257,7 @@ def test_multirun_with_ddp_keeps_each_job_in_its_own_directory(tmp_path, data_ro
         "trainer=ddp",
         "trainer.devices=2",
         "trainer.accelerator=cpu",
-        "logger={}",
+        "logger=[]",
         f"hydra.sweep.dir={tmp_path}",
     )
     for job, cell in (("0", "lstm"), ("1", "gru")):

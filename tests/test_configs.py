@@ -24,6 +24,7 @@ from seqtasks.configuration.registry import (
 from seqtasks.errors import ConfigError
 from seqtasks.runtime.build import check_config, container, task_groups
 from seqtasks.runtime.precision import choose_precision, resolve_precision
+from seqtasks.runtime.run_options import check_run_options
 from seqtasks.tasks.generation import SampleMetrics
 from seqtasks.tokenizers import LabelVocabulary, WordTokenizer
 
@@ -261,6 +262,7 @@ def test_experiments_compose_and_validate(compose_config, option, tiny_text_file
     if OmegaConf.is_missing(cfg.data, "train") if "train" in cfg.data.keys() else False:
         return  # data=parallel: the user's files
     assert check_config(cfg).registered_name == cfg.task.name
+    check_run_options(container(cfg))
     assert cfg.trainer.precision == "auto"  # no experiment pins a precision one machine was fast at
 
 

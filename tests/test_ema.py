@@ -24,7 +24,7 @@ def drift_from_initial_weights(compose_config, tiny_text_file, tmp_path, overrid
             "trainer.max_steps=20",
             "task.optimizer.lr=0.05",
             "task.scheduler.warmup_steps=0",
-            "logger={}",
+            "logger=[]",
             *overrides,
         ]
     )
@@ -65,7 +65,7 @@ def test_the_runs_test_metrics_are_those_of_the_saved_averaged_weights(tmp_path)
         "early_stopping.patience=null",
         "ema.decay=0.7",
         "checkpoint.keep_every_n_steps=1",
-        "logger={}",
+        "logger=[]",
         run_dir=tmp_path / "run",
     )
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"

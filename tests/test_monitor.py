@@ -28,7 +28,7 @@ TINY = [
     "trainer.num_sanity_val_steps=0",
     "samples.every_n_steps=0",
     "trainer.val_check_interval=10",
-    "logger={}",
+    "logger=[]",
 ]
 
 

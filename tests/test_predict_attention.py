@@ -41,7 +41,7 @@ TINY_TRANSLATION = [
     "trainer.enable_progress_bar=false",
     "early_stopping.patience=null",
     "attention_images.sentences=1",
-    "logger={}",
+    "logger=[]",
     FP32,
 ]
 

@@ -113,7 +113,7 @@ def test_a_translation_run_killed_midway_resumes_to_the_uninterrupted_run(tmp_pa
         f"data.val={val}",
         f"data.test={val}",
         "attention_images.sentences=0",
-        "logger={}",
+        "logger=[]",
     ]
     whole = train(*args, run_dir=tmp_path / "whole")
     with monkeypatch.context() as patch:
@@ -126,7 +126,7 @@ def test_a_translation_run_killed_midway_resumes_to_the_uninterrupted_run(tmp_pa
 
 
 def test_a_run_directory_is_resumed_or_refused_never_overwritten(data_root, tmp_path):
-    args = [*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger={}"]
+    args = [*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger=[]"]
     train(*args, run_dir=tmp_path)
     best = (tmp_path / "checkpoints" / "best.ckpt").read_bytes()
     with pytest.raises(
@@ -148,7 +148,7 @@ def test_stale_partial_files_of_a_killed_write_are_removed(data_root, tmp_path):
     (tmp_path / "checkpoints").mkdir(parents=True)
     stale = tmp_path / "checkpoints" / ".last.ckpt.abc123.partial"
     stale.write_bytes(b"half a checkpoint")
-    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger={}", run_dir=tmp_path)
+    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger=[]", run_dir=tmp_path)
     assert not stale.exists()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
@@ -166,7 +166,7 @@ def test_ctrl_c_saves_the_current_step_validates_it_and_exits_130(data_root, tmp
             "trainer.max_epochs=-1",
             "checkpoint.every_n_steps=4",
             "samples.every_n_steps=0",
-            "logger={}",
+            "logger=[]",
             f"data.root={data_root}",
             f"hydra.run.dir={tmp_path}",
         ],
@@ -194,7 +194,7 @@ def test_checkpoints_are_plain_data_and_load_with_weights_only(data_root, tmp_pa
         f"data.root={data_root}",
         "samples.every_n_steps=0",
         "ema.decay=0.9",
-        "logger={}",
+        "logger=[]",
         "early_stopping.patience=2",
         run_dir=tmp_path,
     )
@@ -222,7 +222,7 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path, monkeypat
 
 
 def test_a_truncated_checkpoint_is_named_as_such(data_root, tmp_path):
-    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger={}", run_dir=tmp_path)
+    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger=[]", run_dir=tmp_path)
     whole = (tmp_path / "checkpoints" / "best.ckpt").read_bytes()
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(whole[: len(whole) // 2])
@@ -232,7 +232,7 @@ def test_a_truncated_checkpoint_is_named_as_such(data_root, tmp_path):
 
 def test_export_writes_a_portable_model_directory_that_predict_takes(data_root, tmp_path):
     run = tmp_path / "run"
-    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger={}", run_dir=run)
+    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger=[]", run_dir=run)
     ckpt, exported = run / "checkpoints" / "best.ckpt", tmp_path / "model"
     command("seqtasks.export", f"ckpt={ckpt}", f"output={exported}")
     assert sorted(p.name for p in exported.iterdir()) == ["config.yaml", "model.safetensors", "tokenizers"]
@@ -255,7 +255,7 @@ def test_a_checkpoint_never_imports_code_and_names_the_plugin_it_needs(data_root
         *TINY_LM,
         f"data.root={data_root}",
         "samples.every_n_steps=0",
-        "logger={}",
+        "logger=[]",
         f"plugins=[{plugin}]",
         "encoder=gru",
         "encoder.name=my_gru",
@@ -269,7 +269,7 @@ def test_a_checkpoint_never_imports_code_and_names_the_plugin_it_needs(data_root
 
 
 def test_two_runs_of_one_seed_give_the_same_metrics_and_text(data_root, tmp_path):
-    args = [*TINY_LM, f"data.root={data_root}", "head.dropout=0.3", "logger={}", FP32]
+    args = [*TINY_LM, f"data.root={data_root}", "head.dropout=0.3", "logger=[]", FP32]
     first = train(*args, run_dir=tmp_path / "a")
     second = train(*args, run_dir=tmp_path / "b")
     assert first == second

@@ -33,7 +33,7 @@ SMALL = [
     "encoder.num_layers=1",
     "trainer.enable_progress_bar=false",
     "trainer.num_sanity_val_steps=0",
-    "logger={}",
+    "logger=[]",
 ]
 
 
@@ -69,7 +69,7 @@ def test_checkpoint_options_out_of_range_are_refused_before_training(data_root, 
 
 def test_best_ckpt_keeps_the_model_and_last_ckpt_the_run(data_root, tmp_path):
     # A language model: its checkpoints also carry the hidden state that training carries across batches.
-    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "ema.decay=0.9", "logger={}", run_dir=tmp_path)
+    train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "ema.decay=0.9", "logger=[]", run_dir=tmp_path)
     best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert {"optimizer_states", "lr_schedulers", "loops", "callbacks", "current_model_state"} <= set(last)
@@ -114,7 +114,7 @@ def test_an_optuna_sweep_optimises_the_validation_metric_that_selects_checkpoint
         *TINY_LM,
         "samples.every_n_steps=0",
         f"data.root={data_root}",
-        "logger={}",
+        "logger=[]",
         f"hydra.sweep.dir={tmp_path}",
     )
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
@@ -144,7 +144,7 @@ def test_too_little_data_for_one_batch_fails_naming_the_split(data_root, tmp_pat
         match=rf"{small}: the train split has \d+ tokens, too few for one batch: 64 rows x "
         r"128 steps \+ 1 = 8193 needed",
     ):
-        train("data=text_file", f"data.path={small}", "logger={}", run_dir=tmp_path / "lm")
+        train("data=text_file", f"data.path={small}", "logger=[]", run_dir=tmp_path / "lm")
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("ein Hund\t\n\ta dog\n")  # every pair has an empty side
     with pytest.raises(DataError, match=rf"{pairs}: the train split has no usable examples"):
@@ -154,7 +154,7 @@ def test_too_little_data_for_one_batch_fails_naming_the_split(data_root, tmp_pat
             f"data.train={pairs}",
             f"data.val={pairs}",
             "tokenizer=char",
-            "logger={}",
+            "logger=[]",
             run_dir=tmp_path / "translation",
         )
 
@@ -162,7 +162,7 @@ def test_too_little_data_for_one_batch_fails_naming_the_split(data_root, tmp_pat
 def test_non_finite_final_metrics_fail_the_run_and_are_written_as_such(data_root, tmp_path, monkeypatch):
     monkeypatch.setattr(LanguageModelTask, "score", lambda self, records, stage: {"loss": float("nan"), "bpc": 1.0})
     with pytest.raises(TrainingError, match=r"non-finite metrics \(val/loss=nan; written to"):
-        train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger={}", run_dir=tmp_path)
+        train(*TINY_LM, f"data.root={data_root}", "samples.every_n_steps=0", "logger=[]", run_dir=tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text())["val/loss"] == "nan"  # never dropped
 
 

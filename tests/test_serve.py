@@ -75,7 +75,7 @@ def checkpoint(kind: str) -> Path:
     root = scratch(f"serve-{kind}-")
     if kind == "language_model":
         (root / "tiny.txt").write_text(TINY_TEXT)
-        train(*TINY_LM, "data=text_file", f"data.path={root / 'tiny.txt'}", "logger={}", run_dir=root / "run")
+        train(*TINY_LM, "data=text_file", f"data.path={root / 'tiny.txt'}", "logger=[]", run_dir=root / "run")
     else:
         rng = random.Random(0)
         sentences = [" ".join(rng.choice("abcdef") for _ in range(rng.randint(2, 6))) for _ in range(300)]

@@ -58,7 +58,7 @@ def stage_overrides(root: Path) -> str:
         "trainer.max_time=null",
         "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0",
-        "logger={}",
+        "logger=[]",
         FP32,
     ]
     return "pretrain.overrides=[" + ",".join(f"'{override}'" for override in stage) + "]"
@@ -78,7 +78,7 @@ def ulmfit(root: Path, *more: str) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0",
         "ema.decay=null",
-        "logger={}",
+        "logger=[]",
         *more,
     ]
 

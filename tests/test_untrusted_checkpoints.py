@@ -97,7 +97,7 @@ def lm_overrides(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("data")
     (root / "tinyshakespeare").mkdir()
     (root / "tinyshakespeare" / "input.txt").write_text(TINY_TEXT)
-    return [*TINY_LM, f"data.root={root}", "samples.every_n_steps=0", "logger={}", FP32]
+    return [*TINY_LM, f"data.root={root}", "samples.every_n_steps=0", "logger=[]", FP32]
 
 
 @pytest.fixture(scope="module")

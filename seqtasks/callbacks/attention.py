@@ -11,11 +11,12 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from seqtasks.configuration.validation import NonNegativeInt
 from seqtasks.runtime.dashboards import send_figure
 
 
 class AttentionImages(L.Callback):
-    def __init__(self, sentences: int = 4, directory: str = "attention"):
+    def __init__(self, sentences: NonNegativeInt = 4, directory: str = "attention"):
         self.sentences = sentences
         self.directory = Path(directory)
 

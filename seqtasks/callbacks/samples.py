@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
+from seqtasks.configuration.validation import NonNegativeInt, PositiveFloat, PositiveInt
 from seqtasks.runtime.dashboards import send_text
 
 
@@ -45,11 +46,11 @@ def write_sample_table(
 class SampleEvolution(L.Callback):
     def __init__(
         self,
-        every_n_steps: int = 200,
-        temperatures: tuple[float, ...] = (0.5, 0.8, 1.0),
-        length: int = 300,
+        every_n_steps: NonNegativeInt = 200,
+        temperatures: tuple[PositiveFloat, ...] = (0.5, 0.8, 1.0),
+        length: PositiveInt = 300,
         prime: str = "\n",
-        seed: int = 0,
+        seed: NonNegativeInt = 0,
         path: str = "samples.jsonl",
     ):
         self.every_n_steps = every_n_steps

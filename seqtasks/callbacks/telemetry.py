@@ -30,6 +30,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from seqtasks.analysis.figures import gradient_flow_figure
 from seqtasks.analysis.gradient_flow import decay_ratio, gradient_norms
 from seqtasks.analysis.saturation import gate_saturation
+from seqtasks.configuration.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
 from seqtasks.runtime.dashboards import send_figure, send_scalars
@@ -76,23 +77,17 @@ def replay_inputs(module: nn.Module, args: tuple, rows: int, steps: int) -> tupl
 class Telemetry(L.Callback):
     def __init__(
         self,
-        every_n_steps: int = 100,
-        rows: int = 8,
-        steps: int = 64,
-        explode_norm: float = 100.0,
-        vanish_norm: float = 1e-6,
-        patience: int = 5,
+        every_n_steps: NonNegativeInt = 100,
+        rows: PositiveInt = 8,
+        steps: PositiveInt = 64,
+        explode_norm: PositiveFloat = 100.0,
+        vanish_norm: NonNegativeFloat = 1e-6,
+        patience: PositiveInt = 5,
         directory: str | None = None,
     ):
-        for key, value in {"every_n_steps": every_n_steps, "rows": rows, "steps": steps, "patience": patience}.items():
-            if not isinstance(value, int) or value < (0 if key == "every_n_steps" else 1):
-                raise ConfigError(
-                    f"telemetry.{key}={value}: expected an integer >= {0 if key == 'every_n_steps' else 1}"
-                )
-        if not 0 <= vanish_norm < explode_norm:
-            raise ConfigError(
-                f"telemetry: expected 0 <= vanish_norm < explode_norm, got {vanish_norm} and {explode_norm}"
-            )
+        # Each value's type and range: seqtasks/runtime/run_options.py, before the run starts.
+        if not vanish_norm < explode_norm:
+            raise ConfigError(f"telemetry: expected vanish_norm < explode_norm, got {vanish_norm} and {explode_norm}")
         self.every_n_steps, self.rows, self.steps = every_n_steps, rows, steps
         self.explode_norm, self.vanish_norm, self.patience = explode_norm, vanish_norm, patience
         self.directory = Path(directory) if directory else None

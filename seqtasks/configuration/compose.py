@@ -76,8 +76,8 @@ def check_choices(parsed: list[Override]) -> None:
     """A group set to an option it does not have fails, listing the options and the closest."""
     for override in parsed:
         options = group_options(override.key_or_group) if "." not in override.key_or_group else []
-        if not override.is_sweep_override() and isinstance(override.value(), dict):
-            continue  # the group's node set to a mapping (logger={}), not an option chosen
+        if options and not override.is_sweep_override() and not override.is_delete():
+            check_group_value(override, options)
         for value in values_of(override) if options else []:
             if value is not None and value not in options and not override.is_delete():
                 raise ConfigError(
@@ -86,16 +86,29 @@ def check_choices(parsed: list[Override]) -> None:
                 )
 
 
+def check_group_value(override: Override, options: list[str]) -> None:
+    """A group takes an option's name or a list of them: Hydra merges a mapping (logger={}) into
+    the group's default, which stays on, and fails on null with a traceback."""
+    value = override.value()
+    if value is None or isinstance(value, dict):
+        group = override.key_or_group
+        off = "; logger=[] turns every logger off" if group == "logger" else ""
+        raise ConfigError(
+            f"{group}={override.get_value_element_as_str()}: {group} takes an option's name ({', '.join(options)}){off}"
+        )
+
+
 def check_keys(config_name: str, parsed: list[Override]) -> None:
     """A key override whose key the composed config lacks fails, naming the closest key."""
     is_group = {o.key_or_group: "." not in o.key_or_group and bool(group_options(o.key_or_group)) for o in parsed}
-    # The groups shape the tree; a swept group is probed with its first choice.
+    # The groups shape the tree; a swept group is probed with its first choice, an emptied one
+    # (logger=[]) as it is.
     base = compose(
         config_name,
         overrides=[
-            f"{o.key_or_group}={values_of(o)[0]}"
+            f"{o.key_or_group}={values_of(o)[0] if values_of(o) else '[]'}"
             for o in parsed
-            if is_group[o.key_or_group] and values_of(o)[0] is not None
+            if is_group[o.key_or_group] and values_of(o)[:1] != [None]
         ],
         return_hydra_config=True,  # for the option each group has chosen (hydra.runtime.choices)
     )

@@ -57,11 +57,21 @@ class Range:
         return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
 
     def describe(self) -> str:
+        low, high = number(self.low), number(self.high)
         if self.low is not None and self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
         if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"{'<' if self.high_open else '<='} {self.high:g}"
+            return f"{'>' if self.low_open else '>='} {low}"
+        return f"{'<' if self.high_open else '<='} {high}"
+
+
+def number(value: float | None) -> str:
+    """A bound as written: whole numbers in full (2**32 - 1, not 4.29497e+09); '' for no bound."""
+    if value is None:
+        return ""
+    return (
+        str(int(value)) if isinstance(value, int) or (isinstance(value, float) and value.is_integer()) else f"{value:g}"
+    )
 
 
 PositiveInt = Annotated[int, Range(low=1)]

@@ -6,12 +6,15 @@
   samples and tokens per second; its batches differ in length, so it gives no FLOPs per batch;
 - torch's deprecation of `isinstance(treespec, LeafSpec)`, raised inside Lightning's own code.
 
-Everything else Lightning logs or warns stays."""
+Everything else Lightning logs or warns stays, except around a Trainer built only to check its
+options (`quiet_lightning`), whose device summary would repeat the real one's."""
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 WARNINGS = (
     "When using the `ThroughputMonitor`, you need to define a `flops_per_batch`",
@@ -30,3 +33,15 @@ def silence_lightning_notices() -> None:
         logger.addFilter(_not_a_tip)
     for message in WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's info lines (devices available and used, tips) off inside the block."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -363,7 +363,7 @@ def test_list_datasets_prints_licence_source_and_citation(capsys):
 # by `python -m seqtasks` below.
 @pytest.mark.slow
 def test_a_tiny_language_model_run_downloads_tinyshakespeare_and_trains(mirror, root, tmp_path):
-    train(*TINY_LM, "samples.every_n_steps=0", "logger={}", run_dir=tmp_path / "run")
+    train(*TINY_LM, "samples.every_n_steps=0", "logger=[]", run_dir=tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert _files(root) == [root / "tinyshakespeare" / "input.txt"]
     assert sha256_of(root / "tinyshakespeare" / "input.txt") == FILES["tinyshakespeare/input.txt"].sha256
@@ -389,7 +389,7 @@ TINY_TRANSLATION = [
     "trainer.num_sanity_val_steps=0",
     "trainer.enable_progress_bar=false",
     "attention_images.sentences=0",
-    "logger={}",
+    "logger=[]",
     FP32,
 ]
 

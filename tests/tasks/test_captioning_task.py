@@ -48,7 +48,7 @@ TINY_CAPTIONING = [
     "early_stopping.patience=null",
     "attention_images.sentences=1",
     "decoding.beam_size=2",
-    "logger={}",
+    "logger=[]",
     FP32,
 ]
 

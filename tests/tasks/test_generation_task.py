@@ -288,7 +288,7 @@ def test_ddp_on_two_cpu_processes_scores_every_name_once(tmp_path):
         "data.max_tokens=24",
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
-        "logger={}",
+        "logger=[]",
         "trainer.precision=32-true",
         "trainer=ddp",
         "trainer.devices=2",

@@ -49,7 +49,7 @@ TINY = [
     "trainer.log_every_n_steps=1",
     "trainer.accelerator=cpu",
     "early_stopping.patience=null",
-    "logger={}",
+    "logger=[]",
 ]
 
 

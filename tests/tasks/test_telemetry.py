@@ -12,6 +12,7 @@ from test_translation_task import TINY_TRANSLATION, reversal_pairs, write_tsv
 
 from seqtasks.analysis.saturation import gate_saturation
 from seqtasks.callbacks.telemetry import Telemetry, parameter_group
+from seqtasks.configuration.registry import check_arguments
 from seqtasks.encoders.cells import GRUCell, LSTMCell
 from seqtasks.encoders.reference import ReferenceRNN
 from seqtasks.errors import ConfigError
@@ -78,7 +79,7 @@ def test_telemetry_leaves_the_run_as_it_was(tmp_path):
     runs = {}
     for every in (0, 2):
         run_dir = tmp_path / f"every_{every}"
-        train(*common, f"telemetry.every_n_steps={every}", "samples.every_n_steps=0", "logger={}", run_dir=run_dir)
+        train(*common, f"telemetry.every_n_steps={every}", "samples.every_n_steps=0", "logger=[]", run_dir=run_dir)
         runs[every] = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
     for name, weights in runs[0].items():
         assert torch.equal(weights, runs[2][name]), name
@@ -125,7 +126,7 @@ def test_exploding_gradients_warn_once_per_streak(caplog):
 
 
 def test_bad_telemetry_settings_name_the_key():
-    with pytest.raises(ConfigError, match="telemetry.patience=0"):
-        Telemetry(patience=0)
+    with pytest.raises(ConfigError, match="telemetry.patience=0: expected an integer >= 1"):
+        check_arguments(Telemetry, {"patience": 0}, "telemetry")  # what the run checks before it starts
     with pytest.raises(ConfigError, match="vanish_norm < explode_norm"):
         Telemetry(vanish_norm=5.0, explode_norm=1.0)
