@@ -7,12 +7,13 @@ For example a translation model on a new source/reference pair it has never seen
 
 The data pipeline is rebuilt from the run's config saved in the checkpoint, with `test` replaced
 and the checkpoint's own tokenizers; the metrics are printed as JSON (and written to `output`; files a
-task draws, such as a classifier's confusion_matrix.png, go beside it). Every task's data takes `test`:
-classification `test=<file.tsv>` (names: header `name<TAB>language`; sst2: `sentence<TAB>label`),
-tagging `test=<file.conllu>`, translation `'test=[src,ref]'`, captioning `test=<captions.tsv>`
-(`image<TAB>caption` lines). A language model's data has no test split (its validation metrics are
-in the run's metrics.json): evaluate refuses it. `output` may not be the checkpoint, a file in an
-exported model directory or the test data (symlinks followed).
+task draws go beside it, named after it: a classifier's m.confusion_matrix.png for output=m.json).
+Every task's data takes `test`: classification `test=<file.tsv>` (names: header
+`name<TAB>language`; sst2: `sentence<TAB>label`), tagging `test=<file.conllu>`, translation
+`'test=[src,ref]'`, captioning `test=<captions.tsv>` (`image<TAB>caption` lines). A language
+model's data has no test split (its validation metrics are in the run's metrics.json): evaluate
+refuses it. `output` may not be the checkpoint, a file in an exported model directory or the test
+data (symlinks followed).
 
 `ckpt=[a.ckpt,b.ckpt,...]` scores an ensemble (seqtasks/runtime/ensemble.py: translation, classification,
 softmax tagging) on the data of its first member's run; its loss is that of the averaged probabilities.
@@ -64,14 +65,19 @@ def check_takes_a_test_split(path: str, checkpoint: dict[str, Any], data_config:
         )
 
 
+def figure_file(output: str | None, name: str = "confusion_matrix.png") -> str | None:
+    """The file name of a figure drawn beside output= (None without it)."""
+    return f"{Path(output).stem}.{name}" if output else None
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     load_plugins(cfg.plugins)
+    inference = Inference.of(cfg)
     paths = checkpoint_paths(cfg.ckpt)
     checkpoints = [load_checkpoint(path) for path in paths]
     checkpoint = checkpoints[0]  # an ensemble's data is rebuilt from its first member's run
     data_config = recorded_data_config(paths[0], checkpoint["seqtasks"].get("config"))
     check_takes_a_test_split(paths[0], checkpoint, data_config)
-    inference = Inference.of(cfg)
     members = [
         for_inference(restore_task(member, with_callables=True), path, each)
         for member, path, each in zip(checkpoints, paths, members_inference(inference, paths), strict=True)
@@ -87,9 +93,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Known only now: the run's own test data (test=null) and a test= under the data root.
     refuse_overwrite({"output": cfg.output}, {"test": data.split_source("test")})
     data.use_tokenizers(task.tokenizers)
-    # Files a task draws at test time (confusion_matrix.png) go next to the metrics file.
+    # Files a task draws at test time go next to the metrics file, named after it
+    # (m.json -> m.confusion_matrix.png); without output= none is written, so nothing in the
+    # working directory (a run's own confusion_matrix.png) is replaced.
     output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(task, "confusion_matrix_file"):
+        task.confusion_matrix_file = figure_file(cfg.output)
+    if cfg.output:
+        output_dir.mkdir(parents=True, exist_ok=True)
     silence_lightning_notices()
     trainer = L.Trainer(
         accelerator=cfg.device.replace("cuda", "gpu"),
@@ -109,7 +120,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     try:
         cfg = command_config("evaluate", argv, __doc__)
-        refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt, "test": given_test(cfg)})
+        figure = figure_file(cfg.output) and str(Path(cfg.output).parent / figure_file(cfg.output))
+        refuse_overwrite({"output": cfg.output, "figure": figure}, {"ckpt": cfg.ckpt, "test": given_test(cfg)})
         metrics = evaluate(cfg)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -40,6 +40,9 @@ class ClassificationTask(SeqTask):
     metrics = ("acc", "macro_f1", "loss", "precision/<label>", "recall/<label>", "f1/<label>")
     headline = ("acc", "macro_f1")
     head_sort = SequenceClassifier
+    # Where test saves its confusion matrix, under the trainer's directory: the run's in training;
+    # evaluate names it after its output= (None: drawn for the loggers only, no file).
+    confusion_matrix_file: str | None = "confusion_matrix.png"
 
     def __init__(
         self,
@@ -107,8 +110,10 @@ class ClassificationTask(SeqTask):
         figure = confusion_figure(
             confusion_matrix(torch.tensor(gold), torch.tensor(predicted), len(self.labels)), self.labels
         )
-        path = Path(self.trainer.default_root_dir) / "confusion_matrix.png"
-        figure.savefig(path, dpi=100)
+        path = None
+        if self.confusion_matrix_file is not None:
+            path = Path(self.trainer.default_root_dir) / self.confusion_matrix_file
+            figure.savefig(path, dpi=100)
         send_figure(self.trainer.loggers, "test/confusion_matrix", figure, self.global_step, path)
 
     # --- prediction ------------------------------------------------------------------------------

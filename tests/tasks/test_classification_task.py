@@ -128,7 +128,18 @@ def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
     metrics = json.loads(result.stdout)
     assert metrics == json.loads(output.read_text())
     assert metrics["test/acc"] == pytest.approx(1.0) and "test/macro_f1" in metrics
-    assert (output.parent / "confusion_matrix.png").exists()  # drawn next to the metrics, not in the cwd
+    assert (output.parent / "scores.confusion_matrix.png").exists()  # drawn next to the metrics, named after them
+
+
+def test_evaluate_without_output_replaces_no_confusion_matrix_in_the_working_directory(
+    names_run, tmp_path, monkeypatch
+):
+    # Run from a run directory, it would have replaced that run's own test figure.
+    mine = tmp_path / "confusion_matrix.png"
+    mine.write_bytes(b"the run's own figure")
+    monkeypatch.chdir(tmp_path)
+    command("seqtasks.evaluate", f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}")
+    assert mine.read_bytes() == b"the run's own figure" and sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
 
 
 @pytest.mark.slow
@@ -148,7 +159,7 @@ def test_ddp_on_two_cpu_processes_scores_every_example_once(names_root, tmp_path
         "trainer=ddp",
         "trainer.devices=2",
         "trainer.accelerator=cpu",
-        "logger={}",
+        "logger=[]",
         f"hydra.run.dir={tmp_path}",
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -11,7 +11,7 @@ from conftest import command, train
 
 from seqtasks.runtime.build import load_task
 
-SHRINK = ["trainer.max_time=null", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger={}"]
+SHRINK = ["trainer.max_time=null", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger=[]"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_sst2_bilstm_runs_and_evaluates_a_new_file(sst_root, tmp_path):
     predicted = load_task(ckpt).predict_labels([text for text, _ in rows])
     # evaluate scores the file with the checkpoint's own predictions, label by label
     assert scores["test/acc"] == sum(p == label for p, (_, label) in zip(predicted, rows, strict=True)) / len(rows)
-    assert (tmp_path / "scores" / "confusion_matrix.png").exists()
+    assert (tmp_path / "scores" / "metrics.confusion_matrix.png").exists()
 
 
 def test_names_generate_runs_with_an_agreement_classifier(tmp_path):
