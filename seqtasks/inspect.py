@@ -15,6 +15,7 @@ Give it text the model was not trained on, so a correlation is not the model's m
 
 from __future__ import annotations
 
+import re
 import sys
 
 from omegaconf import DictConfig
@@ -23,10 +24,11 @@ from seqtasks.analysis.page import render_page
 from seqtasks.analysis.units import search_units, trace_language_model
 from seqtasks.configuration.compose import command_config
 from seqtasks.configuration.plugins import load_plugins
+from seqtasks.configuration.validation import PositiveInt, check_value
 from seqtasks.data.text import iter_text
-from seqtasks.errors import USER_ERROR, SeqtasksError
+from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
-from seqtasks.runtime.build import load_task
+from seqtasks.runtime.build import check_device, load_task
 from seqtasks.runtime.paths import refuse_overwrite
 
 
@@ -62,10 +64,25 @@ def inspect(cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def check_options(cfg: DictConfig) -> None:
+    """What the command line asks for, checked before the model is loaded."""
+    for key in ("top", "length", "show"):
+        check_value(key, cfg[key], PositiveInt)
+    check_device(cfg.device)
+    if cfg.pattern is not None:
+        try:
+            re.compile(cfg.pattern)
+        except re.error as error:
+            raise ConfigError(f"pattern={cfg.pattern!r}: not a regular expression ({error})") from None
+    if cfg.output == "-":
+        raise ConfigError("output=-: the page is a file; give output=<page.html>")
+    refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt, "input": cfg.input})
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cfg = command_config("inspect", argv, __doc__)
-        refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt, "input": cfg.input})
+        check_options(cfg)
         print(inspect(cfg))
         print(f"wrote {cfg.output}", file=sys.stderr)
     except SeqtasksError as error:

@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from omegaconf import DictConfig
@@ -126,7 +126,7 @@ def write_results(results: list[str], separator: str, output: str | None) -> Non
     """Every result, then a final line break; nothing at all for no results. A file is written
     atomically: a reader sees the old file or the whole new one."""
     text = separator.join(results) + "\n" if results else ""
-    if output:
+    if output and output != "-":  # -: standard output, as input=- is standard input
         with atomic_write(output) as f:
             f.write(text.encode("utf-8"))
         print(f"wrote {len(results)} result(s) to {output}", file=sys.stderr)
@@ -164,6 +164,7 @@ def check_options(cfg: DictConfig) -> None:
     and outputs that replace none of the inputs (`refuse_overwrite`)."""
     for key in ("batch_size", "num_samples", "length"):
         check_value(key, cfg[key], PositiveInt)
+    check_value("input_format", cfg.input_format, Literal["auto", "conllu", "text"])
     refuse_overwrite(
         {"output": cfg.output, "attention": cfg.attention, "attention_images": cfg.attention_images},
         {"ckpt": cfg.ckpt, "input": cfg.input},

@@ -4,10 +4,15 @@ is written (`seqtasks.runtime.paths.refuse_overwrite`)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 from conftest import command
+
+from seqtasks.errors import SeqtasksError
+from seqtasks.runtime.atomic import atomic_write
 
 CHECKPOINT = b"a checkpoint: refused before it is read"
 
@@ -138,3 +143,58 @@ def test_evaluate_refuses_to_write_over_the_runs_own_test_data(tiny_classifier):
         expected="output=@data/names/by_language/Russian.txt is inside the test directory "
         f"(test=@data/names/by_language); give output {AGAIN}",
     )
+
+
+def test_an_output_through_a_symlink_replaces_the_file_it_points_at_and_keeps_the_link(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "latest.txt").write_text("old\n")
+    link = tmp_path / "latest.txt"
+    link.symlink_to(tmp_path / "results" / "latest.txt")
+    with atomic_write(link) as f:
+        f.write(b"new\n")
+    assert link.is_symlink() and (tmp_path / "results" / "latest.txt").read_text() == "new\n"
+
+
+def test_an_output_that_is_a_terminal_is_written_to_not_replaced():
+    # /dev/stdout, /dev/null, a terminal: a rename would put a regular file where the device was.
+    reader, writer = os.openpty()
+    terminal = Path(os.ttyname(writer))
+    try:
+        with atomic_write(terminal) as f:
+            f.write(b"to the terminal\n")
+        assert stat.S_ISCHR(terminal.stat().st_mode)
+        assert b"to the terminal" in os.read(reader, 100)
+    finally:
+        os.close(reader)
+        os.close(writer)
+
+
+def test_an_output_that_cannot_be_written_fails_naming_it(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SeqtasksError, match=r"a_file/out.txt: cannot write there \("):
+        with atomic_write(tmp_path / "a_file" / "out.txt") as f:
+            f.write(b"never")
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments", "expected"),
+    [
+        ("seqtasks.predict", ["device=tpu"], "device=tpu: choose cpu or cuda"),
+        ("seqtasks.predict", ["input_format=conll"], "input_format='conll': expected one of 'auto', 'conllu', 'text'"),
+        ("seqtasks.evaluate", ["device=gpu"], "device=gpu: choose cpu or cuda"),
+        ("seqtasks.inspect", ["input=@h.txt", "top=0"], "top=0: expected an integer >= 1"),
+        ("seqtasks.inspect", ["input=@h.txt", "length=-5"], "length=-5: expected an integer >= 1"),
+        ("seqtasks.inspect", ["input=@h.txt", "pattern='(('"], "pattern='((': not a regular expression ("),
+        ("seqtasks.inspect", ["input=@h.txt", "output=-"], "output=-: the page is a file; give output=<page.html>"),
+    ],
+)
+def test_options_out_of_range_fail_before_the_model_is_loaded(files, module, arguments, expected):
+    before = contents(files)
+    result = command(
+        module,
+        "ckpt=@best.ckpt".replace("@", f"{files}/"),
+        *(a.replace("@", f"{files}/") for a in arguments),
+        check=False,
+    )
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {expected}"), result.stderr
+    assert contents(files) == before

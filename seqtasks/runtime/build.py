@@ -31,7 +31,7 @@ from seqtasks.configuration.registry import (
     check_arguments,
     constructor_parameters,
 )
-from seqtasks.configuration.validation import PositiveFloat, PositiveInt, check_value, did_you_mean
+from seqtasks.configuration.validation import did_you_mean
 from seqtasks.errors import ConfigError, SeqtasksError
 from seqtasks.runtime.arithmetic import use_arithmetic
 from seqtasks.runtime.checkpoint import load_checkpoint
@@ -118,32 +118,7 @@ def check_config(cfg: DictConfig) -> type:
     TOKENIZERS.check(container(cfg.tokenizer), "tokenizer")
     DATASETS.check(container(cfg.data), "data")
     check_optimisation(task_config)
-    check_checkpointing(cfg.get("checkpoint") or {})
     return task_class
-
-
-# What the checkpoint group's options take (monitor and mode: `checked_monitor`).
-CHECKPOINT_OPTIONS = {
-    "save_last": bool,
-    "every_n_steps": PositiveInt | None,
-    "every_n_minutes": PositiveFloat | None,
-    "keep_every_n_steps": PositiveInt | None,
-}
-
-
-def check_checkpointing(checkpoint: DictConfig | dict) -> None:
-    """The checkpoint group's options. save_top_k: one best checkpoint or none; best.ckpt is one file
-    name, so Lightning's top k > 1 would overwrite it at every validation that enters the top k, the
-    last of them winning."""
-    top_k = checkpoint.get("save_top_k", 1)
-    if top_k not in (0, 1) or isinstance(top_k, bool):
-        raise ConfigError(
-            f"checkpoint.save_top_k={top_k}: a run keeps its best checkpoint (1: checkpoints/best.ckpt) or none (0); "
-            "to keep a series of checkpoints (e.g. to average them), set checkpoint.keep_every_n_steps"
-        )
-    for key, annotation in CHECKPOINT_OPTIONS.items():
-        if key in checkpoint:
-            check_value(f"checkpoint.{key}", checkpoint[key], annotation)
 
 
 def agreement_from(path: str | None):
@@ -300,7 +275,16 @@ class Inference:
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Inference:
+        check_device(cfg.device)
         return cls(cfg.device, cfg.backend, cfg.quantize, cfg.shortlist)
+
+
+def check_device(device: Any) -> None:
+    """device=cpu | cuda, and cuda only where PyTorch sees a GPU."""
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device={device}: choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device=cuda: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device=cpu")
 
 
 PYTORCH_FP32_CPU = Inference()
