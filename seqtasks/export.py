@@ -5,7 +5,8 @@ directory also holds the model's ONNX graphs (seqtasks/onnx/, needs the `onnx` e
 
 The output directory may not be the checkpoint, lie inside an exported one, or hold it: export
 into a run directory (or its checkpoints/) would mix the model with the run's own config.yaml and
-tokenizers/, and replace them."""
+tokenizers/, and replace them. Nor may it hold files at all: a model directory is written whole,
+and another model's files left beside it would mix with it."""
 
 from __future__ import annotations
 
@@ -32,10 +33,22 @@ def onnx_graphs(checkpoint: dict[str, Any]) -> tuple[dict[str, bytes], dict[str,
     return export_onnx(restore_task(checkpoint))
 
 
+def refuse_filled(directory: Path) -> None:
+    """A model directory is written whole into a new or empty directory: into one that holds files,
+    another model's tokenizers or ONNX graphs would stay beside this one's."""
+    held = sorted(path.name for path in directory.iterdir()) if directory.is_dir() else []
+    if held:
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise ConfigError(
+            f"output={directory} is not empty ({shown}); export writes a whole model directory: give a new or empty one"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cfg = command_config("export", argv, __doc__)
         refuse_overwrite({"output": cfg.output}, {"ckpt": cfg.ckpt}, directories=["output"])
+        refuse_filled(Path(cfg.output))
         if cfg.format not in FORMATS:
             raise ConfigError(f"format={cfg.format}: expected one of {', '.join(FORMATS)}")
         checkpoint = load_checkpoint(cfg.ckpt)

@@ -126,9 +126,15 @@ def test_inspect_refuses_to_write_its_page_over_its_input(files):
             f"output=@model/again is inside the ckpt directory (ckpt=@model); give output {AGAIN}",
         ),
         (["ckpt=@model", "output=@h.txt"], "output=@h.txt is a file; expected a directory"),
+        (
+            # Another model's files would stay beside the new one's (its tokenizers, its ONNX graphs).
+            ["ckpt=@best.ckpt", "output=@model"],
+            "output=@model is not empty (config.yaml, model.safetensors); export writes a whole model "
+            "directory: give a new or empty one",
+        ),
     ],
 )
-def test_export_refuses_a_directory_that_is_or_holds_its_checkpoint(files, arguments, expected):
+def test_export_refuses_a_directory_that_is_or_holds_its_checkpoint_or_anything(files, arguments, expected):
     refused("seqtasks.export", files, *arguments, expected=expected)
 
 
