@@ -306,6 +306,8 @@ def test_a_task_option_chooses_its_groups_and_its_recipe_and_the_command_line_wi
         (["task.optimizer.lr=-1"], r"task.optimizer: .*Invalid learning rate: -1"),
         (["task=classification", "task.word_dropout=1.5"], r"task.word_dropout=1.5: expected a number in \[0, 1\)"),
         (["head.dropout=-0.1"], r"head.dropout=-0.1: expected a number in \[0, 1\)"),
+        # Infinity is no number a bound admits: a temperature of inf would sample uniformly.
+        (["decoding=sampling", "decoding.temperature=inf"], r"decoding.temperature=inf: expected a number >= 0"),
         (["tokenizer.min_frequency=0"], r"tokenizer.min_frequency=0: expected an integer >= 1"),
     ],
 )

@@ -50,8 +50,8 @@ class Range:
     high_open: bool = False
 
     def contains(self, value: float) -> bool:
-        if isinstance(value, float) and math.isnan(value):
-            return False
+        if isinstance(value, float) and not math.isfinite(value):  # nan, and inf (a temperature of inf
+            return False  # samples uniformly, a rate of inf means nothing)
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))

@@ -33,6 +33,14 @@ def display_name(path: str | Path) -> str | Path:
     return "<stdin>" if str(path) == "-" else path
 
 
+def check_is_file(path: Path) -> None:
+    """DataError unless path is a file: a directory named where a file is read says so."""
+    if path.is_dir():
+        raise DataError(path, "is a directory; expected a file")
+    if not path.is_file():
+        raise DataError(path, "file not found")
+
+
 @contextmanager
 def open_binary(path: str | Path) -> Iterator[BinaryIO]:
     """The file (or standard input for '-') as a binary stream; gzip decompressed on the fly."""
@@ -41,8 +49,7 @@ def open_binary(path: str | Path) -> Iterator[BinaryIO]:
         yield stdin if stdin is not None else _Empty()
         return
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
+    check_is_file(path)
     try:
         stream = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     except OSError as error:

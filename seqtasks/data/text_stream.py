@@ -26,7 +26,7 @@ from seqtasks.configuration.validation import PositiveInt, Range
 from seqtasks.data.base import ResumableLoader, SeqDataModule
 from seqtasks.data.catalogue import FILES, locate
 from seqtasks.data.stream import StreamBatches, StreamOrder, steps_per_row
-from seqtasks.data.text import iter_text
+from seqtasks.data.text import check_is_file, iter_text
 from seqtasks.data.token_cache import TokenCache, file_digest, key_of
 from seqtasks.data.tsv import iter_tsv_column
 from seqtasks.errors import ConfigError, DataError
@@ -117,8 +117,7 @@ class TextStreamData(SeqDataModule):
         """The first (1 - val_fraction) of the characters for 'train', the rest for 'val'; reading
         the file once checks it (UTF-8, not empty) and counts them."""
         path = self.text_path()
-        if not path.is_file():
-            raise DataError(path, "file not found")
+        check_is_file(path)
         total = self.cache.json(
             key_of("characters", self.digest()), lambda: sum(len(t) for t in text_of(path, self.text_column))
         )

@@ -32,7 +32,7 @@ def meeting(output: Path, other: Path, is_directory: bool) -> str | None:
     if output == other:
         return f"is the {{}} {kind}"
     if other in output.parents:
-        return "is inside the {} directory"
+        return "is inside the {} directory" if kind == "directory" else "lies under the {} file, which is no directory"
     if is_directory and output in other.parents:
         return f"holds the {{}} {kind}"
     return None

@@ -46,7 +46,7 @@ def test_missing_file(tmp_path):
 
 
 def test_directory_is_not_a_file(tmp_path):
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match=rf"{tmp_path}: is a directory; expected a file"):
         read_text(tmp_path)
 
 
