@@ -25,6 +25,10 @@ from seqtasks.runtime.run_options import check_run_options
         ("resume=true", r"resume=True: expected a string or null"),
         ("pretrain.overrides=experiment", r"pretrain.overrides='experiment': expected a list of a string or null"),
         ("init_from.parts=[encoder]", r"init_from.parts chooses modules of the checkpoint a run starts from"),
+        (
+            "init_from.checkpoint=no/such.ckpt",
+            r"init_from.checkpoint=no/such.ckpt: no checkpoint file or model directory",
+        ),
         ("samples.temperatures=[-1.0]", r"samples.temperatures=\[-1.0\]: expected a list of a number > 0"),
         ("samples.length=-5", r"samples.length=-5: expected an integer >= 1"),
         ("+samples.foo=1", r"'samples' has no option 'samples.foo'; valid options: every_n_steps, temperatures"),
@@ -44,7 +48,7 @@ def test_the_defaults_and_their_off_values_are_accepted(compose_config):
     for overrides in (
         [],
         ["ema.decay=0.999", "early_stopping.patience=3", "seed=null", "samples.every_n_steps=0"],
-        ["init_from.checkpoint=some.ckpt", "init_from.parts=[encoder]", "telemetry.every_n_steps=0"],
+        [f"init_from.checkpoint={__file__}", "init_from.parts=[encoder]", "telemetry.every_n_steps=0"],
     ):
         check_run_options(container(compose_config(["task=language_model", *overrides])))
 

@@ -145,7 +145,7 @@ def test_a_mistake_in_the_first_stage_fails_before_anything_is_written(data_root
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("init_from.checkpoint=some.ckpt", "pretrain.overrides and init_from.checkpoint"),
+        (f"init_from.checkpoint={__file__}", "pretrain.overrides and init_from.checkpoint"),  # one that exists
         ("trainer.devices=2", "trains in one process"),
         ("trainer.devices=auto", "trains in one process"),  # every GPU of the machine, maybe
         ("trainer.strategy=ddp", "trains in one process"),

@@ -10,6 +10,7 @@ constructors' annotations, as components are; the rest against `OPTIONS`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from seqtasks.callbacks.attention import AttentionImages
@@ -73,6 +74,8 @@ def check_run_options(cfg: Mapping[str, Any]) -> None:
             callback(**cfg[group])  # built and dropped: its constructor checks what spans options
     check_checkpointing(cfg.get("checkpoint", {}))
     init = cfg.get("init_from", {})
+    if init.get("checkpoint") and not Path(init["checkpoint"]).exists():
+        raise ConfigError(f"init_from.checkpoint={init['checkpoint']}: no checkpoint file or model directory there")
     if init.get("parts") and not init.get("checkpoint") and not cfg.get("pretrain", {}).get("overrides"):
         raise ConfigError(
             "init_from.parts chooses modules of the checkpoint a run starts from, and this run starts from none: "
