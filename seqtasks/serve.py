@@ -34,13 +34,12 @@ import socket
 import sys
 from dataclasses import fields
 
-import torch
 from omegaconf import DictConfig
 
 from seqtasks.configuration.compose import command_config
 from seqtasks.configuration.validation import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_value
 from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
-from seqtasks.runtime.build import Inference
+from seqtasks.runtime.build import Inference, check_device
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds to
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -68,10 +67,7 @@ def check_options(cfg: DictConfig) -> None:
         raise ConfigError(f"port={cfg.port}: choose a port from 1024 to 65535")
     if cfg.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level={cfg.log_level}: choose {' | '.join(LOG_LEVELS)}")
-    if cfg.device not in ("cpu", "cuda"):
-        raise ConfigError(f"device={cfg.device}: choose cpu | cuda")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda: no CUDA device is available here; use device=cpu")
+    check_device(cfg.device)
     check_port_free(cfg.host, cfg.port)
 
 

@@ -84,6 +84,9 @@ def test_predict_writes_seeded_samples(trained_run, tmp_path):
         default.stdout
         == command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "length=40", "seed=3", "decoding=sampling").stdout
     )  # the language model's own: sampling
+    # Continuations per prime are num_samples: an n_best it would not read is refused, not ignored.
+    two = command("seqtasks.predict", f"ckpt={ckpt}", "prime=First", "decoding=beam", "decoding.n_best=2", check=False)
+    assert two.returncode == 2 and "decoding.n_best=2: a language model writes num_samples" in two.stderr
 
 
 def test_predict_with_a_bad_checkpoint(tmp_path):

@@ -204,6 +204,12 @@ class LanguageModelTask(SeqTask):
 
     def predict_lines(self, lines: list[str] | None, options: PredictOptions) -> list[str]:
         """`num_samples` samples of `length` tokens for each prime: the input lines, or `prime`."""
+        n_best = getattr(options.strategy, "n_best", 1)
+        if n_best > 1:  # generate asks the search for num_samples hypotheses, whatever n_best says
+            raise ConfigError(
+                f"decoding.n_best={n_best}: a language model writes num_samples continuations per prime "
+                f"(num_samples={options.num_samples}); set num_samples={n_best} instead"
+            )
         primes = [options.prime] if lines is None else lines
         return [
             sample
