@@ -61,8 +61,8 @@ from omegaconf import DictConfig
 from seqtasks.configuration.compose import command_config
 from seqtasks.configuration.plugins import load_plugins
 from seqtasks.configuration.validation import PositiveInt, check_value
-from seqtasks.data.text import read_lines
-from seqtasks.errors import USER_ERROR, ConfigError, SeqtasksError
+from seqtasks.data.text import display_name, read_lines
+from seqtasks.errors import USER_ERROR, ConfigError, DataError, SeqtasksError
 from seqtasks.runtime.atomic import atomic_write
 from seqtasks.runtime.build import Inference, decoding_overrides
 from seqtasks.runtime.ensemble import checkpoint_paths, load_ensemble
@@ -102,6 +102,7 @@ def predict_with_attention(cfg: DictConfig) -> tuple[list[str], str, list[Attent
     torch.manual_seed(cfg.seed)  # sampled translations (back-translation) repeat for the same seed
     strategy = decoding_overrides(cfg, task)
     lines = None if cfg.input is None else read_lines(cfg.input, allow_empty=True)
+    check_line_lengths(cfg.input, lines or [], cfg.max_chars)
     if lines is None and task.needs_input:
         raise ConfigError(
             f"{cfg.ckpt}: task '{task.registered_name}' reads its input lines: set input=<file> or input=-"
@@ -159,10 +160,22 @@ def write_attention_images(maps: list[AttentionMap], directory: str) -> None:
     print(f"wrote {written} attention image(s) to {directory}", file=sys.stderr)
 
 
+def check_line_lengths(source: str, lines: list[str], max_chars: int) -> None:
+    """DataError naming the first input line over max_chars: a model reads a line whole, so one
+    runaway line (a file without line breaks) would take memory and minutes by the megabyte."""
+    for number, line in enumerate(lines, 1):
+        if len(line) > max_chars:
+            raise DataError(
+                display_name(source),
+                f"{len(line)} characters, more than max_chars={max_chars}; raise max_chars to read longer lines",
+                line=number,
+            )
+
+
 def check_options(cfg: DictConfig) -> None:
     """What the command line asks for, checked before the model is loaded: counts of at least 1,
     and outputs that replace none of the inputs (`refuse_overwrite`)."""
-    for key in ("batch_size", "num_samples", "length"):
+    for key in ("batch_size", "num_samples", "length", "max_chars"):
         check_value(key, cfg[key], PositiveInt)
     check_value("input_format", cfg.input_format, Literal["auto", "conllu", "text"])
     refuse_overwrite(

@@ -118,6 +118,20 @@ def test_predict_writes_a_label_and_probability_per_line(names_run, tmp_path):
     assert 0.5 < float(rows[0].split("\t")[1]) <= 1.0
 
 
+def test_predict_refuses_a_line_over_max_chars_naming_it(names_run, tmp_path):
+    # One runaway line (a file without line breaks) took minutes and gigabytes, read whole.
+    source = tmp_path / "input.txt"
+    source.write_text("Ivanov\n" + "Garcia" * 5 + "\n")
+    ckpt = f"ckpt={names_run / 'checkpoints' / 'best.ckpt'}"
+    result = command("seqtasks.predict", ckpt, f"input={source}", "max_chars=20", check=False)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"error: {source}:2: 30 characters, more than max_chars=20; raise max_chars to read longer lines\n"
+    )
+    assert len(command("seqtasks.predict", ckpt, f"input={source}", "max_chars=30").stdout.splitlines()) == 2
+
+
 def test_evaluate_scores_a_names_file_the_model_never_saw(names_run, tmp_path):
     new_names = tmp_path / "new_names.tsv"
     new_names.write_text("name\tlanguage\nBorisova\tRussian\nDominguez\tSpanish\nVasilyevin\tRussian\n")
