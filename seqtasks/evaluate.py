@@ -65,9 +65,9 @@ def check_takes_a_test_split(path: str, checkpoint: dict[str, Any], data_config:
         )
 
 
-def figure_file(output: str | None, name: str = "confusion_matrix.png") -> str | None:
-    """The file name of a figure drawn beside output= (None without it)."""
-    return f"{Path(output).stem}.{name}" if output else None
+def figure_path(output: str | None) -> Path | None:
+    """Where the confusion matrix is drawn: beside output=, named after it (None without it)."""
+    return Path(output).with_name(f"{Path(output).stem}.confusion_matrix.png") if output else None
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -98,7 +98,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # working directory (a run's own confusion_matrix.png) is replaced.
     output_dir = Path(cfg.output).parent if cfg.output else Path.cwd()
     if hasattr(task, "confusion_matrix_file"):
-        task.confusion_matrix_file = figure_file(cfg.output)
+        figure = figure_path(cfg.output)
+        task.confusion_matrix_file = figure.name if figure else None
     if cfg.output:
         output_dir.mkdir(parents=True, exist_ok=True)
     silence_lightning_notices()
@@ -120,8 +121,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     try:
         cfg = command_config("evaluate", argv, __doc__)
-        figure = figure_file(cfg.output) and str(Path(cfg.output).parent / figure_file(cfg.output))
-        refuse_overwrite({"output": cfg.output, "figure": figure}, {"ckpt": cfg.ckpt, "test": given_test(cfg)})
+        outputs = {"output": cfg.output, "figure": figure_path(cfg.output)}
+        refuse_overwrite(outputs, {"ckpt": cfg.ckpt, "test": given_test(cfg)})
         metrics = evaluate(cfg)
     except SeqtasksError as error:
         print(f"error: {error}", file=sys.stderr)
